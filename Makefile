@@ -1,0 +1,38 @@
+# AegisFlow developer entry points. Everything installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CONFIG ?= conf/aegisflow.yaml
+
+.PHONY: install run test lint redis-server bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	# meinheld pins greenlet<0.5, which does not build on 3.11: install it alone.
+	$(PY) -m pip install --quiet --no-deps 'meinheld==1.0.2'
+	touch $(STAMP)
+
+run: install
+	$(VENV)/bin/aegisflow serve --config $(CONFIG)
+
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo 'installing redis-server'; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: install redis-server lint
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+bench: install
+	$(PY) -m pytest -q bench --benchmark-only
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

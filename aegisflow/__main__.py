@@ -1,0 +1,5 @@
+import sys
+
+from aegisflow.cli import main
+
+sys.exit(main())

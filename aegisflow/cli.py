@@ -1,0 +1,71 @@
+"""The ``aegisflow`` command: ``serve``, ``check-config``, ``version``."""
+
+import argparse
+import os
+import sys
+
+import aegisflow
+from aegisflow.config import ConfigError
+from aegisflow.config import load_config
+
+DEFAULT_CONFIG = 'conf/aegisflow.yaml'
+
+
+def _check(args):
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print(f'aegisflow: {exc}', file=sys.stderr)
+        return 1
+    print(
+        f'{args.file}: ok ({len(config.providers)} providers, {len(config.routes)} '
+        f'routes, {len(config.tenants)} tenants; digest {config.digest})'
+    )
+    for name, reason in config.disabled:
+        print(f'  provider {name} is switched off: {reason}')
+    return 0
+
+
+def _serve(args):
+    path = args.config or os.environ.get('AEGISFLOW_CONFIG') or DEFAULT_CONFIG
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        print(f'aegisflow: {exc}', file=sys.stderr)
+        return 1
+    import workers
+
+    conf = os.path.join(os.path.dirname(workers.__file__), 'gunicorn_conf.py')
+    argv = [sys.executable, '-m', 'gunicorn', '-c', conf]
+    if args.bind:
+        argv += ['--bind', args.bind]
+    if args.workers:
+        argv += ['--workers', str(args.workers)]
+    env = dict(os.environ, AEGISFLOW_CONFIG=os.path.abspath(path))
+    os.execve(sys.executable, argv, env)
+    return 0  # not reached
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='aegisflow', description=__doc__)
+    sub = parser.add_subparsers(dest='command', required=True)
+    serve = sub.add_parser('serve', help='run the gateway under Gunicorn')
+    serve.add_argument(
+        '--config', help=f'config file (default $AEGISFLOW_CONFIG or {DEFAULT_CONFIG})'
+    )
+    serve.add_argument('--bind', help='HOST:PORT, overrides server.bind')
+    serve.add_argument('--workers', type=int, help='overrides server.workers')
+    serve.set_defaults(run=_serve)
+    check = sub.add_parser(
+        'check-config', help='validate a config file and exit 0 or 1'
+    )
+    check.add_argument('file')
+    check.set_defaults(run=_check)
+    version = sub.add_parser('version', help='print the version')
+    version.set_defaults(run=lambda args: print(aegisflow.__version__) or 0)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,493 @@
+"""YAML file -> validated, immutable `Config` (DESIGN §5).
+
+`load_config` reads the whole file, reports every problem at once (each naming the key
+path, what was expected and what was found) and raises `ConfigError`; otherwise it
+returns a `Config`. Environment variables named by ``*_env`` keys are resolved here,
+and an unset one is an error only for what is enabled: a provider marked
+``optional: true`` whose variables are unset is left out, with the reason recorded.
+"""
+
+import dataclasses
+import hashlib
+import ipaddress
+import os
+import re
+from urllib.parse import urlsplit
+
+import yaml
+
+from aegisflow.config import model as m
+from aegisflow.config.reader import REQUIRED
+from aegisflow.config.reader import Node
+from aegisflow.config.reader import Problem
+from aegisflow.errors import AegisError
+from aegisflow.globs import GlobSet
+from aegisflow.globs import is_glob
+from aegisflow.globs import is_valid_glob
+
+_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z')
+_ENV_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*\Z')
+_HEX64 = re.compile(r'[0-9a-fA-F]{64}\Z')
+_HOSTNAME = re.compile(r'[A-Za-z0-9]([A-Za-z0-9\-.]{0,251}[A-Za-z0-9])?\Z')
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+
+_TOP = ('server', 'providers', 'routes', 'aliases', 'tenants', 'telemetry')
+_SERVER = tuple(f for f in m.ServerConfig.__dataclass_fields__)
+_MOCK_KEYS = tuple(m.MockOptions.__dataclass_fields__)
+_HTTP_KEYS = (
+    'base_url',
+    'base_url_env',
+    'api_key_env',
+    'timeout_s',
+    'connect_timeout_s',
+    'headers',
+    'stream_usage',
+)
+_PROVIDER_COMMON = ('name', 'type', 'models', 'optional')
+_DEFAULT_BASE_URL = {'openai': 'https://api.openai.com/v1'}
+
+
+class ConfigError(AegisError, ValueError):
+    """The configuration is invalid; `problems` lists every reason."""
+
+    def __init__(self, problems, *, source='<memory>'):
+        self.problems = list(problems)
+        self.source = source
+        lines = '\n'.join(f'  - {p}' for p in self.problems)
+        super().__init__(f'invalid configuration in {source}:\n{lines}')
+
+
+class _DuplicateKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping."""
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if isinstance(key, (str, int, float, bool)) and key in seen:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f'duplicate key {key!r} (line {mark.line + 1})', mark
+            )
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_DuplicateKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+
+
+def load_config(path, *, env=None):
+    """Read and validate the YAML file at `path`."""
+    try:
+        with open(path, 'rb') as f:
+            raw = f.read()
+    except OSError as exc:
+        raise ConfigError(
+            [Problem('', 'a readable YAML file', f'{exc.strerror} ({path})')],
+            source=path,
+        ) from None
+    return parse_config(raw, source=str(path), env=env)
+
+
+def parse_config(raw, *, source='<memory>', env=None):
+    if isinstance(raw, str):
+        raw = raw.encode()
+    try:
+        data = yaml.load(raw, Loader=_DuplicateKeyLoader)  # noqa: S506 (safe loader)
+    except yaml.YAMLError as exc:
+        where = ''
+        mark = getattr(exc, 'problem_mark', None)
+        if mark is not None:
+            where = f' at line {mark.line + 1}, column {mark.column + 1}'
+        what = getattr(exc, 'problem', None) or str(exc)
+        raise ConfigError(
+            [Problem('', 'valid YAML', f'{what}{where}')], source=source
+        ) from None
+    env = os.environ if env is None else env
+    problems = []
+    config = _Builder(problems, env).build(Node(data, '', problems))
+    if problems:
+        raise ConfigError(problems, source=source)
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    return dataclasses.replace(config, source=source, digest=digest)
+
+
+class _Builder:
+    def __init__(self, problems, env):
+        self.problems = problems
+        self.env = env
+        self.disabled = []
+
+    def build(self, root):
+        if not root.mapping(_TOP):
+            return None
+        server = self.server(root.get('server'))
+        providers = self.providers(root.get('providers'))
+        names = {p.name for p in providers}
+        known = names | {n for n, _ in self.disabled}
+        routes = self.routes(root.get('routes'), names, known)
+        aliases = self.aliases(root.get('aliases'), routes, providers)
+        tenants = self.tenants(root.get('tenants'))
+        telemetry = self.telemetry(root.get('telemetry'))
+        return m.Config(
+            server=server,
+            providers=tuple(providers),
+            routes=tuple(routes),
+            aliases=aliases,
+            tenants=tuple(tenants),
+            telemetry=telemetry,
+            disabled=tuple(self.disabled),
+        )
+
+    # -- server ------------------------------------------------------------------
+
+    def server(self, node):
+        d = m.ServerConfig()
+        if not node.mapping(_SERVER, optional=True):
+            return d
+        return m.ServerConfig(
+            bind=node.get('bind').str(
+                d.bind,
+                check=_valid_bind,
+                expected='HOST:PORT (port 1-65535) or unix:PATH',
+            ),
+            workers=node.get('workers').int(d.workers, min=1, max=256),
+            worker_class=node.get('worker_class').str(
+                d.worker_class, choices=m.WORKER_CLASSES
+            ),
+            threads=node.get('threads').int(d.threads, min=1, max=10000),
+            max_body_bytes=node.get('max_body_bytes').int(d.max_body_bytes, min=1024),
+            timeout_s=node.get('timeout_s').int(d.timeout_s, min=1),
+            graceful_timeout_s=node.get('graceful_timeout_s').int(
+                d.graceful_timeout_s, min=0
+            ),
+            keepalive_s=node.get('keepalive_s').int(d.keepalive_s, min=0),
+        )
+
+    # -- providers -----------------------------------------------------------------
+
+    def providers(self, node):
+        out, seen = [], {}
+        for item in node.list(min_items=1, what='a list of providers'):
+            p = self.provider(item)
+            if p is None:
+                continue
+            name = p if isinstance(p, str) else p.name
+            if name in seen:
+                item.get('name').fail(
+                    f'a provider name not already used by {seen[name]}'
+                )
+                continue
+            seen[name] = item.path
+            if not isinstance(p, str):
+                out.append(p)
+        return out
+
+    def provider(self, node):
+        if not isinstance(node.value, dict):
+            node.fail('a provider mapping with name, type and models')
+            return None
+        ptype = node.get('type').str(choices=m.PROVIDER_TYPES)
+        extra = _MOCK_KEYS if ptype == 'mock' else _HTTP_KEYS if ptype else ()
+        node.mapping(_PROVIDER_COMMON + extra)
+        name = node.get('name').str(
+            check=_NAME.match, expected='a name of letters, digits, _ . - (max 64)'
+        )
+        models = self.globs(node.get('models'), what='a list of model names or globs')
+        optional = node.get('optional').bool(False)
+        if name is None or ptype is None:
+            return None
+        if ptype == 'mock':
+            return m.ProviderConfig(
+                name=name, type=ptype, models=models, mock=self.mock(node)
+            )
+        return self.http_provider(node, name, ptype, models, optional)
+
+    def mock(self, node):
+        d = m.MockOptions()
+        return m.MockOptions(
+            latency_ms=node.get('latency_ms').int(d.latency_ms, min=0, max=600_000),
+            stream_chunk_delay_ms=node.get('stream_chunk_delay_ms').int(
+                d.stream_chunk_delay_ms, min=0, max=60_000
+            ),
+            stream_chunk_words=node.get('stream_chunk_words').int(
+                d.stream_chunk_words, min=1, max=10_000
+            ),
+            failure_rate=node.get('failure_rate').num(d.failure_rate, min=0, max=1),
+            failure_status=node.get('failure_status').int(
+                d.failure_status, min=400, max=599
+            ),
+            seed=node.get('seed').int(None),
+        )
+
+    def http_provider(self, node, name, ptype, models, optional):
+        missing = []
+        api_key = self.env_value(
+            node.get('api_key_env'), missing, required=ptype == 'openai'
+        )
+        base_url = None
+        url_env = node.get('base_url_env')
+        url_node = node.get('base_url')
+        if not url_env.missing and not url_node.missing:
+            url_env.fail('either base_url or base_url_env, not both', found='both')
+        elif not url_env.missing:
+            base_url = self.env_value(url_env, missing, required=True)
+            if base_url is not None and not _valid_url(base_url):
+                url_env.fail(
+                    'an environment variable holding an http(s) URL',
+                    found=f'{base_url!r}',
+                )
+        else:
+            base_url = url_node.str(
+                _DEFAULT_BASE_URL.get(ptype, REQUIRED),
+                check=_valid_url,
+                expected='an http:// or https:// URL',
+            )
+        if missing:
+            reasons = ', '.join(f'{var} is not set' for _, var in missing)
+            if optional:
+                self.disabled.append((name, reasons))
+                return name
+            for env_node, var in missing:
+                env_node.fail(f'environment variable {var} to be set', found='it unset')
+        return m.ProviderConfig(
+            name=name,
+            type=ptype,
+            models=models,
+            base_url=(base_url or '').rstrip('/'),
+            api_key=api_key,
+            timeout_s=node.get('timeout_s').num(600.0, min=0.001),
+            connect_timeout_s=node.get('connect_timeout_s').num(10.0, min=0.001),
+            headers=self.headers(node.get('headers')),
+            stream_usage=node.get('stream_usage').bool(True),
+        )
+
+    def env_value(self, node, missing, *, required):
+        """The value of the environment variable a ``*_env`` key names."""
+        if node.missing:
+            if required:
+                node.fail('the name of an environment variable')
+            return None
+        var = node.str(check=_ENV_NAME.match, expected='an environment variable name')
+        if var is None:
+            return None
+        value = self.env.get(var)
+        if not value:
+            missing.append((node, var))
+            return None
+        return value
+
+    def headers(self, node):
+        if node.missing:
+            return ()
+        if not isinstance(node.value, dict):
+            node.fail('a mapping of header name to value')
+            return ()
+        out = []
+        for key, child in node.items():
+            if not _HEADER_NAME.match(str(key)):
+                child.fail('an HTTP header name', found=f'{key!r}')
+                continue
+            value = child.str(
+                expected='a header value without CR or LF',
+                check=lambda v: '\r' not in v and '\n' not in v,
+            )
+            if value is not None:
+                out.append((key, value))
+        return tuple(out)
+
+    def globs(self, node, *, what):
+        out = []
+        for item in node.list(min_items=1, what=what):
+            value = item.str(
+                check=is_valid_glob,
+                expected='a model name or glob (no spaces, balanced [])',
+            )
+            if value is not None:
+                out.append(value)
+        return tuple(out)
+
+    # -- routes and aliases --------------------------------------------------------
+
+    def routes(self, node, names, known):
+        out = []
+        for item in node.list(min_items=1, what='a list of routes'):
+            if not item.mapping(('match', 'targets', 'strategy')):
+                continue
+            match = item.get('match').str(
+                check=is_valid_glob, expected='a model glob (no spaces, balanced [])'
+            )
+            strategy = item.get('strategy').str('priority', choices=m.STRATEGIES)
+            targets = []
+            for t in item.get('targets').list(min_items=1, what='a list of targets'):
+                target = self.target(t, names, known)
+                if target is not None:
+                    targets.append(target)
+            if match is None or strategy is None:
+                continue
+            if targets:
+                out.append(
+                    m.RouteConfig(
+                        match=match, targets=tuple(targets), strategy=strategy
+                    )
+                )
+        return out
+
+    def target(self, node, names, known):
+        if isinstance(node.value, str):
+            provider, model, weight, pnode = node.value, None, 1, node
+        elif node.mapping(('provider', 'model', 'weight')):
+            pnode = node.get('provider')
+            provider = pnode.str()
+            model = node.get('model').str(None)
+            weight = node.get('weight').int(1, min=1, max=1_000_000)
+        else:
+            return None
+        if provider is None:
+            return None
+        if provider not in known:
+            choices = ', '.join(sorted(known)) or '(none declared)'
+            pnode.fail(f'the name of a declared provider ({choices})')
+            return None
+        if provider not in names:
+            return None  # optional provider, switched off: the route loses this target
+        return m.Target(provider=provider, model=model, weight=weight)
+
+    def aliases(self, node, routes, providers):
+        if node.missing:
+            return {}
+        if not isinstance(node.value, dict):
+            node.fail('a mapping of alias name to model name')
+            return {}
+        out = {}
+        for key, child in node.items():
+            if not isinstance(key, str) or not _NAME.match(key) or is_glob(key):
+                child.fail('an alias name of letters, digits, _ . -', found=f'{key!r}')
+                continue
+            target = child.str(expected='a model name')
+            if target is None:
+                continue
+            if not _servable(target, routes, providers):
+                child.fail('a model that some route serves')
+                continue
+            out[key] = target
+        return out
+
+    # -- tenants -------------------------------------------------------------------
+
+    def tenants(self, node):
+        out, ids, digests = [], {}, {}
+        for item in node.list(min_items=1, what='a list of tenants'):
+            if not item.mapping(('id', 'keys', 'allowed_models')):
+                continue
+            tid = item.get('id').str(
+                check=_NAME.match, expected='an id of letters, digits, _ . - (max 64)'
+            )
+            if tid is not None and tid in ids:
+                item.get('id').fail(f'a tenant id not already used by {ids[tid]}')
+            elif tid is not None:
+                ids[tid] = item.path
+            keys = []
+            for i, knode in enumerate(
+                item.get('keys').list(min_items=1, what='a list of keys')
+            ):
+                key = self.key(knode, i, digests)
+                if key is not None:
+                    if any(k.name == key.name for k in keys):
+                        knode.get('name').fail('a key name unique within the tenant')
+                    keys.append(key)
+            allowed = ('*',)
+            if not item.get('allowed_models').missing:
+                allowed = self.globs(
+                    item.get('allowed_models'), what='a list of model names or globs'
+                )
+            if tid is not None:
+                out.append(
+                    m.TenantConfig(id=tid, keys=tuple(keys), allowed_models=allowed)
+                )
+        return out
+
+    def key(self, node, index, digests):
+        sources = ('key', 'key_env', 'key_sha256')
+        if not node.mapping(sources + ('name',)):
+            return None
+        given = [s for s in sources if not node.get(s).missing]
+        if len(given) != 1:
+            node.fail(
+                'exactly one of key, key_env, key_sha256',
+                found=', '.join(given) if given else 'none of them',
+            )
+            return None
+        source = node.get(given[0])
+        if given[0] == 'key':
+            secret = source.str(secret=True, expected='a non-empty string')
+            digest = hashlib.sha256(secret.encode()).digest() if secret else None
+        elif given[0] == 'key_env':
+            missing = []
+            secret = self.env_value(source, missing, required=True)
+            for env_node, var in missing:
+                env_node.fail(f'environment variable {var} to be set', found='it unset')
+            digest = hashlib.sha256(secret.encode()).digest() if secret else None
+        else:
+            hexed = source.str(check=_HEX64.match, expected='64 hexadecimal characters')
+            digest = bytes.fromhex(hexed) if hexed else None
+        name = node.get('name').str(
+            f'key{index}',
+            check=_NAME.match,
+            expected='a key name of letters, digits, _ . -',
+        )
+        if digest is None:
+            return None
+        if digest in digests:
+            node.fail(
+                'a key not used elsewhere', found=f'the same key as {digests[digest]}'
+            )
+            return None
+        digests[digest] = node.path
+        return m.KeyConfig(digest=digest, name=name)
+
+    # -- telemetry -----------------------------------------------------------------
+
+    def telemetry(self, node):
+        d = m.TelemetryConfig()
+        if not node.mapping(('log_format', 'log_level'), optional=True):
+            return d
+        return m.TelemetryConfig(
+            log_format=node.get('log_format').str(d.log_format, choices=m.LOG_FORMATS),
+            log_level=node.get('log_level').str(d.log_level, choices=m.LOG_LEVELS),
+        )
+
+
+def _servable(model, routes, providers):
+    serves = {p.name: GlobSet(p.models) for p in providers}
+    for route in routes:
+        if GlobSet([route.match])(model):
+            for t in route.targets:
+                if t.model or (t.provider in serves and serves[t.provider](model)):
+                    return True
+    return False
+
+
+def _valid_bind(value):
+    if value.startswith('unix:'):
+        return len(value) > 5
+    host, sep, port = value.rpartition(':')
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        return False
+    if host.startswith('[') and host.endswith(']'):
+        try:
+            return ipaddress.ip_address(host[1:-1]).version == 6
+        except ValueError:
+            return False
+    return bool(_HOSTNAME.match(host))
+
+
+def _valid_url(value):
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ('http', 'https') and bool(parts.hostname)

@@ -1,0 +1,18 @@
+"""Provider types by config name; `build_providers` makes one object per provider."""
+
+from aegisflow.providers.base import Provider
+from aegisflow.providers.mock import MockProvider
+from aegisflow.providers.openai import OpenAIProvider
+
+TYPES = {
+    'mock': MockProvider,
+    'openai': OpenAIProvider,
+    'openai_compatible': OpenAIProvider,
+}
+
+
+def build_providers(config, *, concurrency=1):
+    return {p.name: TYPES[p.type](p, concurrency=concurrency) for p in config.providers}
+
+
+__all__ = ['Provider', 'TYPES', 'build_providers']

@@ -1,0 +1,74 @@
+"""The provider interface: one small class per upstream type.
+
+The gateway speaks OpenAI's chat format internally. A provider turns a validated
+`ChatRequest` into an upstream call and answers in that format:
+
+- ``complete(request, model)`` returns a ``chat.completion`` dict;
+- ``stream(request, model)`` yields ``chat.completion.chunk`` dicts and ends with a
+  usage chunk (``choices: []``) whenever the upstream reports usage.
+
+Failures are raised as `ApiError`s built by `upstream_error`, so every provider maps
+upstream statuses the same way. ``stream`` must raise before its first yield for any
+failure it can see then; a failure after it is raised from the iterator and ends the
+client's stream with an error event.
+
+Adding a provider type: subclass `Provider`, implement ``complete`` and ``stream``,
+and register the class in ``aegisflow/providers/__init__.py``.
+"""
+
+from aegisflow.errors import InvalidRequest
+from aegisflow.errors import RateLimited
+from aegisflow.errors import UpstreamFailed
+from aegisflow.errors import UpstreamTimeout
+from aegisflow.globs import GlobSet
+
+
+class Provider:
+    type = ''
+
+    def __init__(self, config, *, concurrency=1):
+        self.config = config
+        self.name = config.name
+        self.serves = GlobSet(config.models)
+        self.concurrency = concurrency
+
+    def complete(self, request, model):
+        raise NotImplementedError
+
+    def stream(self, request, model):
+        raise NotImplementedError
+
+    def close(self):
+        """Release connections; called when the worker exits."""
+
+    def __repr__(self):
+        return f'<{type(self).__name__} {self.name}>'
+
+
+def upstream_error(provider, status, detail, *, retry_after=None):
+    """The client-facing error for an upstream HTTP error status.
+
+    The client's own request was fine as far as the gateway can tell, so upstream
+    authentication and configuration errors become 502, not 401/404. Only a 400-class
+    rejection of the request content is passed on as 400.
+    """
+    detail = (detail or '').strip()[:500]
+    suffix = f': {detail}' if detail else ''
+    if status == 429:
+        headers = {'Retry-After': str(retry_after)} if retry_after is not None else None
+        err = RateLimited(
+            f"Provider '{provider}' is rate limiting requests{suffix}",
+            code='upstream_rate_limited',
+            headers=headers,
+        )
+    elif status in (408, 504):
+        err = UpstreamTimeout(f"Provider '{provider}' timed out{suffix}")
+    elif status in (400, 413, 422):
+        err = InvalidRequest(
+            f"Provider '{provider}' rejected the request{suffix}",
+            code='upstream_rejected',
+        )
+    else:
+        err = UpstreamFailed(f"Provider '{provider}' answered HTTP {status}{suffix}")
+    err.upstream_status = status
+    return err

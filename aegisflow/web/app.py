@@ -1,0 +1,97 @@
+"""The Falcon application: routes, the request-id middleware and error mapping.
+
+Every error, whatever raised it (our `ApiError`s, Falcon's routing errors, an
+unexpected exception), leaves through one of the handlers here and is rendered in the
+wire format of the endpoint the client called.
+"""
+
+import logging
+import os
+import re
+
+import falcon
+
+from aegisflow import errors
+from aegisflow.gateway import Gateway
+from aegisflow.web.chat import ChatCompletions
+from aegisflow.web.health import Health
+from aegisflow.web.health import Ready
+from aegisflow.web.models import ModelItem
+from aegisflow.web.models import Models
+
+log = logging.getLogger('aegisflow.http')
+
+_SANE_ID = re.compile(r'[A-Za-z0-9._:\-]{1,128}\Z')
+
+
+class RequestId:
+    """Echo a sane client ``X-Request-ID`` or mint one; every response carries it."""
+
+    def process_request(self, req, resp):
+        rid = req.get_header('X-Request-ID')
+        if rid is None or not _SANE_ID.match(rid):
+            rid = os.urandom(12).hex()
+        req.context.request_id = rid
+        resp.set_header('X-Request-ID', rid)
+
+
+def _render(req, resp, err):
+    resp.status = err.status
+    if req.path.startswith('/v1/messages'):
+        resp.data = errors.render_anthropic(err)
+    else:
+        resp.data = errors.render_openai(err)
+    resp.content_type = 'application/json'
+    for name, value in err.headers.items():
+        resp.set_header(name, value)
+
+
+def _on_api_error(req, resp, ex, params):
+    _render(req, resp, ex)
+
+
+def _on_http_error(req, resp, ex, params):
+    path = req.path[:200]
+    if isinstance(ex, falcon.HTTPRouteNotFound) or ex.status_code == 404:
+        err = errors.NotFound(
+            f'Unknown request URL: {req.method} {path}.', code='unknown_url'
+        )
+    elif isinstance(ex, falcon.HTTPMethodNotAllowed):
+        err = errors.MethodNotAllowed(
+            f'Method {req.method} is not allowed on {path}.',
+            headers={'Allow': ex.headers.get('Allow', '')},
+        )
+    else:
+        text = ex.description or ex.title or 'Invalid request.'
+        err = errors.InvalidRequest(text)
+        err.status = ex.status_code
+    _render(req, resp, err)
+
+
+def _on_unexpected(req, resp, ex, params):
+    rid = getattr(req.context, 'request_id', '-')
+    log.error('unexpected error', exc_info=ex, extra={'request_id': rid})
+    _render(
+        req,
+        resp,
+        errors.InternalError(
+            'The gateway hit an unexpected error. '
+            f'Quote request id {rid} when reporting it.'
+        ),
+    )
+
+
+def create_app(config, *, concurrency=1, gateway=None, ready_checks=()):
+    gw = gateway or Gateway(config, concurrency=concurrency)
+    app = falcon.App(middleware=[RequestId()], cors_enable=False)
+    app.req_options.strip_url_path_trailing_slash = True
+    app.resp_options.default_media_type = 'application/json'
+    app.add_route('/v1/chat/completions', ChatCompletions(gw))
+    app.add_route('/v1/models', Models(gw))
+    app.add_route('/v1/models/{model_id:path}', ModelItem(gw))
+    app.add_route('/healthz', Health())
+    app.add_route('/readyz', Ready(gw, ready_checks))
+    app.add_error_handler(Exception, _on_unexpected)
+    app.add_error_handler(falcon.HTTPError, _on_http_error)
+    app.add_error_handler(errors.ApiError, _on_api_error)
+    return app

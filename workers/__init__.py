@@ -1,0 +1,1 @@
+"""Gunicorn glue: settings from the AegisFlow config, hooks, the per-worker app."""

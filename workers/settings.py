@@ -1,0 +1,61 @@
+"""Gunicorn settings derived from the AegisFlow config (called by gunicorn.conf.py).
+
+On the first call an invalid config ends the process with the validation message.
+On later calls (SIGHUP reload re-executes gunicorn.conf.py) an invalid config is
+refused with a log line and the settings of the config already serving are kept.
+"""
+
+import logging
+import os
+import sys
+
+from aegisflow.config import ConfigError
+from aegisflow.config import load_config
+from workers import hooks
+from workers import state
+
+DEFAULT_CONFIG = 'conf/aegisflow.yaml'
+WORKER_CLASSES = {'gthread': 'gthread', 'meinheld': 'egg:meinheld#gunicorn_worker'}
+log = logging.getLogger('aegisflow.master')
+
+
+def config_path():
+    return os.environ.get('AEGISFLOW_CONFIG') or DEFAULT_CONFIG
+
+
+def gunicorn_settings():
+    path = os.path.abspath(config_path())
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        if state.current is None:
+            print(f'aegisflow: {exc}', file=sys.stderr)
+            raise SystemExit(1) from None
+        log.error(
+            'reload refused: the new configuration is invalid; the previous one '
+            'keeps serving',
+            extra={'problems': [str(p) for p in exc.problems]},
+        )
+        config = state.current
+    else:
+        if state.current is not None and state.current.digest != config.digest:
+            log.info('configuration reloaded', extra={'digest': config.digest})
+        state.current, state.path = config, path
+    server = config.server
+    settings = {
+        'bind': [server.bind],
+        'workers': server.workers,
+        'worker_class': WORKER_CLASSES[server.worker_class],
+        'threads': server.threads,
+        'timeout': server.timeout_s,
+        'graceful_timeout': server.graceful_timeout_s,
+        'keepalive': server.keepalive_s,
+        'wsgi_app': 'workers.app:application',
+        'proc_name': 'aegisflow',
+        'control_socket_disable': True,
+        'worker_tmp_dir': '/dev/shm' if os.path.isdir('/dev/shm') else None,
+        'loglevel': config.telemetry.log_level,
+        'errorlog': '-',
+    }
+    settings.update(hooks.HOOKS)
+    return settings
