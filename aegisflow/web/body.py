@@ -27,11 +27,12 @@ def read_json(req, limit):
             raise UnsupportedMediaType(
                 f"Unsupported Content-Type '{main[:80]}'; send 'application/json'."
             )
-    raw = (
-        req.bounded_stream.read(limit + 1)
-        if length is None
-        else req.bounded_stream.read()
-    )
+    if length is None:
+        # NOTE: a chunked upload: Falcon's bounded stream assumes length 0, so read the
+        # server's decoded input directly, one byte past the limit.
+        raw = req.stream.read(limit + 1)
+    else:
+        raw = req.bounded_stream.read()
     if len(raw) > limit:
         raise PayloadTooLarge(f'The request body exceeds {limit} bytes.')
     if not raw.strip():

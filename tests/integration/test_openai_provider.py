@@ -1,0 +1,136 @@
+"""The `openai_compatible` adapter against a fake upstream, through real Gunicorn."""
+
+import json
+
+import openai
+import pytest
+import requests
+
+from tests.support.fake_openai import FakeOpenAI
+
+
+@pytest.fixture(scope='module')
+def upstream():
+    fake = FakeOpenAI().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope='module')
+def gw(gateway_factory, upstream):
+    return gateway_factory(
+        f'''
+server: {{workers: 2}}
+providers:
+  - name: up
+    type: openai_compatible
+    base_url: "{upstream.base_url}"
+    api_key_env: UPSTREAM_KEY
+    headers: {{X-Org: team-a}}
+    timeout_s: 5
+    models: ["*"]
+routes:
+  - {{match: "*", targets: [up]}}
+tenants:
+  - {{id: t, keys: [{{key: sk-tenant-1}}]}}
+''',
+        env={'UPSTREAM_KEY': 'sk-upstream-secret'},
+    )
+
+
+@pytest.fixture(scope='module')
+def client(gw):
+    return openai.OpenAI(base_url=gw.base_url, api_key='sk-tenant-1', max_retries=0)
+
+
+def _ask(client, model, **kw):
+    return client.chat.completions.create(
+        model=model, messages=[{'role': 'user', 'content': 'ping pong'}], **kw
+    )
+
+
+def test_openai_non_stream_passes_through(client, upstream):
+    out = _ask(client, 'ok-1', temperature=0.3, extra_body={'custom_field': 1})
+    assert out.choices[0].message.content == 'echo: ping pong'
+    assert out.usage.completion_tokens == 3
+    headers, body = upstream.requests[-1]
+    assert headers['Authorization'] == 'Bearer sk-upstream-secret'
+    assert headers['X-Org'] == 'team-a'
+    assert body['temperature'] == 0.3 and body['custom_field'] == 1
+    assert body['stream'] is False
+    assert 'sk-tenant-1' not in json.dumps(headers)
+
+
+def test_openai_stream_with_and_without_usage(client, upstream):
+    chunks = list(
+        _ask(client, 'ok-2', stream=True, stream_options={'include_usage': True})
+    )
+    assert (
+        ''.join(c.choices[0].delta.content or '' for c in chunks if c.choices)
+        == 'echo: ping pong '
+    )
+    assert chunks[-1].usage.completion_tokens == 3
+    chunks = list(_ask(client, 'ok-3', stream=True))
+    assert all(c.usage is None for c in chunks)
+    assert chunks[-1].choices[0].finish_reason == 'stop'
+    # The gateway always asks the upstream for usage, to account for it.
+    assert upstream.requests[-1][1]['stream_options'] == {'include_usage': True}
+
+
+@pytest.mark.parametrize(
+    'model, error, status, code',
+    [
+        ('err-500', openai.APIStatusError, 502, 'upstream_error'),
+        ('err-503', openai.APIStatusError, 502, 'upstream_error'),
+        ('err-401', openai.APIStatusError, 502, 'upstream_error'),
+        ('err-400', openai.BadRequestError, 400, 'upstream_rejected'),
+        ('err-429', openai.RateLimitError, 429, 'upstream_rate_limited'),
+        ('err-504', openai.APIStatusError, 504, 'upstream_timeout'),
+        ('badjson', openai.APIStatusError, 502, 'upstream_error'),
+    ],
+)
+@pytest.mark.parametrize('stream', [False, True])
+def test_openai_upstream_errors_map_to_statuses(
+    client, model, error, status, code, stream
+):
+    with pytest.raises(error) as exc:
+        out = _ask(client, model, stream=stream)
+        list(out) if stream else None
+    assert exc.value.status_code == status
+    assert exc.value.body['code'] == code
+    assert 'sk-upstream-secret' not in str(exc.value.body)
+
+
+def test_openai_429_passes_retry_after(gw):
+    r = requests.post(
+        gw.base_url + '/chat/completions',
+        timeout=10,
+        headers={'Authorization': 'Bearer sk-tenant-1'},
+        json={'model': 'err-429', 'messages': [{'role': 'user', 'content': 'x'}]},
+    )
+    assert r.status_code == 429 and r.headers['Retry-After'] == '7'
+
+
+@pytest.mark.parametrize('model', ['cut', 'midfail', 'badjson'])
+def test_openai_broken_stream_ends_with_error_event_not_done(gw, model):
+    r = requests.post(
+        gw.base_url + '/chat/completions',
+        timeout=10,
+        stream=True,
+        headers={'Authorization': 'Bearer sk-tenant-1'},
+        json={
+            'model': model,
+            'stream': True,
+            'messages': [{'role': 'user', 'content': 'a b c d'}],
+        },
+    )
+    if model == 'badjson':
+        # Broken before the first event: an honest status, not a 200 stream.
+        assert r.status_code == 502
+        return
+    assert r.status_code == 200
+    events = [line for line in r.iter_lines() if line]
+    assert b'data: [DONE]' not in events
+    last = json.loads(events[-1][6:])
+    assert last['error']['type'] == 'api_error'
+    assert last['error']['code'] == 'upstream_error'
