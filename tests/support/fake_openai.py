@@ -21,8 +21,9 @@ from http.server import ThreadingHTTPServer
 class FakeOpenAI:
     def __init__(self):
         self.requests = []  # (headers dict, body dict) per call
-        self.server = ThreadingHTTPServer(('127.0.0.1', 0), self._handler())
+        self.server = ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
         self.server.daemon_threads = True
+        self.server.fake = self
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -38,129 +39,123 @@ class FakeOpenAI:
         self.server.server_close()
         self.thread.join(5)
 
-    def _handler(self):
-        fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = 'HTTP/1.1'
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
 
-            def log_message(self, *args):
-                pass
+    def log_message(self, *args):
+        pass
 
-            def do_POST(self):
-                length = int(self.headers.get('Content-Length', 0))
-                body = json.loads(self.rfile.read(length))
-                fake.requests.append((dict(self.headers), body))
-                model = body.get('model', '')
-                if model.startswith('err-'):
-                    return self._error(int(model[4:]))
-                if model == 'badjson':
-                    if body.get('stream'):
-                        return self._sse([b'data: {"id": oops\n\n'])
-                    return self._send(200, b'<html>not json</html>', 'text/html')
-                if body.get('stream'):
-                    return self._stream(body, model)
-                return self._json(200, _completion(body, model))
+    def do_POST(self):
+        length = int(self.headers.get('Content-Length', 0))
+        body = json.loads(self.rfile.read(length))
+        self.server.fake.requests.append((dict(self.headers), body))
+        model = body.get('model', '')
+        if model.startswith('err-'):
+            return self._error(int(model[4:]))
+        if model == 'badjson':
+            if body.get('stream'):
+                return self._sse([b'data: {"id": oops\n\n'])
+            return self._send(200, b'<html>not json</html>', 'text/html')
+        if body.get('stream'):
+            return self._stream(body, model)
+        return self._json(200, _completion(body, model))
 
-            def _send(self, status, data, ctype, headers=()):
-                self.send_response(status)
-                self.send_header('Content-Type', ctype)
-                self.send_header('Content-Length', str(len(data)))
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
+    def _send(self, status, data, ctype, headers=()):
+        self.send_response(status)
+        self.send_header('Content-Type', ctype)
+        self.send_header('Content-Length', str(len(data)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
 
-            def _json(self, status, obj, headers=()):
-                self._send(
-                    status, json.dumps(obj).encode(), 'application/json', headers
-                )
+    def _json(self, status, obj, headers=()):
+        self._send(status, json.dumps(obj).encode(), 'application/json', headers)
 
-            def _error(self, status):
-                kinds = {
-                    400: 'invalid_request_error',
-                    401: 'invalid_request_error',
-                    429: 'requests',
-                    500: 'server_error',
-                    503: 'server_error',
+    def _error(self, status):
+        kinds = {
+            400: 'invalid_request_error',
+            401: 'invalid_request_error',
+            429: 'requests',
+            500: 'server_error',
+            503: 'server_error',
+        }
+        headers = [('Retry-After', '7')] if status == 429 else []
+        self._json(
+            status,
+            {
+                'error': {
+                    'message': f'fake upstream says {status}',
+                    'type': kinds.get(status, 'server_error'),
+                    'param': None,
+                    'code': None,
                 }
-                headers = [('Retry-After', '7')] if status == 429 else []
-                self._json(
-                    status,
+            },
+            headers,
+        )
+
+    def _sse(self, events, close=False):
+        self.send_response(200)
+        self.send_header('Content-Type', 'text/event-stream')
+        self.send_header('Connection', 'close')
+        self.end_headers()
+        for e in events:
+            self.wfile.write(e)
+            self.wfile.flush()
+        self.close_connection = True
+
+    def _stream(self, body, model):
+        text = 'echo: ' + _last_user(body)
+        base = {
+            'id': 'chatcmpl-fake',
+            'object': 'chat.completion.chunk',
+            'created': 1700000000,
+            'model': model,
+        }
+        usage_on = (body.get('stream_options') or {}).get('include_usage')
+
+        def ev(choices, usage=None):
+            obj = dict(base, choices=choices)
+            if usage_on:
+                obj['usage'] = usage
+            return b'data: ' + json.dumps(obj).encode() + b'\n\n'
+
+        events = [
+            ev(
+                [
                     {
-                        'error': {
-                            'message': f'fake upstream says {status}',
-                            'type': kinds.get(status, 'server_error'),
-                            'param': None,
-                            'code': None,
-                        }
-                    },
-                    headers,
-                )
-
-            def _sse(self, events, close=False):
-                self.send_response(200)
-                self.send_header('Content-Type', 'text/event-stream')
-                self.send_header('Connection', 'close')
-                self.end_headers()
-                for e in events:
-                    self.wfile.write(e)
-                    self.wfile.flush()
-                self.close_connection = True
-
-            def _stream(self, body, model):
-                text = 'echo: ' + _last_user(body)
-                base = {
-                    'id': 'chatcmpl-fake',
-                    'object': 'chat.completion.chunk',
-                    'created': 1700000000,
-                    'model': model,
-                }
-                usage_on = (body.get('stream_options') or {}).get('include_usage')
-
-                def ev(choices, usage=None):
-                    obj = dict(base, choices=choices)
-                    if usage_on:
-                        obj['usage'] = usage
-                    return b'data: ' + json.dumps(obj).encode() + b'\n\n'
-
-                events = [
-                    ev(
-                        [
-                            {
-                                'index': 0,
-                                'delta': {'role': 'assistant', 'content': ''},
-                                'finish_reason': None,
-                            }
-                        ]
-                    )
+                        'index': 0,
+                        'delta': {'role': 'assistant', 'content': ''},
+                        'finish_reason': None,
+                    }
                 ]
-                for word in text.split(' '):
-                    events.append(
-                        ev(
-                            [
-                                {
-                                    'index': 0,
-                                    'delta': {'content': word + ' '},
-                                    'finish_reason': None,
-                                }
-                            ]
-                        )
-                    )
-                if model == 'cut':
-                    return self._sse(events[:3])
-                if model == 'midfail':
-                    err = {'error': {'message': 'overloaded', 'type': 'server_error'}}
-                    return self._sse(
-                        events[:2] + [b'data: ' + json.dumps(err).encode() + b'\n\n']
-                    )
-                events.append(ev([{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]))
-                if usage_on:
-                    events.append(ev([], _usage(body, text)))
-                events.append(b'data: [DONE]\n\n')
-                self._sse([b': keep-alive\n\n'] + events)
-
-        return Handler
+            )
+        ]
+        for word in text.split(' '):
+            events.append(
+                ev(
+                    [
+                        {
+                            'index': 0,
+                            'delta': {'content': word + ' '},
+                            'finish_reason': None,
+                        }
+                    ]
+                )
+            )
+        if model == 'cut':
+            return self._sse(events[:3])
+        if model == 'midfail':
+            err = {'error': {'message': 'overloaded', 'type': 'server_error'}}
+            return self._sse(
+                events[:2] + [b'data: ' + json.dumps(err).encode() + b'\n\n']
+            )
+        events.append(ev([{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]))
+        if usage_on:
+            events.append(ev([], _usage(body, text)))
+        events.append(b'data: [DONE]\n\n')
+        self._sse([b': keep-alive\n\n'] + events)
 
 
 def _last_user(body):

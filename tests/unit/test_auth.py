@@ -14,9 +14,9 @@ tenants:
     keys: [{key: sk-acme-1, name: ci}, {key_env: ACME_KEY, name: ops}]
     allowed_models: ["mock*"]
   - id: globex
-    keys: [{key_sha256: %s, name: svc}]
+    keys: [{key_sha256: GLOBEX_SHA, name: svc}]
     allowed_models: [mock-fast]
-""" % hashlib.sha256(b'sk-globex-hashed').hexdigest()
+""".replace('GLOBEX_SHA', hashlib.sha256(b'sk-globex-hashed').hexdigest())
 
 
 @pytest.fixture(scope='module')
