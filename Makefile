@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= conf/aegisflow.yaml
 
-.PHONY: install run test lint redis-server bench clean
+.PHONY: install run test lint redis-server wrk bench clean
 
 install: $(STAMP)
 
@@ -31,8 +31,12 @@ lint: install
 test: install redis-server lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
-bench: install
-	$(PY) -m pytest -q bench --benchmark-only
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+
+bench: install wrk
+	$(PY) bench/load.py --rounds 3 --duration 10 --append bench/RESULTS.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
