@@ -55,7 +55,33 @@ def test_config_defaults():
 def test_config_shipped_default_file_is_valid():
     config = load_config('conf/aegisflow.yaml', env={})
     assert [p.name for p in config.providers] == ['mock']
-    assert {name for name, _ in config.disabled} == {'openai', 'local'}
+    assert {name for name, _ in config.disabled} == {
+        'openai',
+        'anthropic',
+        'ollama',
+        'local',
+    }
+    assert [r.match for r in config.routes] == ['mock*']
+
+
+def test_config_shipped_default_switches_providers_on_from_env():
+    env = {
+        'OPENAI_API_KEY': 'sk-o',
+        'ANTHROPIC_API_KEY': 'sk-a',
+        'OLLAMA_BASE_URL': 'http://127.0.0.1:11434/v1',
+    }
+    config = load_config('conf/aegisflow.yaml', env=env)
+    assert [p.name for p in config.providers] == [
+        'mock',
+        'openai',
+        'anthropic',
+        'ollama',
+    ]
+    assert config.provider('anthropic').base_url == 'https://api.anthropic.com/v1'
+    assert config.provider('anthropic').api_key == 'sk-a'
+    assert config.provider('ollama').base_url == 'http://127.0.0.1:11434/v1'
+    assert config.provider('ollama').api_key is None
+    assert [t.provider for t in config.routes[2].targets] == ['openai', 'ollama']
 
 
 @pytest.mark.parametrize(
