@@ -1,0 +1,99 @@
+"""Striped locks: K process-shared POSIX semaphores with owner stamps.
+
+Each stripe has one unnamed-after-creation semaphore (initial value 1) and one 64-byte
+stamp line in the segment:
+
+    0 owner_pid    8 owner_slot    16 acquired_ns (monotonic)
+
+written by the holder right after acquiring and cleared right before releasing.
+Acquiring has a deadline (a waiter never blocks for ever) and retries when a signal
+interrupts the wait. If a holder dies, the parent (which reaps it) calls
+`release_owned_by(pid)`: every stripe stamped with that pid is cleared and posted, so
+the other processes go on; a waiter times out meanwhile (`LockTimeout`) rather than
+hangs.
+"""
+
+import os
+import secrets
+import time
+
+import posix_ipc
+
+from shm.errors import LockTimeout
+from shm.layout import STAMP_SIZE
+
+_PID, _SLOT, _AT = 0, 1, 2
+_WORDS = STAMP_SIZE // 8
+
+
+class StripedLocks:
+    __slots__ = ('words', 'base', 'sems', 'count', 'slot')
+
+    def __init__(self, segment, *, prefix='aegisflow', slot=0):
+        self.words = segment.words
+        self.base = segment.layout.region('stamps') // 8
+        self.count = segment.layout.stripes
+        self.slot = slot
+        stem = f'/{prefix}-{os.getpid()}-{secrets.token_hex(4)}-s'
+        sems = []
+        try:
+            for i in range(self.count):
+                sem = posix_ipc.Semaphore(
+                    f'{stem}{i}', posix_ipc.O_CREX, mode=0o600, initial_value=1
+                )
+                sem.unlink()  # NOTE: children inherit the open semaphore through fork
+                sems.append(sem)
+        except BaseException:
+            for sem in sems:
+                sem.close()
+            raise
+        self.sems = tuple(sems)
+
+    def stripe_of(self, key_hash):
+        return key_hash % self.count
+
+    def acquire(self, stripe, timeout):
+        sem = self.sems[stripe]
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                sem.acquire(0)  # PERF: the uncontended case takes no timed wait
+                break
+            except posix_ipc.BusyError:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LockTimeout(stripe, owner_pid=self.owner(stripe), timeout=timeout)
+            try:
+                sem.acquire(remaining)
+                break
+            except posix_ipc.BusyError:
+                raise LockTimeout(
+                    stripe, owner_pid=self.owner(stripe), timeout=timeout
+                ) from None
+            except posix_ipc.SignalError:
+                continue  # NOTE: interrupted by a signal; wait out the rest
+        at = self.base + stripe * _WORDS
+        self.words[at + _SLOT] = self.slot
+        self.words[at + _AT] = time.monotonic_ns()
+        self.words[at + _PID] = os.getpid()  # ORDER: stamp after acquiring
+
+    def release(self, stripe):
+        self.words[self.base + stripe * _WORDS + _PID] = 0  # ORDER: clear, then post
+        self.sems[stripe].release()
+
+    def owner(self, stripe):
+        return self.words[self.base + stripe * _WORDS + _PID]
+
+    def release_owned_by(self, pid):
+        """Parent, after reaping `pid`: free every stripe the dead process held."""
+        freed = []
+        for stripe in range(self.count):
+            if self.owner(stripe) == pid:
+                self.release(stripe)
+                freed.append(stripe)
+        return freed
+
+    def close(self):
+        for sem in self.sems:
+            sem.close()

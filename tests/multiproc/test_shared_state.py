@@ -1,0 +1,179 @@
+"""Several real processes on one segment: exact totals, rings, locks, crash recovery."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from shm import cells
+from shm.errors import LockTimeout
+from shm.layout import Layout
+from shm.locks import StripedLocks
+from shm.page import Page
+from shm.ring import Ring
+from shm.segment import Segment
+from shm.table import KeyedTable
+from tests.support.forks import finished
+from tests.support.forks import fork
+from tests.support.forks import reap
+from tests.support.forks import run_all
+
+LAYOUT = Layout(
+    slots=8,
+    stripes=8,
+    cell_capacity=64,
+    ring_capacity=256,
+    record_size=64,
+    table_capacity=64,
+    page_size=65536,
+)
+
+
+@pytest.fixture
+def seg():
+    return Segment.create(LAYOUT)
+
+
+def test_counters_4_processes_x_50000_increments_are_exact(seg):
+    def worker(slot):
+        w = cells.CellWriter(seg, slot)
+        base = w.cell(1, 1)
+        other = w.cell(2, 2)
+        words = seg.words
+        for _ in range(50_000):
+            words[base] += 1
+            words[other] += 3
+
+    def total():
+        sums = [0, 0]
+        for slot in range(4):
+            for key, values in cells.read_cells(seg, slot)[0]:
+                sums[key - 1] += values[0]
+        return sums
+
+    pids = [fork(worker, slot) for slot in range(4)]
+    # Read while they write: totals only ever grow (no torn or zeroed reads).
+    last = [0, 0]
+    while not all(finished(p) for p in pids):
+        now = total()
+        assert now[0] >= last[0] and now[1] >= last[1]
+        last = now
+    for pid in pids:
+        status = reap(pid)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert total() == [200_000, 600_000]
+
+
+def test_ring_across_processes_produced_equals_consumed_plus_dropped(seg):
+    ring = Ring(seg, 5)
+    n = 60_000
+
+    def producer():
+        for i in range(n):
+            ring.push(i.to_bytes(8, 'little') * 7)
+
+    pid = fork(producer)
+    seen = []
+    while True:
+        batch = ring.drain()
+        for payload in batch:
+            value = payload[:8]
+            assert payload == value * 7  # never a record mixing two pushes
+            seen.append(int.from_bytes(value, 'little'))
+        if not batch and finished(pid):
+            break
+    seen += [int.from_bytes(p[:8], 'little') for p in ring.drain()]
+    status = reap(pid)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert ring.produced + ring.dropped == n
+    assert ring.produced == ring.consumed == len(seen)
+    assert ring.torn == 0
+    assert seen == sorted(seen) and len(set(seen)) == len(seen)
+
+
+def test_lock_holder_killed_does_not_stall_others(seg):
+    locks = StripedLocks(seg)
+    r, w = os.pipe()
+
+    def holder():
+        locks.acquire(3, timeout=1)
+        os.write(w, b'x')
+        time.sleep(60)
+
+    pid = fork(holder)
+    assert os.read(r, 1) == b'x'
+    os.kill(pid, signal.SIGKILL)
+    status = reap(pid)
+    assert os.WIFSIGNALED(status)
+    assert locks.owner(3) == pid
+    started = time.monotonic()
+    with pytest.raises(LockTimeout) as exc:
+        locks.acquire(3, timeout=0.05)
+    assert time.monotonic() - started < 1.0
+    assert exc.value.owner_pid == pid
+    assert locks.release_owned_by(pid) == [3]  # the parent's recovery path
+    locks.acquire(3, timeout=0.05)
+    assert locks.owner(3) == os.getpid()
+    locks.release(3)
+    locks.acquire(4, timeout=0.05)  # other stripes were never affected
+    locks.release(4)
+
+
+def test_lock_acquire_survives_signals(seg):
+    locks = StripedLocks(seg)
+    signal.signal(signal.SIGUSR1, lambda *a: None)
+    try:
+        locks.acquire(0, timeout=1)
+        r, w = os.pipe()
+
+        def waiter():
+            os.write(w, b'x')
+            started = time.monotonic()
+            locks.acquire(0, timeout=2)  # interrupted by SIGUSR1, must keep waiting
+            assert time.monotonic() - started > 0.15
+            locks.release(0)
+
+        pid = fork(waiter)
+        os.read(r, 1)
+        for _ in range(5):
+            time.sleep(0.03)
+            os.kill(pid, signal.SIGUSR1)
+        locks.release(0)
+        status = reap(pid)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    finally:
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+
+
+def test_keyed_table_updates_from_4_processes_are_exact(seg):
+    table = KeyedTable(seg, StripedLocks(seg))
+
+    def incr(words, base, created):
+        words[base] += 1
+
+    def worker():
+        for _ in range(5_000):
+            table.update(12345, 9, incr, time.monotonic_ns(), timeout=5)
+
+    run_all([worker] * 4)
+    assert table.peek(12345, 9)[0] == 20_000
+
+
+def test_page_readers_never_see_a_mixed_version(seg):
+    page = Page(seg)
+    page.publish(b'v0' * 1000)
+
+    def reader():
+        for _ in range(20_000):
+            data = page.read()
+            assert data == data[:2] * 1000
+
+    pid = fork(reader)
+    i = 0
+    while not finished(pid):
+        i = (i + 1) % 10
+        page.publish(f'v{i}'.encode() * 1000)
+    status = reap(pid)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert page.read() == f'v{i}'.encode() * 1000
