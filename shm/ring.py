@@ -78,7 +78,7 @@ class Ring:
     # -- consumer ------------------------------------------------------------------
 
     def drain(self, limit=None):
-        """Payloads of every published, unread record (at most `limit`), oldest first."""
+        """Payloads of the published, unread records (at most `limit`), oldest first."""
         words, hw = self.words, self.hw
         head = words[hw + HEAD]
         tail = words[hw + TAIL]

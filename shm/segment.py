@@ -50,10 +50,11 @@ class Segment:
                     if os.path.isdir('/dev/shm')
                     else 0
                 )
+                need, have = layout.total_size / 2**20, free / 2**20
                 raise SegmentTooLarge(
-                    f'shared memory needs {layout.total_size / 2**20:.1f} MiB but /dev/shm '
-                    f'has {free / 2**20:.1f} MiB free: enlarge /dev/shm (for a container, '
-                    f'--shm-size) or lower state.shm.ring_records / metric_cells'
+                    f'shared memory needs {need:.1f} MiB but /dev/shm has {have:.1f} '
+                    'MiB free: enlarge /dev/shm (for a container, --shm-size) or '
+                    'lower state.shm.ring_records / metric_cells'
                 ) from None
             mm = mmap.mmap(mem.fd, layout.total_size)
         except BaseException:
