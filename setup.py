@@ -19,6 +19,8 @@ setup(
         'redis>=5',
         'prometheus-client>=0.20',
         'opentelemetry-sdk>=1.25',
+        'opentelemetry-exporter-otlp-proto-http>=1.25',
+        'opentelemetry-exporter-otlp-proto-grpc>=1.25',
         'wasmtime>=20',
         'PyYAML>=6',
         'orjson>=3.9',

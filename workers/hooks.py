@@ -6,7 +6,9 @@ import logging
 import sys
 
 from aegisflow import logs
+from workers import context
 from workers import state
+from workers.runtime import MasterRuntime
 
 log = logging.getLogger('aegisflow.master')
 
@@ -28,18 +30,49 @@ def on_starting(server):
     logs.configure(state.current.telemetry)
     for name, reason in state.current.disabled:
         log.info('provider %s is switched off: %s', name, reason)
-    log.info('starting', extra={'config': state.path, 'digest': state.current.digest})
+    state.runtime = MasterRuntime(state.current)
+    log.info(
+        'starting',
+        extra={
+            'config': state.path,
+            'digest': state.current.digest,
+            'shm_bytes': state.runtime.layout.total_size,
+        },
+    )
+
+
+@_never_raises
+def when_ready(server):
+    state.runtime.start()
 
 
 @_never_raises
 def on_reload(server):
     logs.configure(state.current.telemetry)
+    state.runtime.reload(state.current)
+
+
+def pre_fork(server, worker):
+    # NOTE: not wrapped by _never_raises: it must always set the attribute.
+    try:
+        worker.aegis_slot = state.runtime.assign()
+    except Exception:
+        log.exception('no slot for a new worker')
+        worker.aegis_slot = None
 
 
 @_never_raises
 def post_fork(server, worker):
     # NOTE: logging handlers are inherited; re-configuring binds them to this process.
     logs.configure(state.current.telemetry)
+    context.bind(state.runtime, worker.aegis_slot, state.current)
+
+
+@_never_raises
+def child_exit(server, worker):
+    slot = getattr(worker, 'aegis_slot', None)
+    if slot is not None:
+        state.runtime.retire(slot, worker.pid)
 
 
 @_never_raises
@@ -49,9 +82,19 @@ def worker_exit(server, worker):
         app.gateway.close()
 
 
+@_never_raises
+def on_exit(server):
+    state.runtime.stop()
+    log.info('stopped', extra={'ledger_rows': state.runtime.ledger.written})
+
+
 HOOKS = {
     'on_starting': on_starting,
+    'when_ready': when_ready,
     'on_reload': on_reload,
+    'pre_fork': pre_fork,
     'post_fork': post_fork,
+    'child_exit': child_exit,
     'worker_exit': worker_exit,
+    'on_exit': on_exit,
 }

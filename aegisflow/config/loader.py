@@ -31,7 +31,17 @@ _HEX64 = re.compile(r'[0-9a-fA-F]{64}\Z')
 _HOSTNAME = re.compile(r'[A-Za-z0-9]([A-Za-z0-9\-.]{0,251}[A-Za-z0-9])?\Z')
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 
-_TOP = ('server', 'providers', 'routes', 'aliases', 'tenants', 'telemetry')
+_TOP = (
+    'server',
+    'providers',
+    'routes',
+    'aliases',
+    'tenants',
+    'telemetry',
+    'state',
+    'storage',
+    'prices',
+)
 _SERVER = tuple(f for f in m.ServerConfig.__dataclass_fields__)
 _MOCK_KEYS = tuple(m.MockOptions.__dataclass_fields__)
 _HTTP_KEYS = (
@@ -43,7 +53,8 @@ _HTTP_KEYS = (
     'headers',
     'stream_usage',
 )
-_PROVIDER_COMMON = ('name', 'type', 'models', 'optional')
+_PROVIDER_COMMON = ('name', 'type', 'models', 'optional', 'prices')
+_PRICE_KEYS = ('input', 'output', 'cached_input')
 _DEFAULT_BASE_URL = {'openai': 'https://api.openai.com/v1'}
 
 
@@ -89,10 +100,13 @@ def load_config(path, *, env=None):
             [Problem('', 'a readable YAML file', f'{exc.strerror} ({path})')],
             source=path,
         ) from None
-    return parse_config(raw, source=str(path), env=env)
+    base_dir = os.path.dirname(os.path.abspath(path))
+    return parse_config(raw, source=str(path), env=env, base_dir=base_dir)
 
 
-def parse_config(raw, *, source='<memory>', env=None):
+def parse_config(raw, *, source='<memory>', env=None, base_dir=None):
+    """Validate YAML text. Relative paths in it resolve against `base_dir` (the config
+    file's directory; the working directory for text with no file)."""
     if isinstance(raw, str):
         raw = raw.encode()
     try:
@@ -108,7 +122,8 @@ def parse_config(raw, *, source='<memory>', env=None):
         ) from None
     env = os.environ if env is None else env
     problems = []
-    config = _Builder(problems, env).build(Node(data, '', problems))
+    base_dir = base_dir or os.getcwd()
+    config = _Builder(problems, env, base_dir).build(Node(data, '', problems))
     if problems:
         raise ConfigError(problems, source=source)
     digest = hashlib.sha256(raw).hexdigest()[:16]
@@ -116,9 +131,10 @@ def parse_config(raw, *, source='<memory>', env=None):
 
 
 class _Builder:
-    def __init__(self, problems, env):
+    def __init__(self, problems, env, base_dir):
         self.problems = problems
         self.env = env
+        self.base_dir = base_dir
         self.disabled = []
 
     def build(self, root):
@@ -139,6 +155,9 @@ class _Builder:
             aliases=aliases,
             tenants=tuple(tenants),
             telemetry=telemetry,
+            state=self.state(root.get('state')),
+            storage=self.storage(root.get('storage')),
+            prices=self.price_file(root.get('prices')),
             disabled=tuple(self.disabled),
         )
 
@@ -200,11 +219,19 @@ class _Builder:
         optional = node.get('optional').bool(False)
         if name is None or ptype is None:
             return None
+        prices = self.price_map(node.get('prices'))
         if ptype == 'mock':
             return m.ProviderConfig(
-                name=name, type=ptype, models=models, mock=self.mock(node)
+                name=name,
+                type=ptype,
+                models=models,
+                mock=self.mock(node),
+                prices=prices,
             )
-        return self.http_provider(node, name, ptype, models, optional)
+        provider = self.http_provider(node, name, ptype, models, optional)
+        if isinstance(provider, m.ProviderConfig):
+            provider = dataclasses.replace(provider, prices=prices)
+        return provider
 
     def mock(self, node):
         d = m.MockOptions()
@@ -453,12 +480,141 @@ class _Builder:
 
     def telemetry(self, node):
         d = m.TelemetryConfig()
-        if not node.mapping(('log_format', 'log_level'), optional=True):
+        keys = (
+            'log_format',
+            'log_level',
+            'access_log',
+            'metrics',
+            'metrics_token_env',
+            'flush_interval_ms',
+            'traces',
+        )
+        if not node.mapping(keys, optional=True):
             return d
+        token = None
+        if not node.get('metrics_token_env').missing:
+            missing = []
+            token = self.env_value(
+                node.get('metrics_token_env'), missing, required=True
+            )
+            for env_node, var in missing:
+                env_node.fail(f'environment variable {var} to be set', found='it unset')
         return m.TelemetryConfig(
             log_format=node.get('log_format').str(d.log_format, choices=m.LOG_FORMATS),
             log_level=node.get('log_level').str(d.log_level, choices=m.LOG_LEVELS),
+            access_log=node.get('access_log').bool(d.access_log),
+            metrics=node.get('metrics').bool(d.metrics),
+            metrics_token=token,
+            flush_interval_ms=node.get('flush_interval_ms').int(
+                d.flush_interval_ms, min=10, max=5000
+            ),
+            traces=self.traces(node.get('traces')),
         )
+
+    def traces(self, node):
+        d = m.TracesConfig()
+        keys = ('exporter', 'endpoint', 'headers', 'sample_ratio', 'timeout_s')
+        if not node.mapping(keys, optional=True):
+            return d
+        exporter = node.get('exporter').str(d.exporter, choices=m.TRACE_EXPORTERS)
+        endpoint = node.get('endpoint').str(
+            None, check=_valid_url, expected='an http:// or https:// URL'
+        )
+        if exporter in ('otlp_http', 'otlp_grpc') and endpoint is None:
+            if node.get('endpoint').missing:
+                node.get('endpoint').fail(f'an endpoint URL for exporter {exporter}')
+        return m.TracesConfig(
+            exporter=exporter,
+            endpoint=endpoint,
+            headers=self.headers(node.get('headers')),
+            sample_ratio=node.get('sample_ratio').num(d.sample_ratio, min=0, max=1),
+            timeout_s=node.get('timeout_s').num(d.timeout_s, min=0.1, max=60),
+        )
+
+    # -- state, storage, prices -------------------------------------------------
+
+    def state(self, node):
+        d = m.StateConfig()
+        if not node.mapping(('backend', 'shm'), optional=True):
+            return d
+        backend = node.get('backend').str(d.backend, choices=m.STATE_BACKENDS)
+        shm = node.get('shm')
+        ds = m.ShmConfig()
+        if not shm.mapping(tuple(m.ShmConfig.__dataclass_fields__), optional=True):
+            return m.StateConfig(backend=backend)
+        ring = shm.get('ring_records').int(ds.ring_records, min=64, max=1 << 20)
+        if ring & (ring - 1):
+            shm.get('ring_records').fail('a power of two from 64 to 1048576')
+            ring = ds.ring_records
+        return m.StateConfig(
+            backend=backend,
+            shm=m.ShmConfig(
+                ring_records=ring,
+                metric_cells=shm.get('metric_cells').int(
+                    ds.metric_cells, min=64, max=1 << 20
+                ),
+                lock_timeout_ms=shm.get('lock_timeout_ms').int(
+                    ds.lock_timeout_ms, min=1, max=10_000
+                ),
+                keep_names=shm.get('keep_names').bool(ds.keep_names),
+            ),
+        )
+
+    def storage(self, node):
+        d = m.StorageConfig()
+        if not node.mapping(('backend', 'sqlite_path'), optional=True):
+            return d
+        backend = node.get('backend').str(d.backend, choices=m.STORAGE_BACKENDS)
+        path = node.get('sqlite_path').str(d.sqlite_path, expected='a file path')
+        return m.StorageConfig(
+            backend=backend, sqlite_path=os.path.join(self.base_dir, path or '')
+        )
+
+    def price_file(self, node):
+        """The top-level ``prices`` key: a YAML file of ``{model: {input, output,
+        cached_input}}`` in USD per million tokens. Default: prices.yaml beside the
+        config, when present."""
+        default = os.path.join(self.base_dir, 'prices.yaml')
+        if node.missing:
+            if not os.path.exists(default):
+                return {}
+            path = default
+        else:
+            rel = node.str(expected='the path of a prices YAML file')
+            if rel is None:
+                return {}
+            path = os.path.join(self.base_dir, rel)
+        try:
+            with open(path, 'rb') as f:
+                data = yaml.load(f, Loader=_DuplicateKeyLoader)  # noqa: S506
+        except (OSError, yaml.YAMLError) as exc:
+            node.fail(
+                'a readable prices YAML file',
+                found=f'{type(exc).__name__}: '
+                f'{getattr(exc, "strerror", None) or exc} ({path})',
+            )
+            return {}
+        sub = Node(data, f'prices({os.path.basename(path)})', self.problems)
+        if not sub.mapping(('models',)):
+            return {}
+        return self.price_map(sub.get('models'))
+
+    def price_map(self, node):
+        if node.missing:
+            return {}
+        if not isinstance(node.value, dict):
+            node.fail('a mapping of model name to {input, output, cached_input}')
+            return {}
+        out = {}
+        for model, child in node.items():
+            if not child.mapping(_PRICE_KEYS):
+                continue
+            inp = child.get('input').num(min=0)
+            outp = child.get('output').num(min=0)
+            cached = child.get('cached_input').num(None, min=0)
+            if inp is not None and outp is not None:
+                out[str(model)] = m.Price(input=inp, output=outp, cached_input=cached)
+        return out
 
 
 def _servable(model, routes, providers):

@@ -13,6 +13,9 @@ WORKER_CLASSES = ('gthread', 'meinheld')
 LOG_FORMATS = ('json', 'text')
 LOG_LEVELS = ('debug', 'info', 'warning', 'error')
 STRATEGIES = ('priority',)
+TRACE_EXPORTERS = ('none', 'console', 'otlp_http', 'otlp_grpc')
+STATE_BACKENDS = ('shm',)
+STORAGE_BACKENDS = ('sqlite',)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,7 @@ class ProviderConfig:
     headers: tuple = ()
     stream_usage: bool = True
     mock: MockOptions | None = None
+    prices: dict = field(default_factory=dict)  # model -> Price, overrides the table
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +85,52 @@ class TenantConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ShmConfig:
+    ring_records: int = 4096
+    metric_cells: int = 2048
+    lock_timeout_ms: int = 20
+    keep_names: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StateConfig:
+    backend: str = 'shm'
+    shm: ShmConfig = ShmConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    backend: str = 'sqlite'
+    sqlite_path: str = 'aegisflow.sqlite'  # resolved against the config's directory
+
+
+@dataclass(frozen=True, slots=True)
+class TracesConfig:
+    exporter: str = 'none'
+    endpoint: str | None = None
+    headers: tuple = field(default=(), repr=False)
+    sample_ratio: float = 1.0
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
 class TelemetryConfig:
     log_format: str = 'json'
     log_level: str = 'info'
+    access_log: bool = True
+    metrics: bool = True
+    metrics_token: str | None = field(default=None, repr=False)
+    flush_interval_ms: int = 200
+    traces: TracesConfig = TracesConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +141,9 @@ class Config:
     aliases: dict
     tenants: tuple
     telemetry: TelemetryConfig
+    state: StateConfig = StateConfig()
+    storage: StorageConfig = StorageConfig()
+    prices: dict = field(default_factory=dict)  # model -> Price
     source: str = '<memory>'
     digest: str = ''
     # Providers left out because they are optional and their environment is unset,

@@ -13,9 +13,11 @@ import falcon
 
 from aegisflow import errors
 from aegisflow.gateway import Gateway
+from aegisflow.telemetry import events as ev
 from aegisflow.web.chat import ChatCompletions
 from aegisflow.web.health import Health
 from aegisflow.web.health import Ready
+from aegisflow.web.metrics import Metrics
 from aegisflow.web.models import ModelItem
 from aegisflow.web.models import Models
 
@@ -24,15 +26,44 @@ log = logging.getLogger('aegisflow.http')
 _SANE_ID = re.compile(r'[A-Za-z0-9._:\-]{1,128}\Z')
 
 
-class RequestId:
-    """Echo a sane client ``X-Request-ID`` or mint one; every response carries it."""
+_ROUTE_OF = {
+    '/v1/chat/completions': ev.ROUTE_IDS['chat'],
+    '/v1/messages': ev.ROUTE_IDS['messages'],
+    '/v1/embeddings': ev.ROUTE_IDS['embeddings'],
+}
+_UNCOUNTED = frozenset(('/healthz', '/readyz', '/metrics'))
+
+
+class RequestTelemetry:
+    """Every response carries ``X-Request-ID`` (a sane client one is echoed); every
+    request except health, readiness and metrics is observed and counted once."""
+
+    __slots__ = ('recorder',)
+
+    def __init__(self, recorder):
+        self.recorder = recorder
 
     def process_request(self, req, resp):
         rid = req.get_header('X-Request-ID')
         if rid is None or not _SANE_ID.match(rid):
             rid = os.urandom(12).hex()
-        req.context.request_id = rid
+        ctx = req.context
+        ctx.request_id = rid
         resp.set_header('X-Request-ID', rid)
+        path = req.path
+        if path in _UNCOUNTED:
+            ctx.obs = None
+            return
+        route = _ROUTE_OF.get(path)
+        if route is None:
+            route = ev.ROUTE_IDS['models' if path.startswith('/v1/models') else 'other']
+        ctx.obs = self.recorder.begin(rid, req.get_header('traceparent'), route)
+
+    def process_response(self, req, resp, resource, req_succeeded):
+        obs = req.context.get('obs')
+        # NOTE: a stream is counted by its generator when it ends, not here.
+        if obs is not None and not obs.done and not req.context.get('streaming'):
+            self.recorder.finish(obs, resp.status_code)
 
 
 def _render(req, resp, err):
@@ -81,16 +112,19 @@ def _on_unexpected(req, resp, ex, params):
     )
 
 
-def create_app(config, *, concurrency=1, gateway=None, ready_checks=()):
+def create_app(config, *, concurrency=1, gateway=None):
     gw = gateway or Gateway(config, concurrency=concurrency)
-    app = falcon.App(middleware=[RequestId()], cors_enable=False)
+    app = falcon.App(
+        middleware=[RequestTelemetry(gw.telemetry.recorder)], cors_enable=False
+    )
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.default_media_type = 'application/json'
     app.add_route('/v1/chat/completions', ChatCompletions(gw))
     app.add_route('/v1/models', Models(gw))
     app.add_route('/v1/models/{model_id:path}', ModelItem(gw))
     app.add_route('/healthz', Health())
-    app.add_route('/readyz', Ready(gw, ready_checks))
+    app.add_route('/readyz', Ready(gw, gw.telemetry.checks()))
+    app.add_route('/metrics', Metrics(gw))
     app.add_error_handler(Exception, _on_unexpected)
     app.add_error_handler(falcon.HTTPError, _on_http_error)
     app.add_error_handler(errors.ApiError, _on_api_error)

@@ -1,6 +1,7 @@
 """``POST /v1/chat/completions``: authenticate, validate, route, call, answer."""
 
 import logging
+import time
 from itertools import chain
 
 import orjson
@@ -11,6 +12,10 @@ from aegisflow.errors import InternalError
 from aegisflow.errors import PermissionDenied
 from aegisflow.errors import UpstreamFailed
 from aegisflow.errors import openai_body
+from aegisflow.telemetry import events as ev
+from aegisflow.telemetry.recorder import Attempt
+from aegisflow.tokens import count_tokens
+from aegisflow.tokens import prompt_tokens
 from aegisflow.web.body import read_json
 
 log = logging.getLogger('aegisflow.chat')
@@ -35,68 +40,123 @@ def check_model(principal, resolution):
 
 
 class ChatCompletions:
-    __slots__ = ('gw', 'limit')
+    __slots__ = ('gw', 'limit', 'recorder')
 
     def __init__(self, gw):
         self.gw = gw
         self.limit = gw.config.server.max_body_bytes
+        self.recorder = gw.telemetry.recorder
 
     def on_post(self, req, resp):
+        obs = req.context.obs
+        labels = self.gw.labels
         principal = authorize(self.gw, req)
+        obs.tenant = labels.tenants.id(principal.tenant_id)
+        obs.key = labels.keys.id(f'{principal.tenant_id}/{principal.key_name}')
         chat = parse_chat_request(read_json(req, self.limit))
+        obs.requested_model = chat.model
+        obs.model = labels.models.id(chat.model)
         resolution = self.gw.router.resolve(chat.model)
+        obs.model = labels.models.id(resolution.model)
         check_model(principal, resolution)
         provider, model = resolution.targets[0]
+        obs.provider = labels.providers.id(provider.name)
+        attempt = Attempt(obs.provider, model)
+        obs.attempts.append(attempt)
         # PERF: headers set directly; they are the same three on every answer.
         resp.set_header('X-AegisFlow-Provider', provider.name)
         resp.set_header('X-AegisFlow-Model', model)
         resp.set_header('X-AegisFlow-Attempts', '1')
+        try:
+            if not chat.stream:
+                data = provider.complete(chat, model)
+            else:
+                events = provider.stream(chat, model)
+                try:
+                    first = next(events)
+                except StopIteration:
+                    raise UpstreamFailed(
+                        f"Provider '{provider.name}' sent an empty stream."
+                    ) from None
+        except ApiError as err:
+            attempt.end(getattr(err, 'upstream_status', 0))
+            raise
         if not chat.stream:
-            resp.data = orjson.dumps(provider.complete(chat, model))
+            attempt.end(200)
+            obs.response_model = attempt.response_model = str(
+                data.get('model') or model
+            )
+            obs.usage(data.get('usage'))
+            resp.data = orjson.dumps(data)
             resp.content_type = _JSON
             return
-        events = provider.stream(chat, model)
-        try:
-            first = next(events)
-        except StopIteration:
-            raise UpstreamFailed(
-                f"Provider '{provider.name}' sent an empty stream."
-            ) from None
+        obs.ttft_ns = time.perf_counter_ns() - obs.t0
+        obs.response_model = attempt.response_model = str(first.get('model') or model)
+        req.context.streaming = True
         resp.content_type = 'text/event-stream'
         resp.set_header('Cache-Control', 'no-cache')
         resp.set_header('X-Accel-Buffering', 'no')
         resp.stream = sse(
-            chain((first,), events), events, chat.include_usage, req.context.request_id
+            chain((first,), events), events, chat, obs, attempt, self.recorder
         )
 
 
-def sse(chunks, source, include_usage, request_id):
-    """Encode chunks as server-sent events; an error after the first byte becomes an
-    error event and the stream ends without ``[DONE]``."""
+def sse(chunks, source, chat, obs, attempt, recorder):
+    """Encode chunks as server-sent events and count the request when the stream ends.
+
+    An error after the first byte becomes an error event and the stream ends without
+    ``[DONE]``. When the provider reports no usage, it is estimated from the request
+    and the streamed text.
+    """
+    flags = ev.STREAMED
+    include_usage = chat.include_usage
+    usage_seen = False
+    counted = 0
     try:
         for chunk in chunks:
             if 'usage' in chunk:
+                usage = chunk['usage']
+                if usage:
+                    obs.usage(usage)
+                    usage_seen = True
                 if not chunk.get('choices'):
                     if include_usage:
                         yield b'data: ' + orjson.dumps(chunk) + b'\n\n'
                     continue
                 if not include_usage:
                     del chunk['usage']
+            for choice in chunk.get('choices') or ():
+                delta = choice.get('delta') or {}
+                content = delta.get('content')
+                if content:
+                    counted += count_tokens(content)
             yield b'data: ' + orjson.dumps(chunk) + b'\n\n'
         yield _DONE
+    except GeneratorExit:
+        flags |= ev.CLIENT_ABORT
+        raise
     except ApiError as err:
+        flags |= ev.STREAM_ERROR
         log.warning(
             'stream ended by upstream error',
             extra={
-                'request_id': request_id,
+                'request_id': obs.request_id,
                 'status': err.status,
                 'error': err.message,
             },
         )
         yield b'data: ' + orjson.dumps(openai_body(err)) + b'\n\n'
     except Exception:
-        log.exception('stream failed', extra={'request_id': request_id})
-        err = InternalError(f'The gateway failed mid-stream (request id {request_id}).')
+        flags |= ev.STREAM_ERROR
+        log.exception('stream failed', extra={'request_id': obs.request_id})
+        err = InternalError(
+            f'The gateway failed mid-stream (request id {obs.request_id}).'
+        )
         yield b'data: ' + orjson.dumps(openai_body(err)) + b'\n\n'
     finally:
         source.close()
+        if not usage_seen:
+            obs.prompt = prompt_tokens(chat.messages, chat.tools or None)
+            obs.completion = counted
+        attempt.end(200)
+        recorder.finish(obs, 200, flags=flags)

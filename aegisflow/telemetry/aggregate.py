@@ -1,0 +1,244 @@
+"""Master-side aggregation: event records become usage-ledger rows, spans and access
+log lines; summed counter cells become the Prometheus exposition.
+
+`Aggregator` does no shared-memory work itself: the caller drains the rings and sums
+the cells (``workers.runtime`` in Gunicorn, `LocalTelemetry` in one process) and hands
+it plain payloads and `Totals`. `ingest` is cheap and runs under the caller's fork
+gate; `flush` does the I/O (SQLite, span export) and may run outside it.
+"""
+
+import logging
+
+from aegisflow.pricing import PriceTable
+from aegisflow.telemetry import events as ev
+from aegisflow.telemetry.metrics import Exposition
+from aegisflow.telemetry.metrics import Totals
+from aegisflow.telemetry.recorder import LocalSink
+from aegisflow.telemetry.recorder import Recorder
+from aegisflow.telemetry.spans import SpanBuilder
+from aegisflow.telemetry.spans import make_exporter
+from aegisflow.telemetry.tracecontext import Sampler
+
+access = logging.getLogger('aegisflow.access')
+log = logging.getLogger('aegisflow.telemetry')
+
+
+def outcome(event):
+    if event.flags & ev.CLIENT_ABORT:
+        return 'client_abort'
+    if event.flags & ev.STREAM_ERROR:
+        return 'stream_error'
+    return 'ok' if 0 < event.status < 400 else 'error'
+
+
+class Aggregator:
+    def __init__(self, config, labels, *, ledger=None):
+        self.labels = labels
+        self.ledger = ledger
+        self.exposition = Exposition(labels)
+        self.spans = []
+        self.span_errors = 0
+        self.spans_exported = 0
+        self.records = 0
+        self.bad_records = 0
+        self.configure(config)
+
+    def configure(self, config):
+        """Apply a (re)loaded config: provider types for spans, exporter, access log."""
+        self.access_log = config.telemetry.access_log
+        self.builder = SpanBuilder(
+            self.labels, {p.name: p.type for p in config.providers}
+        )
+        traces = config.telemetry.traces
+        if getattr(self, '_traces', None) != traces:
+            old = getattr(self, 'exporter', None)
+            if old is not None:
+                old.shutdown()
+            self.exporter = make_exporter(traces)
+            self._traces = traces
+
+    # -- records -------------------------------------------------------------------
+
+    def ingest(self, payloads):
+        for payload in payloads:
+            try:
+                event = ev.Event(payload)
+            except Exception:  # a record we cannot read must not stop the others
+                self.bad_records += 1
+                continue
+            self.records += 1
+            if self.exporter is not None:
+                span = self.builder.build(event)
+                if span is not None:
+                    self.spans.append(span)
+            if event.kind != ev.REQUEST:
+                continue
+            row = self._row(event)
+            if self.ledger is not None:
+                self.ledger.add(row)
+            if self.access_log:
+                self._log(row)
+
+    def _row(self, e):
+        names = self.labels
+        tenant = names.tenants.name(e.tenant)
+        key = names.keys.name(e.key)
+        return (
+            e.start_ns,
+            e.request_id,
+            tenant,
+            key.partition('/')[2] if e.key > 1 else key,
+            names.models.name(e.model),
+            e.requested_model,
+            e.response_model,
+            names.providers.name(e.provider),
+            e.status,
+            int(bool(e.flags & ev.STREAMED)),
+            outcome(e),
+            e.prompt,
+            e.completion,
+            e.cached,
+            e.reasoning,
+            e.cost_nano / 1e9,
+            round(e.duration_ns / 1e6, 3),
+            round(e.ttft_ns / 1e6, 3) if e.ttft_ns else None,
+            e.attempts,
+        )
+
+    def _log(self, row):
+        (
+            _,
+            rid,
+            tenant,
+            key,
+            model,
+            requested,
+            _,
+            provider,
+            status,
+            streamed,
+            result,
+            prompt,
+            completion,
+            cached,
+            _,
+            cost,
+            duration,
+            ttft,
+            attempts,
+        ) = row
+        fields = {
+            'request_id': rid,
+            'tenant': tenant,
+            'key_name': key,
+            'model': model,
+            'requested_model': requested,
+            'provider': provider,
+            'status': status,
+            'outcome': result,
+            'streamed': bool(streamed),
+            'duration_ms': duration,
+            'prompt_tokens': prompt,
+            'completion_tokens': completion,
+            'cached_tokens': cached,
+            'cost_usd': cost,
+            'attempts': attempts,
+        }
+        if ttft is not None:
+            fields['ttft_ms'] = ttft
+        access.info('request', extra=fields)
+
+    def flush(self):
+        """Write pending ledger rows and export pending spans. Never raises."""
+        if self.ledger is not None:
+            self.ledger.flush()
+        if self.spans and self.exporter is not None:
+            spans, self.spans = self.spans, []
+            try:
+                result = self.exporter.export(spans)
+                ok = getattr(result, 'name', 'SUCCESS') == 'SUCCESS'
+            except Exception:
+                log.exception('span export failed')
+                ok = False
+            if ok:
+                self.spans_exported += len(spans)
+            else:
+                self.span_errors += 1
+        elif self.exporter is None:
+            self.spans.clear()
+
+    def close(self):
+        self.flush()
+        if self.ledger is not None:
+            self.ledger.close()
+        if self.exporter is not None:
+            self.exporter.shutdown()
+
+    # -- exposition ----------------------------------------------------------------
+
+    def counters(self):
+        out = {
+            'aegisflow_events': ('Event records aggregated.', self.records),
+            'aegisflow_events_unreadable': (
+                'Event records that could not be decoded.',
+                self.bad_records,
+            ),
+            'aegisflow_spans_exported': (
+                'Spans handed to the exporter successfully.',
+                self.spans_exported,
+            ),
+            'aegisflow_span_export_errors': (
+                'Span export batches that failed.',
+                self.span_errors,
+            ),
+        }
+        if self.ledger is not None:
+            out['aegisflow_ledger_rows_written'] = (
+                'Usage rows written to the ledger.',
+                self.ledger.written,
+            )
+            out['aegisflow_ledger_errors'] = (
+                'Ledger writes that failed (rows kept).',
+                self.ledger.errors,
+            )
+            out['aegisflow_ledger_rows_dropped'] = (
+                'Pending rows dropped past the cap.',
+                self.ledger.dropped,
+            )
+        return out
+
+    def render(self, totals, counters=None, gauges=None):
+        merged = dict(self.counters())
+        merged.update(counters or {})
+        gauges = dict(gauges or {})
+        if self.ledger is not None:
+            gauges['aegisflow_ledger_rows_pending'] = (
+                'Usage rows waiting to be written.',
+                [],
+                [([], len(self.ledger.pending))],
+            )
+        return self.exposition.render(totals, merged, gauges)
+
+
+class LocalTelemetry:
+    """Telemetry for the app in one process (no Gunicorn): counters in memory, the
+    exposition rendered when asked, no ledger unless given one."""
+
+    def __init__(self, config, labels, *, ledger=None):
+        self.sink = LocalSink()
+        self.recorder = Recorder(
+            self.sink,
+            labels,
+            PriceTable(config.prices, config.providers),
+            Sampler(config.telemetry.traces.sample_ratio),
+        )
+        self.aggregator = Aggregator(config, labels, ledger=ledger)
+
+    def metrics(self):
+        self.aggregator.ingest(self.sink.records)
+        self.sink.records = []
+        self.aggregator.flush()
+        return self.aggregator.render(Totals().add(self.sink.cells()))
+
+    def checks(self):
+        return ()

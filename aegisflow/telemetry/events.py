@@ -1,0 +1,164 @@
+"""The fixed-size record each request leaves in its worker's ring, and the counter
+families each request adds to its worker's metric cells.
+
+Record (248 bytes payload, little-endian, `RECORD`):
+
+    kind u16 (REQUEST or ATTEMPT)  version u16  flags u32
+    start_unix_ns u64  duration_ns u64  ttft_ns u64
+    trace_id 16s  span_id 8s  parent_span_id 8s
+    tenant u16  key u16  model u16  provider u16  status u16  attempt u16
+    prompt u32  completion u32  cached u32  reasoning u32
+    cost_nano u64
+    route u8  attempts u8  outcome u8  (pad) u8
+    request_id 48s  response_model 48s  requested_model 48s
+
+A REQUEST record is the server span of a request; an ATTEMPT record is one upstream
+call (a client span) whose parent is the request's span. Strings are UTF-8, truncated
+to 48 bytes, NUL-padded.
+
+Counter cells are keyed ``family << 56 | a << 42 | b << 28 | c << 18 | d``, with the
+label ids of `labels.LabelSpace` (a: tenant, b: model, c: provider, d: status).
+"""
+
+import bisect
+import struct
+
+RECORD = struct.Struct('<HHIQQQ16s8s8sHHHHHHIIIIQBBBB48s48s48s')
+assert RECORD.size == 248
+
+VERSION = 1
+REQUEST, ATTEMPT = 1, 2
+
+# flags
+STREAMED = 1
+SAMPLED = 2
+CLIENT_ABORT = 4
+STREAM_ERROR = 8
+REMOTE_PARENT = 16
+UNPRICED = 32
+
+# routes (what was called)
+ROUTES = ('other', 'chat', 'models', 'messages', 'embeddings')
+ROUTE_IDS = {name: i for i, name in enumerate(ROUTES)}
+
+# counter families and what their values hold
+F_REQUESTS = 1  # a=tenant b=model c=provider d=status: [count, stream_errors, aborts]
+F_TOKENS = 2  # a=tenant b=model: [prompt, completion, cached, cost_nano, reasoning,
+#               unpriced_requests]
+F_DURATION = 3  # a=tenant b=model: [buckets..., +Inf, sum_us]
+F_TTFT = 4  # a=tenant b=model: same shape as F_DURATION
+F_UPSTREAM = 5  # c=provider d=upstream status: [attempts, retries]
+FAMILIES = (F_REQUESTS, F_TOKENS, F_DURATION, F_TTFT, F_UPSTREAM)
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0)
+SUM_INDEX = len(DURATION_BUCKETS) + 1  # after the +Inf bucket
+_DUR_NS = [int(b * 1e9) for b in DURATION_BUCKETS]
+_TTFT_NS = [int(b * 1e9) for b in TTFT_BUCKETS]
+
+
+def key(family, a=0, b=0, c=0, d=0):
+    return family << 56 | a << 42 | b << 28 | c << 18 | d
+
+
+def unkey(k):
+    """(family, a, b, c, d) of a cell key."""
+    return (
+        k >> 56,
+        (k >> 42) & 0x3FFF,
+        (k >> 28) & 0x3FFF,
+        (k >> 18) & 0x3FF,
+        k & 0x3FFFF,
+    )
+
+
+def fallback(family):
+    """The cell that takes a family's counts when the cell table is full."""
+    return key(family, 1, 1, 1, 0)
+
+
+def duration_bucket(ns):
+    return bisect.bisect_left(_DUR_NS, ns)
+
+
+def ttft_bucket(ns):
+    return bisect.bisect_left(_TTFT_NS, ns)
+
+
+def fixed(text, size=48):
+    """UTF-8 bytes of `text`, cut to `size` without splitting a character."""
+    raw = text.encode('utf-8', 'replace')
+    if len(raw) <= size:
+        return raw
+    return raw[:size].decode('utf-8', 'ignore').encode()
+
+
+def text(raw):
+    return raw.rstrip(b'\0').decode('utf-8', 'replace')
+
+
+class Event:
+    """A decoded record."""
+
+    __slots__ = (
+        'kind',
+        'flags',
+        'start_ns',
+        'duration_ns',
+        'ttft_ns',
+        'trace_id',
+        'span_id',
+        'parent_id',
+        'tenant',
+        'key',
+        'model',
+        'provider',
+        'status',
+        'attempt',
+        'prompt',
+        'completion',
+        'cached',
+        'reasoning',
+        'cost_nano',
+        'route',
+        'attempts',
+        'request_id',
+        'response_model',
+        'requested_model',
+    )
+
+    def __init__(self, payload):
+        (
+            self.kind,
+            version,
+            self.flags,
+            self.start_ns,
+            self.duration_ns,
+            self.ttft_ns,
+            self.trace_id,
+            self.span_id,
+            self.parent_id,
+            self.tenant,
+            self.key,
+            self.model,
+            self.provider,
+            self.status,
+            self.attempt,
+            self.prompt,
+            self.completion,
+            self.cached,
+            self.reasoning,
+            self.cost_nano,
+            self.route,
+            self.attempts,
+            _,
+            _,
+            rid,
+            rmodel,
+            qmodel,
+        ) = RECORD.unpack_from(payload)
+        if version != VERSION:
+            raise ValueError(f'record version {version}, expected {VERSION}')
+        self.request_id = text(rid)
+        self.response_model = text(rmodel)
+        self.requested_model = text(qmodel)

@@ -1,0 +1,196 @@
+"""Prometheus exposition of the summed counter cells (a prometheus_client collector).
+
+Every label value comes from the label space, that is from the config: a model the
+config does not name is ``other``; a request that never got that far is ``none``.
+"""
+
+from prometheus_client.core import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.exposition import generate_latest
+
+from aegisflow.telemetry import events as ev
+
+CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+_NANO = 1e-9
+
+
+class Totals:
+    """Counter cells summed by key (values are lists of 15 integers)."""
+
+    __slots__ = ('values',)
+
+    def __init__(self):
+        self.values = {}
+
+    def add(self, cells):
+        values = self.values
+        for key, vals in cells:
+            acc = values.get(key)
+            if acc is None:
+                values[key] = list(vals)
+            else:
+                for i, v in enumerate(vals):
+                    acc[i] += v
+        return self
+
+    def copy(self):
+        out = Totals()
+        out.values = {k: list(v) for k, v in self.values.items()}
+        return out
+
+    def requests(self):
+        return sum(v[0] for k, v in self.values.items() if k >> 56 == ev.F_REQUESTS)
+
+
+def _counter(name, doc, *labels):
+    return CounterMetricFamily(name, doc, labels=list(labels))
+
+
+def _add_histogram(family, labels, values, bounds):
+    cumulative, buckets = 0, []
+    for i, bound in enumerate(bounds):
+        cumulative += values[i]
+        buckets.append((repr(bound), cumulative))
+    buckets.append(('+Inf', cumulative + values[len(bounds)]))
+    family.add_metric(labels, buckets, values[ev.SUM_INDEX] / 1e6)
+
+
+class GatewayCollector:
+    """Yields the gateway's metric families from the latest totals and gauges."""
+
+    def __init__(self, labels):
+        self.labels = labels
+        self.totals = Totals()
+        self.counters = {}  # name -> (doc, value): unlabelled counters
+        self.gauges = {}  # name -> (doc, label names, [(label values, value)])
+
+    def collect(self):
+        f = {
+            'req': _counter(
+                'aegisflow_requests',
+                'Requests answered, by HTTP status.',
+                'tenant',
+                'model',
+                'provider',
+                'status',
+            ),
+            'stream_err': _counter(
+                'aegisflow_stream_errors',
+                'Streams ended by an error event after the first byte.',
+                'tenant',
+                'model',
+                'provider',
+            ),
+            'aborts': _counter(
+                'aegisflow_client_aborts',
+                'Streams the client closed before the end.',
+                'tenant',
+                'model',
+                'provider',
+            ),
+            'tokens': _counter(
+                'aegisflow_tokens',
+                'Tokens by direction.',
+                'tenant',
+                'model',
+                'direction',
+            ),
+            'cost': _counter(
+                'aegisflow_cost_usd',
+                'Cost in USD from the price table.',
+                'tenant',
+                'model',
+            ),
+            'unpriced': _counter(
+                'aegisflow_unpriced_requests',
+                'Requests with usage but no price for their model (cost 0).',
+                'tenant',
+                'model',
+            ),
+            'duration': HistogramMetricFamily(
+                'aegisflow_request_duration_seconds',
+                'Time from request to last byte.',
+                labels=['tenant', 'model'],
+            ),
+            'ttft': HistogramMetricFamily(
+                'aegisflow_time_to_first_token_seconds',
+                'Time from request to the first streamed chunk.',
+                labels=['tenant', 'model'],
+            ),
+            'upstream': _counter(
+                'aegisflow_upstream_attempts',
+                'Calls to providers, by upstream HTTP status (0: no answer).',
+                'provider',
+                'status',
+            ),
+            'retries': _counter(
+                'aegisflow_upstream_retries',
+                "Upstream calls that were not a request's first attempt.",
+                'provider',
+            ),
+        }
+        for k, v in sorted(self.totals.values.items()):
+            if any(
+                v
+            ):  # NOTE: reserved fallback cells that never took a count are skipped
+                self._sample(f, ev.unkey(k), v)
+        yield from f.values()
+        for name, (doc, value) in sorted(self.counters.items()):
+            fam = CounterMetricFamily(name, doc)
+            fam.add_metric([], value)
+            yield fam
+        for name, (doc, label_names, samples) in sorted(self.gauges.items()):
+            fam = GaugeMetricFamily(name, doc, labels=label_names)
+            for values, value in samples:
+                fam.add_metric(values, value)
+            yield fam
+
+    def _sample(self, f, unkeyed, v):
+        family, a, b, c, d = unkeyed
+        names = self.labels
+        tenant, model = names.tenants.name(a), names.models.name(b)
+        provider = names.providers.name(c)
+        if family == ev.F_REQUESTS:
+            f['req'].add_metric(
+                [tenant, model, provider, str(d) if d else 'other'], v[0]
+            )
+            if v[1]:
+                f['stream_err'].add_metric([tenant, model, provider], v[1])
+            if v[2]:
+                f['aborts'].add_metric([tenant, model, provider], v[2])
+        elif family == ev.F_TOKENS:
+            for i, direction in (
+                (0, 'prompt'),
+                (1, 'completion'),
+                (2, 'cached'),
+                (4, 'reasoning'),
+            ):
+                f['tokens'].add_metric([tenant, model, direction], v[i])
+            f['cost'].add_metric([tenant, model], v[3] * _NANO)
+            if v[5]:
+                f['unpriced'].add_metric([tenant, model], v[5])
+        elif family == ev.F_DURATION:
+            _add_histogram(f['duration'], [tenant, model], v, ev.DURATION_BUCKETS)
+        elif family == ev.F_TTFT:
+            _add_histogram(f['ttft'], [tenant, model], v, ev.TTFT_BUCKETS)
+        elif family == ev.F_UPSTREAM:
+            f['upstream'].add_metric([provider, str(d)], v[0])
+            if v[1]:
+                f['retries'].add_metric([provider], v[1])
+
+
+class Exposition:
+    """Renders the collector into Prometheus text."""
+
+    def __init__(self, labels):
+        self.collector = GatewayCollector(labels)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self.collector)
+
+    def render(self, totals, counters=None, gauges=None):
+        self.collector.totals = totals
+        self.collector.counters = counters or {}
+        self.collector.gauges = gauges or {}
+        return generate_latest(self.registry)

@@ -1,0 +1,55 @@
+"""W3C trace context: read ``traceparent``, mint ids, decide sampling.
+
+A valid incoming ``traceparent`` makes the request's span its child and its sampled
+flag decides (parent-based sampling); otherwise a new trace starts and is sampled when
+its id falls under ``sample_ratio`` (the same rule as OpenTelemetry's
+TraceIdRatioBased sampler, so the decision is stable for a trace id).
+"""
+
+import os
+import re
+
+_TRACEPARENT = re.compile(
+    r'([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})\Z'
+)
+_ZERO_TRACE = b'\0' * 16
+_ZERO_SPAN = b'\0' * 8
+
+
+def parse_traceparent(header):
+    """(trace_id, parent_span_id, sampled) from a header, or None when invalid."""
+    if not header or len(header) > 512:
+        return None
+    m = _TRACEPARENT.match(header.strip().lower())
+    if m is None or m.group(1) == 'ff':
+        return None
+    trace_id = bytes.fromhex(m.group(2))
+    parent = bytes.fromhex(m.group(3))
+    if trace_id == _ZERO_TRACE or parent == _ZERO_SPAN:
+        return None
+    return trace_id, parent, bool(int(m.group(4), 16) & 1)
+
+
+def new_span_id():
+    return os.urandom(8)
+
+
+class Sampler:
+    __slots__ = ('bound',)
+
+    def __init__(self, ratio):
+        self.bound = round(ratio * (1 << 64))
+
+    def start(self, header):
+        """(trace_id, parent_span_id or zeros, sampled, remote) for a new request."""
+        parsed = parse_traceparent(header)
+        if parsed is not None:
+            trace_id, parent, sampled = parsed
+            return trace_id, parent, sampled, True
+        trace_id = os.urandom(16)
+        sampled = int.from_bytes(trace_id[8:], 'big') < self.bound
+        return trace_id, _ZERO_SPAN, sampled, False
+
+
+def traceparent(trace_id, span_id, sampled):
+    return f'00-{trace_id.hex()}-{span_id.hex()}-{"01" if sampled else "00"}'

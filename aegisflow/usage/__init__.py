@@ -1,0 +1,1 @@
+"""Usage: the per-request ledger and its queries."""

@@ -1,0 +1,140 @@
+"""The usage ledger in SQLite (WAL), written in batches by the master's aggregator.
+
+One row per answered request. Rows are appended in one transaction per batch; when the
+database refuses a write (disk full, locked, read-only), the error is logged and
+counted, the rows stay pending in memory, and the next flush tries again, oldest
+first. Pending rows are capped (`max_pending`); past the cap the oldest are dropped and
+counted, so a dead disk cannot grow the master without bound.
+"""
+
+import collections
+import logging
+import os
+import sqlite3
+
+log = logging.getLogger('aegisflow.ledger')
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    id INTEGER PRIMARY KEY,
+    ts_ns INTEGER NOT NULL,
+    request_id TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    key_name TEXT NOT NULL,
+    model TEXT NOT NULL,
+    requested_model TEXT NOT NULL,
+    response_model TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    streamed INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL,
+    reasoning_tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL,
+    duration_ms REAL NOT NULL,
+    ttft_ms REAL,
+    attempts INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts_ns);
+CREATE INDEX IF NOT EXISTS usage_tenant_ts ON usage (tenant, ts_ns);
+"""
+COLUMNS = (
+    'ts_ns',
+    'request_id',
+    'tenant',
+    'key_name',
+    'model',
+    'requested_model',
+    'response_model',
+    'provider',
+    'status',
+    'streamed',
+    'outcome',
+    'prompt_tokens',
+    'completion_tokens',
+    'cached_tokens',
+    'reasoning_tokens',
+    'cost_usd',
+    'duration_ms',
+    'ttft_ms',
+    'attempts',
+)
+_INSERT = (
+    f'INSERT INTO usage ({", ".join(COLUMNS)}) '
+    f'VALUES ({", ".join("?" for _ in COLUMNS)})'
+)
+
+
+class Ledger:
+    def __init__(self, path, *, max_pending=1_000_000):
+        self.path = path
+        self.pending = collections.deque()
+        self.max_pending = max_pending
+        self.errors = 0
+        self.dropped = 0
+        self.written = 0
+        self._db = None
+
+    def _connect(self):
+        if self._db is None:
+            directory = os.path.dirname(self.path)
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+            db = sqlite3.connect(
+                self.path, timeout=1.0, isolation_level=None, check_same_thread=False
+            )
+            db.execute('PRAGMA journal_mode=WAL')
+            db.execute('PRAGMA synchronous=NORMAL')
+            db.executescript(SCHEMA)
+            self._db = db
+        return self._db
+
+    def add(self, row):
+        self.pending.append(row)
+        if len(self.pending) > self.max_pending:
+            self.pending.popleft()
+            self.dropped += 1
+
+    def flush(self, batch=5000):
+        """Write pending rows; returns how many were written. Never raises."""
+        total = 0
+        while self.pending:
+            rows = [self.pending[i] for i in range(min(batch, len(self.pending)))]
+            try:
+                db = self._connect()
+                db.execute('BEGIN')
+                db.executemany(_INSERT, rows)
+                db.execute('COMMIT')
+            except (sqlite3.Error, OSError) as exc:
+                self.errors += 1
+                self._reset()
+                log.error(
+                    'usage ledger write failed; %d rows kept for a retry',
+                    len(self.pending),
+                    extra={'error': str(exc)},
+                )
+                return total
+            for _ in rows:
+                self.pending.popleft()
+            total += len(rows)
+        self.written += total
+        return total
+
+    def _reset(self):
+        if self._db is not None:
+            try:
+                self._db.rollback()
+                self._db.close()
+            except sqlite3.Error:
+                pass
+            self._db = None
+
+    def close(self):
+        self.flush()
+        self._reset()
+
+
+def open_readonly(path):
+    return sqlite3.connect(f'file:{path}?mode=ro', uri=True)

@@ -1,0 +1,33 @@
+"""``GET /metrics``: the Prometheus exposition, the same whichever worker answers.
+
+When ``telemetry.metrics_token_env`` is set, the scraper must send that token as
+``Authorization: Bearer <token>``; metrics name tenants and models.
+"""
+
+import hmac
+
+from aegisflow.errors import AuthenticationFailed
+from aegisflow.errors import NotFound
+from aegisflow.telemetry.metrics import CONTENT_TYPE
+
+
+class Metrics:
+    __slots__ = ('gw', 'token')
+
+    def __init__(self, gw):
+        self.gw = gw
+        token = gw.config.telemetry.metrics_token
+        self.token = f'Bearer {token}'.encode() if token else None
+
+    def on_get(self, req, resp):
+        if not self.gw.config.telemetry.metrics:
+            raise NotFound(
+                'Metrics are switched off (telemetry.metrics: false).',
+                code='unknown_url',
+            )
+        if self.token is not None:
+            sent = (req.get_header('Authorization') or '').encode('utf-8', 'replace')
+            if not hmac.compare_digest(sent, self.token):
+                raise AuthenticationFailed('Metrics need the metrics bearer token.')
+        resp.data = self.gw.telemetry.metrics()
+        resp.content_type = CONTENT_TYPE

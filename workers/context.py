@@ -1,0 +1,69 @@
+"""The per-worker context, bound in ``post_fork``: the worker's slot, its counter
+cells and ring (the recorder's sink), and the shared metrics page it serves."""
+
+import logging
+
+from aegisflow.pricing import PriceTable
+from aegisflow.telemetry.recorder import LocalSink
+from aegisflow.telemetry.recorder import Recorder
+from aegisflow.telemetry.tracecontext import Sampler
+from shm.cells import CellWriter
+from shm.page import Page
+from shm.ring import Ring
+
+log = logging.getLogger('aegisflow.worker')
+
+current = None  # the WorkerTelemetry of this worker process
+
+
+class ShmSink:
+    """The recorder's sink in a worker: its slot's cells and ring."""
+
+    __slots__ = ('words', 'cell', 'reserve', 'push')
+
+    def __init__(self, segment, slot):
+        writer = CellWriter(segment, slot)
+        self.words = segment.words
+        self.cell = writer.cell
+        self.reserve = writer.reserve
+        self.push = Ring(segment, slot).push
+
+
+class WorkerTelemetry:
+    __slots__ = ('runtime', 'slot', 'recorder', 'page')
+
+    def __init__(self, runtime, slot, config):
+        self.runtime = runtime
+        self.slot = slot
+        if slot is None:
+            # NOTE: no slot was free (more workers than the table holds): this worker
+            # serves, but its counts stay local and are not in /metrics.
+            log.error(
+                'no shared-memory slot for this worker; its requests are not '
+                'counted in /metrics'
+            )
+            sink = LocalSink()
+        else:
+            runtime.slots.bind(slot)
+            runtime.locks.slot = slot
+            sink = ShmSink(runtime.segment, slot)
+        prices = PriceTable(config.prices, config.providers)
+        sampler = Sampler(config.telemetry.traces.sample_ratio)
+        self.recorder = Recorder(sink, runtime.labels, prices, sampler)
+        self.page = Page(runtime.segment)
+
+    def metrics(self):
+        return self.page.read()
+
+    def checks(self):
+        return (self._shm,)
+
+    def _shm(self):
+        ok = self.slot is not None
+        return 'shared_memory', ok, f'slot {self.slot}' if ok else 'no slot'
+
+
+def bind(runtime, slot, config):
+    global current
+    current = WorkerTelemetry(runtime, slot, config)
+    return current

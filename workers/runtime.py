@@ -1,0 +1,258 @@
+"""The master's side of the shared-memory plane: the segment, the slot table, the
+locks, and the aggregator thread.
+
+Built in ``on_starting`` (before any fork); the aggregator thread starts in
+``when_ready``. Every ``telemetry.flush_interval_ms`` it drains every slot's ring,
+sums every slot's counter cells plus the ``retired`` totals of reaped workers, renders
+the exposition into the shared page that every worker serves, then writes the ledger
+and exports spans. `retire` (from ``child_exit``) drains a reaped worker's ring, folds
+its cells into ``retired``, zeroes them, releases any stripe lock it held and frees
+its slot.
+
+Fork gate: the thread holds ``gate`` while it touches shared memory or master-side
+Python state; ``os.register_at_fork`` takes the same lock before every fork, so a
+worker is never forked in the middle of a step. Reaping (``child_exit``) runs on the
+arbiter thread and takes the gate too, so folding a slot and summing it never
+interleave: totals never count a request twice or skip it.
+"""
+
+import logging
+import os
+import threading
+import time
+
+from aegisflow.telemetry.aggregate import Aggregator
+from aegisflow.telemetry.labels import LabelSpace
+from aegisflow.telemetry.metrics import Totals
+from aegisflow.usage.ledger import Ledger
+from shm import cells
+from shm.layout import Layout
+from shm.locks import StripedLocks
+from shm.page import Page
+from shm.ring import Ring
+from shm.segment import Segment
+from shm.slots import LOCK_WAITS
+from shm.slots import SlotTable
+
+log = logging.getLogger('aegisflow.master')
+_TICK = os.sysconf('SC_CLK_TCK')
+_PAGE = os.sysconf('SC_PAGE_SIZE')
+_PROCESS_EVERY_S = 1.0
+
+
+def layout_for(config):
+    shm = config.state.shm
+    return Layout(
+        slots=2 * config.server.workers + 4,
+        stripes=64,
+        cell_capacity=shm.metric_cells,
+        ring_capacity=shm.ring_records,
+        record_size=256,
+        table_capacity=16384,
+        page_size=4 << 20,
+    )
+
+
+def _proc(pid):
+    """(cpu seconds, rss bytes, open fds) of a process, or None when it is gone."""
+    try:
+        with open(f'/proc/{pid}/stat', 'rb') as f:
+            fields = f.read().rsplit(b')', 1)[1].split()
+        with open(f'/proc/{pid}/statm', 'rb') as f:
+            rss = int(f.read().split()[1]) * _PAGE
+        fds = len(os.listdir(f'/proc/{pid}/fd'))
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK, rss, fds
+
+
+class MasterRuntime:
+    def __init__(self, config):
+        self.config = config
+        self.labels = LabelSpace(config)
+        self.layout = layout_for(config)
+        self.segment = Segment.create(
+            self.layout,
+            config_hash=config.digest.encode(),
+            keep_name=config.state.shm.keep_names,
+        )
+        self.slots = SlotTable(self.segment)
+        self.locks = StripedLocks(self.segment)
+        self.page = Page(self.segment)
+        self.rings = [Ring(self.segment, s) for s in range(self.layout.slots)]
+        self.ledger = Ledger(config.storage.sqlite_path)
+        self.aggregator = Aggregator(config, self.labels, ledger=self.ledger)
+        self.retired = Totals()
+        self.gate = threading.Lock()
+        self.stopping = threading.Event()
+        self.thread = None
+        self.pid = os.getpid()
+        self.reaped = 0
+        self._last_requests = -1
+        self._last_process = 0.0
+        self._process_gauges = {}
+        self._page_generation = 0
+        os.register_at_fork(
+            before=self._before_fork,
+            after_in_parent=self._after_fork_parent,
+            after_in_child=self._after_fork_child,
+        )
+        self.tick()  # NOTE: so /metrics answers from the first request on
+
+    # -- fork gate ----------------------------------------------------------------
+
+    def _before_fork(self):
+        if os.getpid() == self.pid:
+            self.gate.acquire()
+
+    def _after_fork_parent(self):
+        if os.getpid() == self.pid:
+            self.gate.release()
+
+    def _after_fork_child(self):
+        if self.gate.locked():
+            self.gate.release()
+        self.thread = None  # NOTE: threads do not survive fork; workers never tick
+
+    # -- the loop -----------------------------------------------------------------
+
+    def start(self):
+        self.thread = threading.Thread(
+            target=self._run, name='aegisflow-aggregator', daemon=True
+        )
+        self.thread.start()
+
+    def _run(self):
+        interval = self.config.telemetry.flush_interval_ms / 1000
+        while not self.stopping.wait(interval):
+            try:
+                self.tick()
+            except Exception:
+                log.exception('aggregator tick failed')
+
+    def tick(self):
+        with self.gate:
+            payloads = []
+            for ring in self.rings:
+                payloads.extend(ring.drain())
+            self.aggregator.ingest(payloads)
+            self._render()
+        self.aggregator.flush()
+
+    def _render(self):
+        totals = self.retired.copy()
+        overflow = 0
+        for slot in range(self.layout.slots):
+            found, over = cells.read_cells(self.segment, slot)
+            totals.add(found)
+            overflow += over
+        requests = totals.requests()
+        now = time.monotonic()
+        if (
+            requests == self._last_requests
+            and now - self._last_process < _PROCESS_EVERY_S
+        ):
+            return
+        if now - self._last_process >= _PROCESS_EVERY_S:
+            self._process_gauges = self._processes()
+            self._last_process = now
+        self._last_requests = requests
+        counters = {
+            'aegisflow_ring_dropped': (
+                'Event records dropped because a ring was full.',
+                sum(r.dropped for r in self.rings),
+            ),
+            'aegisflow_ring_torn': (
+                'Event records found inconsistent and skipped.',
+                sum(r.torn for r in self.rings),
+            ),
+            'aegisflow_lock_timeouts': (
+                'Stripe lock acquisitions that timed out.',
+                sum(self.slots.get(s, LOCK_WAITS) for s in range(self.layout.slots)),
+            ),
+            'aegisflow_metric_cells_overflow': (
+                'Counts taken by a fallback cell because a cell table was full.',
+                overflow,
+            ),
+            'aegisflow_workers_reaped': ('Workers reaped by the master.', self.reaped),
+        }
+        gauges = dict(self._process_gauges)
+        gauges['aegisflow_config_info'] = (
+            'The config serving now (value 1).',
+            ['digest'],
+            [([self.config.digest], 1)],
+        )
+        text = self.aggregator.render(totals, counters, gauges)
+        self.page.publish(text)
+
+    def _processes(self):
+        samples = {'cpu': [], 'rss': [], 'fds': []}
+        procs = [('master', self.pid)] + [
+            (f'worker-{s}', pid) for s, pid in self.slots.live() if pid
+        ]
+        for name, pid in procs:
+            got = _proc(pid)
+            if got is None:
+                continue
+            samples['cpu'].append(([name], got[0]))
+            samples['rss'].append(([name], got[1]))
+            samples['fds'].append(([name], got[2]))
+        return {
+            'aegisflow_process_cpu_seconds': (
+                'CPU seconds used, by process (worker-N is slot N).',
+                ['process'],
+                samples['cpu'],
+            ),
+            'aegisflow_process_resident_memory_bytes': (
+                'Resident memory, by process.',
+                ['process'],
+                samples['rss'],
+            ),
+            'aegisflow_process_open_fds': (
+                'Open file descriptors, by process.',
+                ['process'],
+                samples['fds'],
+            ),
+            'aegisflow_workers': (
+                'Workers holding a slot.',
+                [],
+                [([], len(procs) - 1)],
+            ),
+        }
+
+    # -- worker lifecycle (arbiter thread) ----------------------------------------
+
+    def assign(self):
+        return self.slots.assign(self.segment.generation)
+
+    def retire(self, slot, pid):
+        with self.gate:
+            self.aggregator.ingest(self.rings[slot].drain())
+            found, _ = cells.read_cells(self.segment, slot)
+            self.retired.add(found)
+            cells.reset(self.segment, slot)
+            freed = self.locks.release_owned_by(pid) if pid else []
+            self.slots.free(slot)
+            self.reaped += 1
+            self._last_requests = -1
+        if freed:
+            log.warning(
+                'released stripe locks held by dead worker',
+                extra={'pid': pid, 'stripes': freed},
+            )
+
+    def reload(self, config):
+        with self.gate:
+            self.labels.extend(config)
+            self.config = config
+            self.aggregator.configure(config)
+            self.segment.bump_generation()
+            self._last_requests = -1
+
+    def stop(self):
+        """Final drain, render and flush; called once every worker is gone."""
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(5)
+        self.tick()
+        self.aggregator.close()
