@@ -48,8 +48,9 @@ def free_port():
 
 
 class Target:
-    def __init__(self, name, kind, worker_class, workdir):
+    def __init__(self, name, kind, worker_class, workdir, tree=ROOT):
         self.name, self.kind, self.worker_class = name, kind, worker_class
+        self.tree = Path(tree)
         self.port = free_port()
         self.workdir = workdir
         self.proc = None
@@ -75,7 +76,7 @@ class Target:
                 *WORKER_ARGS[self.worker_class],
                 'bench.bare_app:application',
             ]
-        return py + ['-c', str(ROOT / 'gunicorn.conf.py')]
+        return py + ['-c', str(self.tree / 'gunicorn.conf.py')]
 
     def start(self):
         env = dict(os.environ)
@@ -92,9 +93,10 @@ class Target:
             cfg.write_text(text)
             env['AEGISFLOW_CONFIG'] = str(cfg)
         log = open(Path(self.workdir) / f'{self.name}.log', 'wb')
+        env['PYTHONPATH'] = str(self.tree)
         self.proc = subprocess.Popen(
             self.command(),
-            cwd=ROOT,
+            cwd=self.tree,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -225,8 +227,14 @@ def table(results, rounds, conns_list, targets):
         '| ratio (same round, same worker class) | conns | per-round | median |',
         '|---|---:|---|---:|',
     ]
+    pairs = []
     for wc in sorted({t.worker_class for t in targets}):
-        a, b = f'aegisflow-{wc}', f'falcon-{wc}'
+        pairs += [
+            (f'aegisflow-{wc}', t.name)
+            for t in targets
+            if t.worker_class == wc and t.name != f'aegisflow-{wc}'
+        ]
+    for a, b in pairs:
         if (a, conns_list[0]) not in results or (b, conns_list[0]) not in results:
             continue
         for c in conns_list:
@@ -248,6 +256,13 @@ def main():
     parser.add_argument('--conns', default='1,64')
     parser.add_argument('--worker-classes', default='gthread,meinheld')
     parser.add_argument('--append', help='append the dated table to this markdown file')
+    parser.add_argument(
+        '--baseline-tree',
+        help='also run the gateway from this checkout '
+        '(e.g. a git worktree of an older commit), as aegisflow-NAME',
+    )
+    parser.add_argument('--baseline-name', default='baseline')
+    parser.add_argument('--title', default='Gateway vs bare Falcon')
     args = parser.parse_args()
     if not shutil.which('wrk'):
         sys.exit('wrk is not installed (apt-get install wrk)')
@@ -259,6 +274,16 @@ def main():
             Target(f'falcon-{wc}', 'falcon', wc, workdir),
             Target(f'aegisflow-{wc}', 'aegisflow', wc, workdir),
         ]
+        if args.baseline_tree:
+            targets.append(
+                Target(
+                    f'aegisflow-{args.baseline_name}-{wc}',
+                    'aegisflow',
+                    wc,
+                    workdir,
+                    tree=args.baseline_tree,
+                )
+            )
     env = {'BENCH_KEY': 'sk-bench'}
     results = {}
     try:
@@ -280,7 +305,7 @@ def main():
     stamp = datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')
     cmd = ' '.join(['python bench/load.py'] + sys.argv[1:])
     report = (
-        f'### Gateway vs bare Falcon, {stamp}\n\nMachine: {machine()}. Command: '
+        f'### {args.title}, {stamp}\n\nMachine: {machine()}. Command: '
         f'`{cmd}` ({args.rounds} interleaved rounds of {args.duration} s; medians).\n\n'
         + table(results, args.rounds, conns_list, targets)
         + '\n'

@@ -77,6 +77,13 @@ def fallback(family):
     return key(family, 1, 1, 1, 0)
 
 
+FALLBACK_REQUESTS = fallback(F_REQUESTS)
+FALLBACK_TOKENS = fallback(F_TOKENS)
+FALLBACK_DURATION = fallback(F_DURATION)
+FALLBACK_TTFT = fallback(F_TTFT)
+FALLBACK_UPSTREAM = fallback(F_UPSTREAM)
+
+
 def duration_bucket(ns):
     return bisect.bisect_left(_DUR_NS, ns)
 
@@ -87,6 +94,8 @@ def ttft_bucket(ns):
 
 def fixed(text, size=48):
     """UTF-8 bytes of `text`, cut to `size` without splitting a character."""
+    if text.isascii():
+        return text[:size].encode()
     raw = text.encode('utf-8', 'replace')
     if len(raw) <= size:
         return raw

@@ -136,6 +136,7 @@ class Recorder:
         duration = time.perf_counter_ns() - obs.t0
         sink, labels = self.sink, self.labels
         words, cell = sink.words, sink.cell
+        rid = ev.fixed(obs.request_id)
         provider_name = labels.providers.name(obs.provider) if obs.provider else None
         cost, priced = self.prices.cost_nano(
             obs.response_model or labels.models.name(obs.model),
@@ -149,7 +150,7 @@ class Recorder:
         tm = obs.tenant << 42 | obs.model << 28
         b = cell(
             ev.F_REQUESTS << 56 | tm | obs.provider << 18 | status,
-            ev.fallback(ev.F_REQUESTS),
+            ev.FALLBACK_REQUESTS,
         )
         words[b] += 1
         if obs.flags & ev.STREAM_ERROR:
@@ -157,7 +158,7 @@ class Recorder:
         if obs.flags & ev.CLIENT_ABORT:
             words[b + 2] += 1
         if obs.prompt or obs.completion:
-            b = cell(ev.F_TOKENS << 56 | tm, ev.fallback(ev.F_TOKENS))
+            b = cell(ev.F_TOKENS << 56 | tm, ev.FALLBACK_TOKENS)
             words[b] += obs.prompt
             words[b + 1] += obs.completion
             words[b + 2] += obs.cached
@@ -165,22 +166,22 @@ class Recorder:
             words[b + 4] += obs.reasoning
             if obs.flags & ev.UNPRICED:
                 words[b + 5] += 1
-        b = cell(ev.F_DURATION << 56 | tm, ev.fallback(ev.F_DURATION))
+        b = cell(ev.F_DURATION << 56 | tm, ev.FALLBACK_DURATION)
         words[b + ev.duration_bucket(duration)] += 1
         words[b + ev.SUM_INDEX] += duration // 1000
         if obs.ttft_ns:
-            b = cell(ev.F_TTFT << 56 | tm, ev.fallback(ev.F_TTFT))
+            b = cell(ev.F_TTFT << 56 | tm, ev.FALLBACK_TTFT)
             words[b + ev.ttft_bucket(obs.ttft_ns)] += 1
             words[b + ev.SUM_INDEX] += obs.ttft_ns // 1000
         for i, attempt in enumerate(obs.attempts):
             b = cell(
                 ev.F_UPSTREAM << 56 | attempt.provider << 18 | attempt.status,
-                ev.fallback(ev.F_UPSTREAM),
+                ev.FALLBACK_UPSTREAM,
             )
             words[b] += 1
             if i:
                 words[b + 1] += 1
-            sink.push(self._attempt_record(obs, attempt, i))
+            sink.push(self._attempt_record(obs, attempt, i, rid))
         sink.push(
             ev.RECORD.pack(
                 ev.REQUEST,
@@ -207,13 +208,13 @@ class Recorder:
                 len(obs.attempts),
                 0,
                 0,
-                ev.fixed(obs.request_id),
+                rid,
                 ev.fixed(obs.response_model),
                 ev.fixed(obs.requested_model),
             )
         )
 
-    def _attempt_record(self, obs, a, index):
+    def _attempt_record(self, obs, a, index, rid):
         return ev.RECORD.pack(
             ev.ATTEMPT,
             ev.VERSION,
@@ -239,7 +240,7 @@ class Recorder:
             0,
             0,
             0,
-            ev.fixed(obs.request_id),
+            rid,
             ev.fixed(a.response_model),
             ev.fixed(a.model),
         )

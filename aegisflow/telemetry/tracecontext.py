@@ -6,7 +6,7 @@ its id falls under ``sample_ratio`` (the same rule as OpenTelemetry's
 TraceIdRatioBased sampler, so the decision is stable for a trace id).
 """
 
-import os
+import random
 import re
 
 _TRACEPARENT = re.compile(
@@ -30,8 +30,18 @@ def parse_traceparent(header):
     return trace_id, parent, bool(int(m.group(4), 16) & 1)
 
 
+# NOTE: random (not os.urandom) as OpenTelemetry's own id generator does: ids need to
+# be unique, not secret, and this is on every request. CPython reseeds the generator
+# in a forked child, so workers never share a sequence.
+_bits = random.getrandbits
+
+
 def new_span_id():
-    return os.urandom(8)
+    return _bits(64).to_bytes(8, 'big')
+
+
+def new_request_id():
+    return f'{_bits(96):024x}'
 
 
 class Sampler:
@@ -46,7 +56,7 @@ class Sampler:
         if parsed is not None:
             trace_id, parent, sampled = parsed
             return trace_id, parent, sampled, True
-        trace_id = os.urandom(16)
+        trace_id = _bits(128).to_bytes(16, 'big')
         sampled = int.from_bytes(trace_id[8:], 'big') < self.bound
         return trace_id, _ZERO_SPAN, sampled, False
 

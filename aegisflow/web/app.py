@@ -6,7 +6,6 @@ wire format of the endpoint the client called.
 """
 
 import logging
-import os
 import re
 
 import falcon
@@ -14,6 +13,7 @@ import falcon
 from aegisflow import errors
 from aegisflow.gateway import Gateway
 from aegisflow.telemetry import events as ev
+from aegisflow.telemetry.tracecontext import new_request_id
 from aegisflow.web.chat import ChatCompletions
 from aegisflow.web.health import Health
 from aegisflow.web.health import Ready
@@ -46,7 +46,7 @@ class RequestTelemetry:
     def process_request(self, req, resp):
         rid = req.get_header('X-Request-ID')
         if rid is None or not _SANE_ID.match(rid):
-            rid = os.urandom(12).hex()
+            rid = new_request_id()
         ctx = req.context
         ctx.request_id = rid
         resp.set_header('X-Request-ID', rid)

@@ -1,0 +1,204 @@
+"""The telemetry core without processes: recorder, aggregation, ids, trace context."""
+
+import sqlite3
+
+import pytest
+
+from aegisflow.config import parse_config
+from aegisflow.pricing import PriceTable
+from aegisflow.telemetry import events as ev
+from aegisflow.telemetry.aggregate import Aggregator
+from aegisflow.telemetry.labels import LabelSpace
+from aegisflow.telemetry.metrics import Totals
+from aegisflow.telemetry.recorder import Attempt
+from aegisflow.telemetry.recorder import LocalSink
+from aegisflow.telemetry.recorder import Recorder
+from aegisflow.telemetry.tracecontext import Sampler
+from aegisflow.telemetry.tracecontext import parse_traceparent
+from aegisflow.usage.ledger import Ledger
+from tests.support.metrics import total
+
+CONFIG = parse_config(
+    """
+providers:
+  - {name: mock, type: mock, models: [mock], prices: {mock: {input: 1, output: 2}}}
+routes: [{match: "*", targets: [mock]}]
+aliases: {fast: mock}
+tenants: [{id: acme, keys: [{key: k, name: ci}]}]
+""",
+    env={},
+)
+
+
+def recorder(sink=None):
+    labels = LabelSpace(CONFIG)
+    return Recorder(
+        sink or LocalSink(),
+        labels,
+        PriceTable(CONFIG.prices, CONFIG.providers),
+        Sampler(1.0),
+    ), labels
+
+
+def _observed(rec, labels, status=200, **usage):
+    obs = rec.begin('req-1', None, ev.ROUTE_IDS['chat'])
+    obs.tenant = labels.tenants.id('acme')
+    obs.key = labels.keys.id('acme/ci')
+    obs.model = labels.models.id('mock')
+    obs.provider = labels.providers.id('mock')
+    attempt = Attempt(obs.provider, 'mock')
+    attempt.end(status)
+    obs.attempts.append(attempt)
+    obs.usage(
+        usage
+        or {
+            'prompt_tokens': 10,
+            'completion_tokens': 5,
+            'prompt_tokens_details': {'cached_tokens': 4},
+        }
+    )
+    rec.finish(obs, status)
+    return obs
+
+
+def test_recorder_counts_once_and_prices_exactly():
+    rec, labels = recorder()
+    obs = _observed(rec, labels)
+    rec.finish(obs, 500)  # a second finish must not count again
+    agg = Aggregator(CONFIG, labels)
+    agg.ingest(rec.sink.records)
+    text = agg.render(Totals().add(rec.sink.cells())).decode()
+    assert total(text, 'aegisflow_requests_total', status='200', tenant='acme') == 1
+    assert total(text, 'aegisflow_requests_total') == 1
+    assert total(text, 'aegisflow_tokens_total', direction='cached') == 4
+    # (10 - 4 cached) x $1/M + 4 x $1/M (no cached price) + 5 x $2/M
+    assert total(text, 'aegisflow_cost_usd_total') == pytest.approx(20e-6)
+    assert total(text, 'aegisflow_upstream_attempts_total', provider='mock') == 1
+    assert len(rec.sink.records) == 2  # one attempt span, one request span
+
+
+def test_recorder_ignores_nonsense_usage():
+    rec, labels = recorder()
+    obs = _observed(rec, labels, prompt_tokens=-5, completion_tokens='many')
+    assert (obs.prompt, obs.completion) == (0, 0)
+
+
+def test_event_record_round_trip():
+    rec, labels = recorder()
+    obs = _observed(rec, labels)
+    event = ev.Event(rec.sink.records[-1])
+    assert event.kind == ev.REQUEST and event.request_id == 'req-1'
+    assert (event.prompt, event.completion, event.cached) == (10, 5, 4)
+    assert event.trace_id == obs.trace_id and event.span_id == obs.span_id
+    assert event.cost_nano == 20_000
+    attempt = ev.Event(rec.sink.records[0])
+    assert attempt.kind == ev.ATTEMPT and attempt.parent_id == obs.span_id
+    assert ev.fixed('é' * 40) == ('é' * 24).encode()  # never half a character
+
+
+def test_labels_are_stable_and_bounded():
+    labels = LabelSpace(CONFIG)
+    before = labels.models.id('mock')
+    labels.extend(
+        parse_config(
+            """
+providers: [{name: other-p, type: mock, models: [zeta, mock]}]
+routes: [{match: "*", targets: [other-p]}]
+tenants: [{id: beta, keys: [{key: k2}]}]
+""",
+            env={},
+        )
+    )
+    assert labels.models.id('mock') == before and labels.models.id('zeta') > before
+    assert labels.models.id('never-configured') == 1  # other
+    assert labels.models.id('fast') > 1  # aliases are known names
+    small = LabelSpace()
+    small.providers.limit = 3
+    for name in ('a', 'b', 'c'):
+        small.providers.add(name)
+    assert small.providers.id('a') == 2 and small.providers.id('b') == 3
+    assert small.providers.id('c') == 1
+
+
+def test_cells_table_full_keeps_totals_exact():
+    class TinySink(LocalSink):
+        def cell(self, key, fallback):
+            if key not in self.index and len(self.index) >= 6:
+                return self.index[fallback]
+            return super().cell(key, fallback)
+
+    rec, labels = recorder(TinySink())
+    for status in (200, 201, 202, 203, 204, 205, 206):
+        _observed(rec, labels, status=status)
+    text = Aggregator(CONFIG, labels).render(Totals().add(rec.sink.cells())).decode()
+    assert total(text, 'aegisflow_requests_total') == 7
+    assert total(text, 'aegisflow_requests_total', tenant='other') > 0
+
+
+@pytest.mark.parametrize(
+    'header, expected',
+    [
+        ('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', True),
+        ('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00', False),
+        ('00-00000000000000000000000000000000-b7ad6b7169203331-01', None),
+        ('00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01', None),
+        ('ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', None),
+        ('garbage', None),
+        ('', None),
+    ],
+)
+def test_traceparent_parsing(header, expected):
+    parsed = parse_traceparent(header)
+    assert (parsed[2] if parsed else None) == expected
+
+
+def test_sampler_ratio_is_applied_to_new_traces():
+    assert all(Sampler(1.0).start(None)[2] for _ in range(50))
+    assert not any(Sampler(0.0).start(None)[2] for _ in range(50))
+    half = sum(Sampler(0.5).start(None)[2] for _ in range(2000))
+    assert 800 < half < 1200
+
+
+def test_ledger_keeps_rows_while_locked_and_writes_them_later(tmp_path):
+    path = tmp_path / 'u.sqlite'
+    ledger = Ledger(str(path))
+    row = (
+        1,
+        'r1',
+        'acme',
+        'ci',
+        'mock',
+        'mock',
+        'mock',
+        'mock',
+        200,
+        0,
+        'ok',
+        1,
+        2,
+        0,
+        0,
+        0.0,
+        1.0,
+        None,
+        1,
+    )
+    ledger.add(row)
+    assert ledger.flush() == 1
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute('BEGIN EXCLUSIVE')
+    ledger.add(row[:1] + ('r2',) + row[2:])
+    assert ledger.flush() == 0 and ledger.errors == 1 and len(ledger.pending) == 1
+    blocker.execute('COMMIT')
+    assert ledger.flush() == 1 and not ledger.pending
+    ids = [r for (r,) in sqlite3.connect(path).execute('SELECT request_id FROM usage')]
+    assert ids == ['r1', 'r2']
+
+
+def test_ledger_pending_rows_are_capped(tmp_path):
+    ledger = Ledger(str(tmp_path / 'nodir' / 'file-not-dir'), max_pending=3)
+    (tmp_path / 'nodir').write_text('a file where a directory should be')
+    for i in range(5):
+        ledger.add((i,))
+    assert ledger.flush() == 0 and ledger.errors == 1
+    assert [r[0] for r in ledger.pending] == [2, 3, 4] and ledger.dropped == 2
