@@ -34,17 +34,19 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
+    """``time LEVEL logger message key=value ...``, then the traceback if any."""
+
     def __init__(self):
         super().__init__('%(asctime)s %(levelname)s %(name)s %(message)s')
 
-    def format(self, record):
-        text = super().format(record)
+    def formatMessage(self, record):  # noqa: N802 (logging's method name)
         extras = [
             f'{k}={v}'
             for k, v in record.__dict__.items()
             if k not in _STANDARD and not k.startswith('_')
         ]
-        return text + (' ' + ' '.join(extras) if extras else '')
+        line = super().formatMessage(record)
+        return line + (' ' + ' '.join(extras) if extras else '')
 
 
 def configure(telemetry, stream=None):

@@ -8,7 +8,6 @@ import sys
 from aegisflow import logs
 from workers import context
 from workers import state
-from workers.runtime import MasterRuntime
 
 log = logging.getLogger('aegisflow.master')
 
@@ -30,7 +29,6 @@ def on_starting(server):
     logs.configure(state.current.telemetry)
     for name, reason in state.current.disabled:
         log.info('provider %s is switched off: %s', name, reason)
-    state.runtime = MasterRuntime(state.current)
     log.info(
         'starting',
         extra={

@@ -9,10 +9,13 @@ import logging
 import os
 import sys
 
+from aegisflow import logs
 from aegisflow.config import ConfigError
 from aegisflow.config import load_config
+from shm.errors import ShmError
 from workers import hooks
 from workers import state
+from workers.runtime import MasterRuntime
 
 DEFAULT_CONFIG = 'conf/aegisflow.yaml'
 WORKER_CLASSES = {'gthread': 'gthread', 'meinheld': 'egg:meinheld#gunicorn_worker'}
@@ -41,6 +44,15 @@ def gunicorn_settings():
         if state.current is not None and state.current.digest != config.digest:
             log.info('configuration reloaded', extra={'digest': config.digest})
         state.current, state.path = config, path
+    if state.runtime is None:
+        # NOTE: here rather than in on_starting, so that a segment that cannot be made
+        # stops the start with its message, as an invalid config does.
+        logs.configure(config.telemetry)  # NOTE: before the runtime reads levels
+        try:
+            state.runtime = MasterRuntime(config)
+        except ShmError as exc:
+            print(f'aegisflow: {exc}', file=sys.stderr)
+            raise SystemExit(1) from None
     server = config.server
     settings = {
         'bind': [server.bind],

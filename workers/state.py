@@ -8,4 +8,4 @@ respawned worker from booting.
 
 current = None  # the Config serving now
 path = None  # the file it came from
-runtime = None  # the MasterRuntime (segment, slots, aggregator), built in on_starting
+runtime = None  # the MasterRuntime (segment, slots, aggregator), built with the config

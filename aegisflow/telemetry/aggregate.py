@@ -11,6 +11,7 @@ import logging
 
 from aegisflow.pricing import PriceTable
 from aegisflow.telemetry import events as ev
+from aegisflow.telemetry.accesslog import AccessLog
 from aegisflow.telemetry.metrics import Exposition
 from aegisflow.telemetry.metrics import Totals
 from aegisflow.telemetry.recorder import LocalSink
@@ -19,7 +20,6 @@ from aegisflow.telemetry.spans import SpanBuilder
 from aegisflow.telemetry.spans import make_exporter
 from aegisflow.telemetry.tracecontext import Sampler
 
-access = logging.getLogger('aegisflow.access')
 log = logging.getLogger('aegisflow.telemetry')
 
 
@@ -32,8 +32,9 @@ def outcome(event):
 
 
 class Aggregator:
-    def __init__(self, config, labels, *, ledger=None):
+    def __init__(self, config, labels, *, ledger=None, access_stream=None):
         self.labels = labels
+        self.access_stream = access_stream
         self.ledger = ledger
         self.exposition = Exposition(labels)
         self.spans = []
@@ -45,7 +46,10 @@ class Aggregator:
 
     def configure(self, config):
         """Apply a (re)loaded config: provider types for spans, exporter, access log."""
-        self.access_log = config.telemetry.access_log
+        self.access = None
+        if config.telemetry.access_log:
+            access = AccessLog(config.telemetry.log_format, self.access_stream)
+            self.access = access if access.enabled() else None
         self.builder = SpanBuilder(
             self.labels, {p.name: p.type for p in config.providers}
         )
@@ -60,14 +64,18 @@ class Aggregator:
     # -- records -------------------------------------------------------------------
 
     def ingest(self, payloads):
+        want_spans = self.exporter is not None
         for payload in payloads:
+            if not want_spans and payload[0] == ev.ATTEMPT and payload[1] == 0:
+                self.records += 1  # PERF: attempt records only feed spans
+                continue
             try:
                 event = ev.Event(payload)
             except Exception:  # a record we cannot read must not stop the others
                 self.bad_records += 1
                 continue
             self.records += 1
-            if self.exporter is not None:
+            if want_spans:
                 span = self.builder.build(event)
                 if span is not None:
                     self.spans.append(span)
@@ -76,8 +84,8 @@ class Aggregator:
             row = self._row(event)
             if self.ledger is not None:
                 self.ledger.add(row)
-            if self.access_log:
-                self._log(row)
+            if self.access is not None:
+                self.access.add(row)
 
     def _row(self, e):
         names = self.labels
@@ -105,51 +113,11 @@ class Aggregator:
             e.attempts,
         )
 
-    def _log(self, row):
-        (
-            _,
-            rid,
-            tenant,
-            key,
-            model,
-            requested,
-            _,
-            provider,
-            status,
-            streamed,
-            result,
-            prompt,
-            completion,
-            cached,
-            _,
-            cost,
-            duration,
-            ttft,
-            attempts,
-        ) = row
-        fields = {
-            'request_id': rid,
-            'tenant': tenant,
-            'key_name': key,
-            'model': model,
-            'requested_model': requested,
-            'provider': provider,
-            'status': status,
-            'outcome': result,
-            'streamed': bool(streamed),
-            'duration_ms': duration,
-            'prompt_tokens': prompt,
-            'completion_tokens': completion,
-            'cached_tokens': cached,
-            'cost_usd': cost,
-            'attempts': attempts,
-        }
-        if ttft is not None:
-            fields['ttft_ms'] = ttft
-        access.info('request', extra=fields)
-
     def flush(self):
-        """Write pending ledger rows and export pending spans. Never raises."""
+        """Write pending ledger rows and log lines, export pending spans. Never
+        raises."""
+        if self.access is not None:
+            self.access.flush()
         if self.ledger is not None:
             self.ledger.flush()
         if self.spans and self.exporter is not None:

@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from tests.support.fake_otlp import FakeCollector
+from tests.support.fake_otlp import FakeGrpcCollector
 from tests.support.gateway import wait_until
 from tests.support.metrics import samples
 from tests.support.metrics import scrape
@@ -197,10 +198,11 @@ def test_labels_never_come_from_client_input(gw):
         return (
             t
             if total(t, 'aegisflow_requests_total', model='other', status='404') >= 20
+            and total(t, 'aegisflow_requests_total', tenant='none', status='401') >= 1
             else None
         )
 
-    t = wait_until(text, timeout=10, what='404s counted')
+    t = wait_until(text, timeout=10, what='404s and the 401 counted')
     assert not any(name in t for name in junk) and 'passwd' not in t
     models = {labels['model'] for labels, _ in samples(t, 'aegisflow_requests_total')}
     assert models <= {'mock', 'mock-fast', 'other', 'none'}
@@ -246,3 +248,34 @@ telemetry: {flush_interval_ms: 50, traces: {exporter: console}}
     found = wait_until(span, timeout=10, what='console span')
     assert found['attributes']['gen_ai.request.model'] == 'mock'
     assert found['attributes']['aegisflow.request_id'] == rid
+
+
+def test_otlp_grpc_exporter(gateway_factory):
+    collector = FakeGrpcCollector().start()
+    try:
+        gw = gateway_factory(f'''
+server: {{workers: 1}}
+providers: [{{name: mock, type: mock, models: [mock]}}]
+routes: [{{match: "*", targets: [mock]}}]
+tenants: [{{id: acme, keys: [{{key: "sk-grpc-1"}}]}}]
+telemetry:
+  flush_interval_ms: 50
+  traces: {{exporter: otlp_grpc, endpoint: "{collector.endpoint}"}}
+''')
+        trace = '4' * 32
+        r = requests.post(
+            gw.base_url + '/chat/completions',
+            timeout=10,
+            headers={
+                'Authorization': 'Bearer sk-grpc-1',
+                'traceparent': f'00-{trace}-{PARENT}-01',
+            },
+            json={'model': 'mock', 'messages': [{'role': 'user', 'content': 'x'}]},
+        )
+        assert r.status_code == 200
+        spans = _spans(collector, trace, 2)
+        server = next(s for s in spans if s['kind'] == 2)
+        assert server['attributes']['gen_ai.request.model'] == 'mock'
+        assert server['parent_span_id'] == PARENT
+    finally:
+        collector.stop()

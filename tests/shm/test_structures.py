@@ -191,3 +191,14 @@ def test_page_publish_and_read(seg):
     assert page.read() == b'second version' and page.version == 2
     with pytest.raises(ValueError):
         page.publish(b'x' * 4097)
+
+
+def test_cleanup_removes_only_objects_of_dead_creators(tmp_path):
+    from shm import cleanup
+
+    (tmp_path / 'aegisflow-999999999-abcd1234').write_bytes(b'')
+    (tmp_path / f'aegisflow-{os.getpid()}-abcd1234').write_bytes(b'')
+    (tmp_path / 'sem.aegisflow-999999999-ab12-s3').write_bytes(b'')
+    (tmp_path / 'unrelated-1-ab').write_bytes(b'')
+    found = sorted(os.path.basename(p) for p in cleanup.stale(directory=tmp_path))
+    assert found == ['aegisflow-999999999-abcd1234', 'sem.aegisflow-999999999-ab12-s3']

@@ -1,9 +1,13 @@
-"""A fake OTLP/HTTP trace collector: a real HTTP server decoding the protobuf body."""
+"""Fake OTLP trace collectors: a real HTTP server and a real gRPC server, both decoding
+the protobuf ExportTraceServiceRequest the exporters send."""
 
 import threading
+from concurrent import futures
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 
+import grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
@@ -17,24 +21,20 @@ def _value(v):
     return getattr(v, kind) if kind else None
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.1'
+class _Store:
+    def __init__(self):
+        self.spans = []
+        self.headers = []
+        self.lock = threading.Lock()
 
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
-        request = ExportTraceServiceRequest()
-        request.ParseFromString(body)
-        collector = self.server.collector
-        with collector.lock:
-            collector.headers.append(dict(self.headers))
+    def receive(self, request, headers):
+        with self.lock:
+            self.headers.append(headers)
             for rs in request.resource_spans:
                 resource = {a.key: _value(a.value) for a in rs.resource.attributes}
                 for ss in rs.scope_spans:
                     for span in ss.spans:
-                        collector.spans.append(
+                        self.spans.append(
                             {
                                 'name': span.name,
                                 'kind': span.kind,
@@ -50,6 +50,19 @@ class _Handler(BaseHTTPRequestHandler):
                                 'end': span.end_time_unix_nano,
                             }
                         )
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        self.server.collector.receive(request, dict(self.headers))
         data = ExportTraceServiceResponse().SerializeToString()
         self.send_response(200)
         self.send_header('Content-Type', 'application/x-protobuf')
@@ -58,11 +71,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class FakeCollector:
+class FakeCollector(_Store):
+    """OTLP over HTTP (protobuf) at ``endpoint``."""
+
     def __init__(self):
-        self.spans = []
-        self.headers = []
-        self.lock = threading.Lock()
+        super().__init__()
         self.server = ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
         self.server.daemon_threads = True
         self.server.collector = self
@@ -80,3 +93,35 @@ class FakeCollector:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)
+
+
+class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self, store):
+        self.store = store
+
+    def Export(self, request, context):  # noqa: N802 (gRPC method name)
+        self.store.receive(request, dict(context.invocation_metadata()))
+        return ExportTraceServiceResponse()
+
+
+class FakeGrpcCollector(_Store):
+    """OTLP over gRPC (insecure) at ``endpoint``."""
+
+    def __init__(self):
+        super().__init__()
+        self.server = grpc.server(futures.ThreadPoolExecutor(2))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
+            _Servicer(self), self.server
+        )
+        self.port = self.server.add_insecure_port('127.0.0.1:0')
+
+    @property
+    def endpoint(self):
+        return f'http://127.0.0.1:{self.port}'
+
+    def start(self):
+        self.server.start()
+        return self
+
+    def stop(self):
+        self.server.stop(grace=2).wait(5)

@@ -202,3 +202,33 @@ def test_ledger_pending_rows_are_capped(tmp_path):
         ledger.add((i,))
     assert ledger.flush() == 0 and ledger.errors == 1
     assert [r[0] for r in ledger.pending] == [2, 3, 4] and ledger.dropped == 2
+
+
+def test_log_formats_carry_extra_fields_and_exceptions():
+    import io
+    import json
+    import logging
+
+    from aegisflow import logs
+    from aegisflow.config.model import TelemetryConfig
+
+    for fmt in ('json', 'text'):
+        out = io.StringIO()
+        logger = logs.configure(TelemetryConfig(log_format=fmt), stream=out)
+        try:
+            raise ValueError('boom')
+        except ValueError:
+            logging.getLogger('aegisflow.x').error(
+                'failed', exc_info=True, extra={'request_id': 'r-7'}
+            )
+        line = out.getvalue()
+        if fmt == 'json':
+            entry = json.loads(line.splitlines()[0])
+            assert entry['request_id'] == 'r-7' and entry['level'] == 'error'
+            assert (
+                'ValueError: boom' in entry['exc'] and entry['logger'] == 'aegisflow.x'
+            )
+        else:
+            assert 'ERROR aegisflow.x failed request_id=r-7' in line
+            assert 'ValueError: boom' in line
+        logger.handlers.clear()
