@@ -278,8 +278,7 @@ class _Builder:
             if optional:
                 self.disabled.append((name, reasons))
                 return name
-            for env_node, var in missing:
-                env_node.fail(f'environment variable {var} to be set', found='it unset')
+            _fail_unset(missing)
         return m.ProviderConfig(
             name=name,
             type=ptype,
@@ -291,6 +290,13 @@ class _Builder:
             headers=self.headers(node.get('headers')),
             stream_usage=node.get('stream_usage').bool(True),
         )
+
+    def required_env(self, node):
+        """The value of the variable a ``*_env`` key names; unset is a problem."""
+        missing = []
+        value = self.env_value(node, missing, required=True)
+        _fail_unset(missing)
+        return value
 
     def env_value(self, node, missing, *, required):
         """The value of the environment variable a ``*_env`` key names."""
@@ -453,10 +459,7 @@ class _Builder:
             secret = source.str(secret=True, expected='a non-empty string')
             digest = hashlib.sha256(secret.encode()).digest() if secret else None
         elif given[0] == 'key_env':
-            missing = []
-            secret = self.env_value(source, missing, required=True)
-            for env_node, var in missing:
-                env_node.fail(f'environment variable {var} to be set', found='it unset')
+            secret = self.required_env(source)
             digest = hashlib.sha256(secret.encode()).digest() if secret else None
         else:
             hexed = source.str(check=_HEX64.match, expected='64 hexadecimal characters')
@@ -493,12 +496,7 @@ class _Builder:
             return d
         token = None
         if not node.get('metrics_token_env').missing:
-            missing = []
-            token = self.env_value(
-                node.get('metrics_token_env'), missing, required=True
-            )
-            for env_node, var in missing:
-                env_node.fail(f'environment variable {var} to be set', found='it unset')
+            token = self.required_env(node.get('metrics_token_env'))
         return m.TelemetryConfig(
             log_format=node.get('log_format').str(d.log_format, choices=m.LOG_FORMATS),
             log_level=node.get('log_level').str(d.log_level, choices=m.LOG_LEVELS),
@@ -615,6 +613,11 @@ class _Builder:
             if inp is not None and outp is not None:
                 out[str(model)] = m.Price(input=inp, output=outp, cached_input=cached)
         return out
+
+
+def _fail_unset(missing):
+    for env_node, var in missing:
+        env_node.fail(f'environment variable {var} to be set', found='it unset')
 
 
 def _servable(model, routes, providers):

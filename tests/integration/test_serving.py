@@ -168,3 +168,44 @@ def test_sighup_reload_applies_valid_and_refuses_invalid(tmp_path):
         assert status('sk-new-1') == 200 and status('sk-acme-1') == 200
         assert 'tenants: expected a list of tenants' in gw.log()
     assert gw.proc.returncode == 0
+
+
+def _shm_names(pid):
+    return [n for n in os.listdir('/dev/shm') if f'aegisflow-{pid}-' in n]
+
+
+def test_shared_memory_too_large_stops_start_with_advice(tmp_path):
+    cfg = tmp_path / 'big.yaml'
+    # 516 slots x 2^20 records x 256 bytes: far beyond /dev/shm, refused up front.
+    cfg.write_text(
+        ACCEPTANCE_CONFIG.replace('workers: 2}', 'workers: 256}')
+        + 'state: {shm: {ring_records: 1048576}}\n'
+    )
+    out = _run(
+        [
+            sys.executable,
+            '-m',
+            'gunicorn',
+            '-c',
+            'gunicorn.conf.py',
+            '--bind',
+            f'127.0.0.1:{free_port()}',
+        ],
+        {'AEGISFLOW_CONFIG': str(cfg)},
+    )
+    assert out.returncode == 1
+    assert 'enlarge /dev/shm' in out.stderr and 'ring_records' in out.stderr
+    assert 'Traceback' not in out.stderr
+
+
+def test_nothing_left_in_dev_shm_after_stop_or_master_kill(tmp_path):
+    for how in (signal.SIGTERM, signal.SIGKILL):
+        gw = GatewayProcess(ACCEPTANCE_CONFIG, tmp_path / how.name)
+        gw.start()
+        master = gw.proc.pid
+        assert _shm_names(master) == []  # unlinked right after creation
+        assert requests.get(gw.url + '/metrics', timeout=5).status_code == 200
+        gw.proc.send_signal(how)
+        gw.proc.wait(20)
+        gw.stop()
+        assert _shm_names(master) == []

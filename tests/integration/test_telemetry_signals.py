@@ -96,17 +96,23 @@ def test_spans_follow_genai_conventions_and_traceparent(client, collector):
     assert sent['x-collector-key'] == 'collector-secret'
 
 
-def test_error_span_for_a_failed_request(gw, collector):
-    trace = '1' * 32
-    r = requests.post(
+def _traced(gw, trace, *, sampled=True, model='mock', key='sk-acme-secret-1'):
+    """POST a chat request carrying a traceparent of `trace`."""
+    flag = '01' if sampled else '00'
+    return requests.post(
         gw.base_url + '/chat/completions',
         timeout=10,
         headers={
-            'Authorization': 'Bearer sk-acme-secret-1',
-            'traceparent': f'00-{trace}-{PARENT}-01',
+            'Authorization': f'Bearer {key}',
+            'traceparent': f'00-{trace}-{PARENT}-{flag}',
         },
-        json={'model': 'no-such-model', 'messages': [{'role': 'user', 'content': 'x'}]},
+        json={'model': model, 'messages': [{'role': 'user', 'content': 'x'}]},
     )
+
+
+def test_error_span_for_a_failed_request(gw, collector):
+    trace = '1' * 32
+    r = _traced(gw, trace, model='no-such-model')
     assert r.status_code == 404
     (span,) = _spans(collector, trace, 1)
     assert span['status'] == 2  # STATUS_CODE_ERROR
@@ -116,26 +122,10 @@ def test_error_span_for_a_failed_request(gw, collector):
 
 def test_unsampled_parent_exports_nothing(gw, collector):
     trace = '2' * 32
-    r = requests.post(
-        gw.base_url + '/chat/completions',
-        timeout=10,
-        headers={
-            'Authorization': 'Bearer sk-acme-secret-1',
-            'traceparent': f'00-{trace}-{PARENT}-00',
-        },
-        json={'model': 'mock', 'messages': [{'role': 'user', 'content': 'x'}]},
-    )
+    r = _traced(gw, trace, sampled=False)
     assert r.status_code == 200
     marker = '3' * 32  # a sampled request after it: once it is exported, so would be 2s
-    requests.post(
-        gw.base_url + '/chat/completions',
-        timeout=10,
-        headers={
-            'Authorization': 'Bearer sk-acme-secret-1',
-            'traceparent': f'00-{marker}-{PARENT}-01',
-        },
-        json={'model': 'mock', 'messages': [{'role': 'user', 'content': 'x'}]},
-    )
+    _traced(gw, marker)
     _spans(collector, marker, 2)
     assert not [s for s in collector.spans if s['trace_id'] == trace]
 
@@ -263,15 +253,7 @@ telemetry:
   traces: {{exporter: otlp_grpc, endpoint: "{collector.endpoint}"}}
 ''')
         trace = '4' * 32
-        r = requests.post(
-            gw.base_url + '/chat/completions',
-            timeout=10,
-            headers={
-                'Authorization': 'Bearer sk-grpc-1',
-                'traceparent': f'00-{trace}-{PARENT}-01',
-            },
-            json={'model': 'mock', 'messages': [{'role': 'user', 'content': 'x'}]},
-        )
+        r = _traced(gw, trace, key='sk-grpc-1')
         assert r.status_code == 200
         spans = _spans(collector, trace, 2)
         server = next(s for s in spans if s['kind'] == 2)

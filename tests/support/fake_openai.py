@@ -13,31 +13,26 @@ status codes. The requested model picks the behaviour:
 """
 
 import json
-import threading
 from http.server import BaseHTTPRequestHandler
-from http.server import ThreadingHTTPServer
+
+from tests.support.httpserver import LoopbackServer
 
 
 class FakeOpenAI:
     def __init__(self):
         self.requests = []  # (headers dict, body dict) per call
-        self.server = ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
-        self.server.daemon_threads = True
-        self.server.fake = self
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.http = LoopbackServer(_Handler, fake=self)
 
     @property
     def base_url(self):
-        return f'http://127.0.0.1:{self.server.server_address[1]}/v1'
+        return self.http.url + '/v1'
 
     def start(self):
-        self.thread.start()
+        self.http.start()
         return self
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self.http.stop()
 
 
 class _Handler(BaseHTTPRequestHandler):

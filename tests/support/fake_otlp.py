@@ -4,7 +4,6 @@ the protobuf ExportTraceServiceRequest the exporters send."""
 import threading
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler
-from http.server import ThreadingHTTPServer
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
@@ -14,6 +13,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
+
+from tests.support.httpserver import LoopbackServer
 
 
 def _value(v):
@@ -76,23 +77,18 @@ class FakeCollector(_Store):
 
     def __init__(self):
         super().__init__()
-        self.server = ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
-        self.server.daemon_threads = True
-        self.server.collector = self
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.http = LoopbackServer(_Handler, collector=self)
 
     @property
     def endpoint(self):
-        return f'http://127.0.0.1:{self.server.server_address[1]}/v1/traces'
+        return self.http.url + '/v1/traces'
 
     def start(self):
-        self.thread.start()
+        self.http.start()
         return self
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+        self.http.stop()
 
 
 class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
