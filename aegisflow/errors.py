@@ -104,6 +104,14 @@ class RateLimited(ApiError):
     default_code = 'rate_limit_exceeded'
 
 
+class InsufficientQuota(ApiError):
+    """A budget is used up (OpenAI's own type and code for it)."""
+
+    status = 429
+    type = 'insufficient_quota'
+    default_code = 'insufficient_quota'
+
+
 class InternalError(ApiError):
     status = 500
     type = 'api_error'

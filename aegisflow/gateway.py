@@ -1,6 +1,8 @@
 """Everything a worker derives from the config, built once and shared by its threads."""
 
 from aegisflow.auth import KeyIndex
+from aegisflow.limits.limiter import Limiter
+from aegisflow.limits.local import LocalStore
 from aegisflow.providers import build_providers
 from aegisflow.routing import Router
 from aegisflow.telemetry.aggregate import LocalTelemetry
@@ -16,9 +18,13 @@ class Gateway:
         'catalogue',
         'labels',
         'telemetry',
+        'limiter',
+        'recorder',
     )
 
-    def __init__(self, config, *, concurrency=1, labels=None, telemetry=None):
+    def __init__(
+        self, config, *, concurrency=1, labels=None, telemetry=None, limiter=None
+    ):
         self.config = config
         self.keys = KeyIndex(config.tenants)
         self.providers = build_providers(config, concurrency=concurrency)
@@ -26,6 +32,24 @@ class Gateway:
         self.catalogue = self.router.catalogue()
         self.labels = labels or LabelSpace(config)
         self.telemetry = telemetry or LocalTelemetry(config, self.labels)
+        self.limiter = limiter or Limiter(config, LocalStore())
+        self.recorder = self.telemetry.recorder
+
+    def finish(self, obs, status, flags=0):
+        """The request is over: settle its limits, then count it (once)."""
+        if obs.done:
+            return
+        if obs.limits is not None:
+            self.limiter.settle(
+                obs.limits,
+                obs.priced_model,
+                obs.provider_name,
+                obs.prompt,
+                obs.completion,
+                obs.cached,
+            )
+            obs.limits = None
+        self.recorder.finish(obs, status, flags=flags)
 
     def close(self):
         for provider in self.providers.values():

@@ -12,17 +12,25 @@ caller's function on the entry's words while holding the lock. A key not present
 the first empty entry.
 
 Table full: when a partition has no empty entry, the least recently touched entry is
-taken over (its values zeroed) if it has been idle for at least ``evict_idle_ns``;
-otherwise `update` raises `TableFull`, and the caller decides (fail open or closed).
-Callers pick ``evict_idle_ns`` so that evicting an entry loses nothing that still
-matters (for a rate limiter: longer than its window).
+taken over (its values zeroed) if it has been idle for at least ``evict_idle_ns`` and
+is not pinned; otherwise `update` raises `TableFull`, and the caller decides (fail
+open or closed). The last value word is "pinned until" (the same clock as ``now_ns``;
+0 = not pinned): callers pin entries that must survive idleness (a count of requests
+in flight, the spend of the current budget period).
+
+`transaction` takes several keys at once: their stripe locks are acquired in
+ascending order (no deadlock between processes), so a caller can decide on all of
+them and commit all or nothing.
 """
+
+import contextlib
 
 from shm.errors import TableFull
 
 KEY, CHECK, TOUCH = 0, 1, 2
 VALUE0 = 3
 VALUES = 5
+PIN = VALUE0 + VALUES - 1  # "pinned until", never evicted before
 _WORDS = 8
 
 
@@ -69,9 +77,15 @@ class KeyedTable:
             if h == 0:
                 return self._take(at, key_hash, key_check), True
             touch = words[at + TOUCH]
-            if oldest_touch is None or touch < oldest_touch:
+            if words[at + PIN] <= now_ns and (
+                oldest_touch is None or touch < oldest_touch
+            ):
                 oldest, oldest_touch = at, touch
-        if evict_idle_ns is not None and now_ns - oldest_touch >= evict_idle_ns:
+        if (
+            evict_idle_ns is not None
+            and oldest is not None
+            and now_ns - oldest_touch >= evict_idle_ns
+        ):
             return self._take(oldest, key_hash, key_check), True
         raise TableFull(f'partition {stripe} of the keyed table is full')
 
@@ -82,6 +96,38 @@ class KeyedTable:
         words[at + CHECK] = key_check
         words[at + KEY] = key_hash  # ORDER: the key last, once the entry is clean
         return at
+
+    @contextlib.contextmanager
+    def transaction(self, keys, now_ns, *, timeout=0.02, evict_idle_ns=None):
+        """Lock every key's stripe (ascending), yield ``[(value_base, created)]`` in
+        the order of `keys` (pairs of hash and check), release on exit."""
+        keys = [(h or 1, c) for h, c in keys]
+        stripes = sorted({h % self.stripes for h, _ in keys})
+        taken = []
+        try:
+            for stripe in stripes:
+                self.locks.acquire(stripe, timeout)
+                taken.append(stripe)
+            out = []
+            for h, c in keys:
+                at, created = self._find(h % self.stripes, h, c, now_ns, evict_idle_ns)
+                self.words[at + TOUCH] = now_ns
+                out.append((at + VALUE0, created))
+            yield out
+        finally:
+            for stripe in reversed(taken):
+                self.locks.release(stripe)
+
+    def update_entry(self, value_base, fn, *, timeout=0.02):
+        """Run ``fn(words, value_base)`` under the lock of the entry at `value_base`
+        (as returned by `transaction`); for repairs by another process."""
+        at = value_base - VALUE0
+        stripe = (at - self.base) // _WORDS // self.per
+        self.locks.acquire(stripe, timeout)
+        try:
+            return fn(self.words, value_base)
+        finally:
+            self.locks.release(stripe)
 
     def peek(self, key_hash, key_check):
         """Lock-free read of a key's values (each word as of some moment), or None."""

@@ -20,5 +20,6 @@ gateway = Gateway(
     concurrency=_threads,
     labels=_telemetry.runtime.labels if _telemetry else None,
     telemetry=_telemetry,
+    limiter=_telemetry.limiter(config) if _telemetry else None,
 )
 application = create_app(config, gateway=gateway)

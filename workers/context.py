@@ -3,6 +3,8 @@ cells and ring (the recorder's sink), and the shared metrics page it serves."""
 
 import logging
 
+from aegisflow.limits.limiter import Limiter
+from aegisflow.limits.redis_store import RedisStore
 from aegisflow.pricing import PriceTable
 from aegisflow.telemetry.recorder import LocalSink
 from aegisflow.telemetry.recorder import Recorder
@@ -10,6 +12,7 @@ from aegisflow.telemetry.tracecontext import Sampler
 from shm.cells import CellWriter
 from shm.page import Page
 from shm.ring import Ring
+from workers.shm_store import ShmStore
 
 log = logging.getLogger('aegisflow.worker')
 
@@ -19,10 +22,11 @@ current = None  # the WorkerTelemetry of this worker process
 class ShmSink:
     """The recorder's sink in a worker: its slot's cells and ring."""
 
-    __slots__ = ('words', 'cell', 'reserve', 'push')
+    __slots__ = ('words', 'cell', 'reserve', 'push', 'writer')
 
     def __init__(self, segment, slot):
         writer = CellWriter(segment, slot)
+        self.writer = writer
         self.words = segment.words
         self.cell = writer.cell
         self.reserve = writer.reserve
@@ -30,7 +34,7 @@ class ShmSink:
 
 
 class WorkerTelemetry:
-    __slots__ = ('runtime', 'slot', 'recorder', 'page')
+    __slots__ = ('runtime', 'slot', 'recorder', 'page', 'writer')
 
     def __init__(self, runtime, slot, config):
         self.runtime = runtime
@@ -43,10 +47,12 @@ class WorkerTelemetry:
                 'counted in /metrics'
             )
             sink = LocalSink()
+            self.writer = None
         else:
             runtime.slots.bind(slot)
             runtime.locks.slot = slot
             sink = ShmSink(runtime.segment, slot)
+            self.writer = sink.writer
         prices = PriceTable(config.prices, config.providers)
         sampler = Sampler(config.telemetry.traces.sample_ratio)
         self.recorder = Recorder(sink, runtime.labels, prices, sampler)
@@ -55,12 +61,32 @@ class WorkerTelemetry:
     def metrics(self):
         return self.page.read()
 
+    def limiter(self, config):
+        """This worker's limiter: the shared-memory store, or Redis with the
+        shared-memory store as its fallback."""
+        shm_store = ShmStore(
+            self.runtime,
+            self.slot,
+            self.writer,
+            config.state.shm.lock_timeout_ms / 1000,
+        )
+        if config.state.backend != 'redis':
+            return Limiter(config, shm_store)
+        return Limiter(config, redis_store(config), fallback=shm_store)
+
     def checks(self):
         return (self._shm,)
 
     def _shm(self):
         ok = self.slot is not None
         return 'shared_memory', ok, f'slot {self.slot}' if ok else 'no slot'
+
+
+def redis_store(config):
+    state = config.state
+    return RedisStore(
+        state.redis_url, prefix=state.key_prefix, timeout_ms=state.redis_timeout_ms
+    )
 
 
 def bind(runtime, slot, config):

@@ -21,10 +21,14 @@ import os
 import threading
 import time
 
+from aegisflow.limits.engine import EVICT_IDLE_NS
+from aegisflow.limits.plan import Planner
+from aegisflow.telemetry import events as ev
 from aegisflow.telemetry.aggregate import Aggregator
 from aegisflow.telemetry.labels import LabelSpace
 from aegisflow.telemetry.metrics import Totals
 from aegisflow.usage.ledger import Ledger
+from aegisflow.usage.ledger import spent_since
 from shm import cells
 from shm.layout import Layout
 from shm.locks import StripedLocks
@@ -33,11 +37,48 @@ from shm.ring import Ring
 from shm.segment import Segment
 from shm.slots import LOCK_WAITS
 from shm.slots import SlotTable
+from shm.table import KeyedTable
+from workers.context import redis_store
+from workers.shm_store import release_dead
 
 log = logging.getLogger('aegisflow.master')
 _TICK = os.sysconf('SC_CLK_TCK')
 _PAGE = os.sysconf('SC_PAGE_SIZE')
 _PROCESS_EVERY_S = 1.0
+
+
+def seed_budgets(config, planner, table, redis):
+    """Start every budget of the current periods from what the ledger recorded, so
+    spend survives a restart."""
+    now_unix = time.time()
+    for check in planner.budget_checks(now_unix):
+        scope = check.name.split(':', 3)[3]  # tenant:<t> or key:<t>/<k>
+        kind, _, who = scope.partition(':')
+        tenant, _, key_name = who.partition('/')
+        nano = spent_since(
+            config.storage.sqlite_path,
+            tenant,
+            key_name if kind == 'key' else None,
+            check.period_start,
+            check.period_end,
+        )
+        if not nano:
+            continue
+        if redis is not None:
+            redis.seed_spend(check, nano)
+            continue
+        now_ns = time.monotonic_ns()
+        with table.transaction(
+            [check.key], now_ns, timeout=1.0, evict_idle_ns=EVICT_IDLE_NS
+        ) as ((base, _),):
+            table.words[base] = max(table.words[base], nano)
+            table.words[base + 4] = now_ns + int(
+                (check.period_end - now_unix + 3600) * 1e9
+            )
+        log.info(
+            'budget spend restored from the ledger',
+            extra={'scope': scope, 'period': check.period, 'usd': nano / 1e9},
+        )
 
 
 def layout_for(config):
@@ -80,7 +121,11 @@ class MasterRuntime:
         self.locks = StripedLocks(self.segment)
         self.page = Page(self.segment)
         self.rings = [Ring(self.segment, s) for s in range(self.layout.slots)]
+        self.table = KeyedTable(self.segment, self.locks)
         self.ledger = Ledger(config.storage.sqlite_path)
+        self.planner = Planner(config)
+        self.redis = redis_store(config) if config.state.backend == 'redis' else None
+        seed_budgets(config, self.planner, self.table, self.redis)
         self.aggregator = Aggregator(config, self.labels, ledger=self.ledger)
         self.retired = Totals()
         self.gate = threading.Lock()
@@ -185,6 +230,24 @@ class MasterRuntime:
         text = self.aggregator.render(totals, counters, gauges)
         self.page.publish(text)
 
+    def _spend(self):
+        samples = []
+        for check in self.planner.budget_checks(time.time()):
+            scope = check.name.split(':', 3)[3]
+            if self.redis is not None:
+                value = self.redis.peek_spend(check)
+            else:
+                values = self.table.peek(*check.key)
+                value = values[0] if values else 0
+            samples.append(([scope, check.period], (value or 0) / 1e9))
+        return {
+            'aegisflow_budget_spend_usd': (
+                'Spend in the current budget period, committed and reserved.',
+                ['scope', 'period'],
+                samples,
+            )
+        }
+
     def _processes(self):
         samples = {'cpu': [], 'rss': [], 'fds': []}
         procs = [('master', self.pid)] + [
@@ -197,7 +260,9 @@ class MasterRuntime:
             samples['cpu'].append(([name], got[0]))
             samples['rss'].append(([name], got[1]))
             samples['fds'].append(([name], got[2]))
+        spend = self._spend() if self.planner.budget_scopes() else {}
         return {
+            **spend,
             'aegisflow_process_cpu_seconds': (
                 'CPU seconds used, by process (worker-N is slot N).',
                 ['process'],
@@ -228,23 +293,27 @@ class MasterRuntime:
     def retire(self, slot, pid):
         with self.gate:
             self.aggregator.ingest(self.rings[slot].drain())
-            found, _ = cells.read_cells(self.segment, slot)
-            self.retired.add(found)
-            cells.reset(self.segment, slot)
+            # ORDER: locks first (the dead worker may hold one), then its parallel
+            # slots, then its counters.
             freed = self.locks.release_owned_by(pid) if pid else []
+            given = release_dead(self.segment, self.table, slot)
+            found, _ = cells.read_cells(self.segment, slot)
+            self.retired.add([c for c in found if c[0] >> 56 != ev.F_INFLIGHT])
+            cells.reset(self.segment, slot)
             self.slots.free(slot)
             self.reaped += 1
             self._last_requests = -1
-        if freed:
+        if freed or given:
             log.warning(
-                'released stripe locks held by dead worker',
-                extra={'pid': pid, 'stripes': freed},
+                'released what a dead worker held',
+                extra={'pid': pid, 'stripes': freed, 'parallel_slots': given},
             )
 
     def reload(self, config):
         with self.gate:
             self.labels.extend(config)
             self.config = config
+            self.planner = Planner(config)
             self.aggregator.configure(config)
             self.segment.bump_generation()
             self._last_requests = -1

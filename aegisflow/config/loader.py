@@ -41,6 +41,7 @@ _TOP = (
     'state',
     'storage',
     'prices',
+    'limits',
 )
 _SERVER = tuple(f for f in m.ServerConfig.__dataclass_fields__)
 _MOCK_KEYS = tuple(m.MockOptions.__dataclass_fields__)
@@ -55,6 +56,22 @@ _HTTP_KEYS = (
 )
 _PROVIDER_COMMON = ('name', 'type', 'models', 'optional', 'prices')
 _PRICE_KEYS = ('input', 'output', 'cached_input')
+_TENANT_KEYS = (
+    'id',
+    'keys',
+    'allowed_models',
+    'rate_limit',
+    'user_rate_limit',
+    'model_limits',
+    'budget',
+)
+_RATE_KEYS = (
+    'requests_per_minute',
+    'tokens_per_minute',
+    'max_parallel',
+    'request_burst',
+    'token_burst',
+)
 _DEFAULT_BASE_URL = {'openai': 'https://api.openai.com/v1'}
 
 
@@ -157,6 +174,7 @@ class _Builder:
             telemetry=telemetry,
             state=self.state(root.get('state')),
             storage=self.storage(root.get('storage')),
+            limits=self.limits(root.get('limits')),
             prices=self.price_file(root.get('prices')),
             disabled=tuple(self.disabled),
         )
@@ -414,7 +432,7 @@ class _Builder:
     def tenants(self, node):
         out, ids, digests = [], {}, {}
         for item in node.list(min_items=1, what='a list of tenants'):
-            if not item.mapping(('id', 'keys', 'allowed_models')):
+            if not item.mapping(_TENANT_KEYS):
                 continue
             tid = item.get('id').str(
                 check=_NAME.match, expected='an id of letters, digits, _ . - (max 64)'
@@ -439,13 +457,90 @@ class _Builder:
                 )
             if tid is not None:
                 out.append(
-                    m.TenantConfig(id=tid, keys=tuple(keys), allowed_models=allowed)
+                    m.TenantConfig(
+                        id=tid,
+                        keys=tuple(keys),
+                        allowed_models=allowed,
+                        rate_limit=self.rate_limit(item.get('rate_limit')),
+                        user_rate_limit=self.rate_limit(item.get('user_rate_limit')),
+                        model_limits=self.model_limits(item.get('model_limits')),
+                        budget=self.budget(item.get('budget')),
+                    )
                 )
         return out
 
+    def rate_limit(self, node):
+        if node.missing:
+            return None
+        if not node.mapping(_RATE_KEYS):
+            return None
+        rpm = node.get('requests_per_minute').int(None, min=1, max=10**9)
+        tpm = node.get('tokens_per_minute').int(None, min=1, max=10**12)
+        limit = m.RateLimit(
+            requests_per_minute=rpm,
+            tokens_per_minute=tpm,
+            max_parallel=node.get('max_parallel').int(None, min=1, max=10**6),
+            request_burst=node.get('request_burst').int(None, min=1, max=10**9),
+            token_burst=node.get('token_burst').int(None, min=1, max=10**12),
+        )
+        if limit.request_burst is not None and rpm is None:
+            node.get('request_burst').fail(
+                'request_burst only with requests_per_minute'
+            )
+        if limit.token_burst is not None and tpm is None:
+            node.get('token_burst').fail('token_burst only with tokens_per_minute')
+        if rpm is None and tpm is None and limit.max_parallel is None:
+            node.fail(
+                'at least one of requests_per_minute, tokens_per_minute, max_parallel',
+                found='none of them',
+            )
+        return limit
+
+    def model_limits(self, node):
+        if node.missing:
+            return ()
+        if not isinstance(node.value, dict):
+            node.fail('a mapping of model name or glob to limits')
+            return ()
+        out = []
+        for model, child in node.items():
+            if not is_valid_glob(model):
+                child.fail('a model name or glob as the key', found=f'{model!r}')
+                continue
+            limit = self.rate_limit(child)
+            if limit is not None:
+                out.append((model, limit))
+        return tuple(out)
+
+    def budget(self, node):
+        if node.missing:
+            return None
+        if not node.mapping(('daily_usd', 'monthly_usd', 'warn_at')):
+            return None
+        daily = node.get('daily_usd').num(None, min=0)
+        monthly = node.get('monthly_usd').num(None, min=0)
+        if daily is None and monthly is None:
+            node.fail('daily_usd or monthly_usd', found='neither')
+        return m.Budget(
+            daily_usd=daily,
+            monthly_usd=monthly,
+            warn_at=node.get('warn_at').num(0.8, min=0, max=1),
+        )
+
+    def limits(self, node):
+        d = m.LimitsConfig()
+        if not node.mapping(('default_completion_tokens', 'headers'), optional=True):
+            return d
+        return m.LimitsConfig(
+            default_completion_tokens=node.get('default_completion_tokens').int(
+                d.default_completion_tokens, min=1, max=10**7
+            ),
+            headers=node.get('headers').bool(d.headers),
+        )
+
     def key(self, node, index, digests):
         sources = ('key', 'key_env', 'key_sha256')
-        if not node.mapping(sources + ('name',)):
+        if not node.mapping(sources + ('name', 'rate_limit', 'budget')):
             return None
         given = [s for s in sources if not node.get(s).missing]
         if len(given) != 1:
@@ -477,7 +572,12 @@ class _Builder:
             )
             return None
         digests[digest] = node.path
-        return m.KeyConfig(digest=digest, name=name)
+        return m.KeyConfig(
+            digest=digest,
+            name=name,
+            rate_limit=self.rate_limit(node.get('rate_limit')),
+            budget=self.budget(node.get('budget')),
+        )
 
     # -- telemetry -----------------------------------------------------------------
 
@@ -533,19 +633,42 @@ class _Builder:
 
     def state(self, node):
         d = m.StateConfig()
-        if not node.mapping(('backend', 'shm'), optional=True):
+        keys = (
+            'backend',
+            'shm',
+            'redis_url',
+            'redis_url_env',
+            'on_backend_error',
+            'key_prefix',
+            'redis_timeout_ms',
+        )
+        if not node.mapping(keys, optional=True):
             return d
         backend = node.get('backend').str(d.backend, choices=m.STATE_BACKENDS)
+        redis_url = self.redis_url(node, backend)
+        common = dict(
+            backend=backend,
+            redis_url=redis_url,
+            on_backend_error=node.get('on_backend_error').str(
+                d.on_backend_error, choices=m.BACKEND_ERROR_MODES
+            ),
+            key_prefix=node.get('key_prefix').str(
+                d.key_prefix, check=_NAME.match, expected='letters, digits, _ . -'
+            ),
+            redis_timeout_ms=node.get('redis_timeout_ms').int(
+                d.redis_timeout_ms, min=1, max=60_000
+            ),
+        )
         shm = node.get('shm')
         ds = m.ShmConfig()
         if not shm.mapping(tuple(m.ShmConfig.__dataclass_fields__), optional=True):
-            return m.StateConfig(backend=backend)
+            return m.StateConfig(**common)
         ring = shm.get('ring_records').int(ds.ring_records, min=64, max=1 << 20)
         if ring & (ring - 1):
             shm.get('ring_records').fail('a power of two from 64 to 1048576')
             ring = ds.ring_records
         return m.StateConfig(
-            backend=backend,
+            **common,
             shm=m.ShmConfig(
                 ring_records=ring,
                 metric_cells=shm.get('metric_cells').int(
@@ -557,6 +680,26 @@ class _Builder:
                 keep_names=shm.get('keep_names').bool(ds.keep_names),
             ),
         )
+
+    def redis_url(self, node, backend):
+        url_node, env_node = node.get('redis_url'), node.get('redis_url_env')
+        if not url_node.missing and not env_node.missing:
+            env_node.fail('either redis_url or redis_url_env, not both', found='both')
+            return None
+        if not env_node.missing:
+            url = self.required_env(env_node)
+        elif not url_node.missing:
+            url = url_node.str(expected='a redis:// URL', secret=True)
+        else:
+            if backend == 'redis':
+                url_node.fail('a redis:// URL (or redis_url_env) for backend redis')
+            return None
+        if url is not None and not url.startswith(('redis://', 'rediss://', 'unix://')):
+            (env_node if not env_node.missing else url_node).fail(
+                'a redis://, rediss:// or unix:// URL', found='another scheme'
+            )
+            return None
+        return url
 
     def storage(self, node):
         d = m.StorageConfig()

@@ -14,7 +14,8 @@ LOG_FORMATS = ('json', 'text')
 LOG_LEVELS = ('debug', 'info', 'warning', 'error')
 STRATEGIES = ('priority',)
 TRACE_EXPORTERS = ('none', 'console', 'otlp_http', 'otlp_grpc')
-STATE_BACKENDS = ('shm',)
+STATE_BACKENDS = ('shm', 'redis')
+BACKEND_ERROR_MODES = ('fail_open', 'fail_closed')
 STORAGE_BACKENDS = ('sqlite',)
 
 
@@ -72,9 +73,29 @@ class RouteConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimit:
+    """Limits of one scope; None means no limit of that kind."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    max_parallel: int | None = None
+    request_burst: int | None = None  # default: requests_per_minute
+    token_burst: int | None = None  # default: tokens_per_minute
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
+    warn_at: float = 0.8
+
+
+@dataclass(frozen=True, slots=True)
 class KeyConfig:
     digest: bytes = field(repr=False)
     name: str
+    rate_limit: RateLimit | None = None
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +103,23 @@ class TenantConfig:
     id: str
     keys: tuple
     allowed_models: tuple = ('*',)
+    rate_limit: RateLimit | None = None
+    user_rate_limit: RateLimit | None = None
+    model_limits: tuple = ()  # ((model glob, RateLimit), ...) in config order
+    budget: Budget | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    default_completion_tokens: int = 1024
+    headers: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class ShmConfig:
     ring_records: int = 4096
     metric_cells: int = 2048
-    lock_timeout_ms: int = 20
+    lock_timeout_ms: int = 250
     keep_names: bool = False
 
 
@@ -96,6 +127,10 @@ class ShmConfig:
 class StateConfig:
     backend: str = 'shm'
     shm: ShmConfig = ShmConfig()
+    redis_url: str | None = field(default=None, repr=False)
+    on_backend_error: str = 'fail_open'
+    key_prefix: str = 'aegisflow'
+    redis_timeout_ms: int = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +177,7 @@ class Config:
     tenants: tuple
     telemetry: TelemetryConfig
     state: StateConfig = StateConfig()
+    limits: LimitsConfig = LimitsConfig()
     storage: StorageConfig = StorageConfig()
     prices: dict = field(default_factory=dict)  # model -> Price
     source: str = '<memory>'

@@ -36,6 +36,7 @@ CLIENT_ABORT = 4
 STREAM_ERROR = 8
 REMOTE_PARENT = 16
 UNPRICED = 32
+DEGRADED = 64  # admitted without the limits store (fail open)
 
 # routes (what was called)
 ROUTES = ('other', 'chat', 'models', 'messages', 'embeddings')
@@ -48,7 +49,19 @@ F_TOKENS = 2  # a=tenant b=model: [prompt, completion, cached, cost_nano, reason
 F_DURATION = 3  # a=tenant b=model: [buckets..., +Inf, sum_us]
 F_TTFT = 4  # a=tenant b=model: same shape as F_DURATION
 F_UPSTREAM = 5  # c=provider d=upstream status: [attempts, retries]
-FAMILIES = (F_REQUESTS, F_TOKENS, F_DURATION, F_TTFT, F_UPSTREAM)
+F_REJECTS = 6  # a=tenant b=model d=reason (1-based in limits.plan.REASONS): [count]
+F_LIMITS = 7  # a=tenant b=model: [tokens reserved, degraded admissions]
+F_INFLIGHT = 8  # low 56 bits: a limiter entry; [parallel slots held] (not a metric)
+FAMILIES = (
+    F_REQUESTS,
+    F_TOKENS,
+    F_DURATION,
+    F_TTFT,
+    F_UPSTREAM,
+    F_REJECTS,
+    F_LIMITS,
+    F_INFLIGHT,
+)
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0)
@@ -82,6 +95,9 @@ FALLBACK_TOKENS = fallback(F_TOKENS)
 FALLBACK_DURATION = fallback(F_DURATION)
 FALLBACK_TTFT = fallback(F_TTFT)
 FALLBACK_UPSTREAM = fallback(F_UPSTREAM)
+FALLBACK_REJECTS = fallback(F_REJECTS)
+FALLBACK_LIMITS = fallback(F_LIMITS)
+FALLBACK_INFLIGHT = fallback(F_INFLIGHT)
 
 
 def duration_bucket(ns):

@@ -10,6 +10,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import generate_latest
 
+from aegisflow.limits.plan import REASONS
 from aegisflow.telemetry import events as ev
 
 CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
@@ -130,6 +131,27 @@ class GatewayCollector:
                 "Upstream calls that were not a request's first attempt.",
                 'provider',
             ),
+            'rejects': _counter(
+                'aegisflow_rate_limit_rejections',
+                'Requests refused by a limit, by reason (requests, tokens, parallel, '
+                'budget, unavailable).',
+                'tenant',
+                'model',
+                'reason',
+            ),
+            'reserved': _counter(
+                'aegisflow_tokens_reserved',
+                'Tokens reserved at admission (compare with aegisflow_tokens_total, '
+                'what was reconciled).',
+                'tenant',
+                'model',
+            ),
+            'degraded': _counter(
+                'aegisflow_limits_degraded',
+                'Requests admitted without the limits store (fail open).',
+                'tenant',
+                'model',
+            ),
         }
         for k, v in sorted(self.totals.values.items()):
             if any(
@@ -175,6 +197,13 @@ class GatewayCollector:
             _add_histogram(f['duration'], [tenant, model], v, ev.DURATION_BUCKETS)
         elif family == ev.F_TTFT:
             _add_histogram(f['ttft'], [tenant, model], v, ev.TTFT_BUCKETS)
+        elif family == ev.F_REJECTS:
+            reason = REASONS[d - 1] if 0 < d <= len(REASONS) else 'other'
+            f['rejects'].add_metric([tenant, model, reason], v[0])
+        elif family == ev.F_LIMITS:
+            f['reserved'].add_metric([tenant, model], v[0])
+            if v[1]:
+                f['degraded'].add_metric([tenant, model], v[1])
         elif family == ev.F_UPSTREAM:
             f['upstream'].add_metric([provider, str(d)], v[0])
             if v[1]:

@@ -71,6 +71,11 @@ class Observation:
         'attempts',
         'done',
         'status',
+        'limits',
+        'reserved',
+        'reject',
+        'priced_model',
+        'provider_name',
     )
 
     def __init__(self, request_id, trace_id, parent_id, sampled, remote, route):
@@ -91,6 +96,11 @@ class Observation:
         self.attempts = []
         self.done = False
         self.status = 0
+        self.limits = None  # the limits Decision, settled when the request ends
+        self.reserved = 0  # tokens reserved at admission
+        self.reject = 0  # 1-based index into limits.plan.REASONS when refused
+        self.priced_model = ''  # the upstream model, for prices
+        self.provider_name = ''
 
     def usage(self, usage):
         """Take token counts from an OpenAI ``usage`` object."""
@@ -173,6 +183,14 @@ class Recorder:
             b = cell(ev.F_TTFT << 56 | tm, ev.FALLBACK_TTFT)
             words[b + ev.ttft_bucket(obs.ttft_ns)] += 1
             words[b + ev.SUM_INDEX] += obs.ttft_ns // 1000
+        if obs.reserved or obs.flags & ev.DEGRADED:
+            b = cell(ev.F_LIMITS << 56 | tm, ev.FALLBACK_LIMITS)
+            words[b] += obs.reserved
+            if obs.flags & ev.DEGRADED:
+                words[b + 1] += 1
+        if obs.reject:
+            b = cell(ev.F_REJECTS << 56 | tm | obs.reject, ev.FALLBACK_REJECTS)
+            words[b] += 1
         for i, attempt in enumerate(obs.attempts):
             b = cell(
                 ev.F_UPSTREAM << 56 | attempt.provider << 18 | attempt.status,

@@ -136,5 +136,30 @@ class Ledger:
         self._reset()
 
 
+def spent_since(path, tenant, key_name, start_unix, end_unix):
+    """Nano-USD the ledger at `path` recorded for a tenant (or one of its keys)
+    between two unix times; 0 when there is no ledger yet."""
+    if not os.path.exists(path):
+        return 0
+    sql = (
+        'SELECT COALESCE(SUM(cost_usd), 0) FROM usage WHERE tenant = ? '
+        'AND ts_ns >= ? AND ts_ns < ?'
+    )
+    args = [tenant, int(start_unix * 1e9), int(end_unix * 1e9)]
+    if key_name is not None:
+        sql += ' AND key_name = ?'
+        args.append(key_name)
+    try:
+        db = sqlite3.connect(f'file:{path}?mode=ro', uri=True, timeout=5)
+        try:
+            (total,) = db.execute(sql, args).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        log.error('could not read spend from the ledger', extra={'error': str(exc)})
+        return 0
+    return round(total * 1e9)
+
+
 def open_readonly(path):
     return sqlite3.connect(f'file:{path}?mode=ro', uri=True)

@@ -38,10 +38,11 @@ class RequestTelemetry:
     """Every response carries ``X-Request-ID`` (a sane client one is echoed); every
     request except health, readiness and metrics is observed and counted once."""
 
-    __slots__ = ('recorder',)
+    __slots__ = ('recorder', 'finish')
 
-    def __init__(self, recorder):
+    def __init__(self, recorder, finish):
         self.recorder = recorder
+        self.finish = finish
 
     def process_request(self, req, resp):
         rid = req.get_header('X-Request-ID')
@@ -63,7 +64,7 @@ class RequestTelemetry:
         obs = req.context.get('obs')
         # NOTE: a stream is counted by its generator when it ends, not here.
         if obs is not None and not obs.done and not req.context.get('streaming'):
-            self.recorder.finish(obs, resp.status_code)
+            self.finish(obs, resp.status_code)
 
 
 def _render(req, resp, err):
@@ -115,7 +116,7 @@ def _on_unexpected(req, resp, ex, params):
 def create_app(config, *, concurrency=1, gateway=None):
     gw = gateway or Gateway(config, concurrency=concurrency)
     app = falcon.App(
-        middleware=[RequestTelemetry(gw.telemetry.recorder)], cors_enable=False
+        middleware=[RequestTelemetry(gw.recorder, gw.finish)], cors_enable=False
     )
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.default_media_type = 'application/json'

@@ -8,10 +8,16 @@ import orjson
 
 from aegisflow.chat_request import parse_chat_request
 from aegisflow.errors import ApiError
+from aegisflow.errors import InsufficientQuota
 from aegisflow.errors import InternalError
 from aegisflow.errors import PermissionDenied
+from aegisflow.errors import RateLimited
+from aegisflow.errors import ServiceUnavailable
 from aegisflow.errors import UpstreamFailed
 from aegisflow.errors import openai_body
+from aegisflow.limits.engine import reset_label
+from aegisflow.limits.plan import REASONS
+from aegisflow.limits.plan import SPEND
 from aegisflow.telemetry import events as ev
 from aegisflow.telemetry.recorder import Attempt
 from aegisflow.tokens import count_tokens
@@ -40,12 +46,12 @@ def check_model(principal, resolution):
 
 
 class ChatCompletions:
-    __slots__ = ('gw', 'limit', 'recorder')
+    __slots__ = ('gw', 'limit', 'limiter')
 
     def __init__(self, gw):
         self.gw = gw
         self.limit = gw.config.server.max_body_bytes
-        self.recorder = gw.telemetry.recorder
+        self.limiter = gw.limiter
 
     def on_post(self, req, resp):
         obs = req.context.obs
@@ -61,6 +67,11 @@ class ChatCompletions:
         check_model(principal, resolution)
         provider, model = resolution.targets[0]
         obs.provider = labels.providers.id(provider.name)
+        obs.priced_model, obs.provider_name = model, provider.name
+        if self.limiter.enabled:
+            self._admit(
+                req, resp, obs, principal, resolution.model, provider, model, chat
+            )
         attempt = Attempt(obs.provider, model)
         obs.attempts.append(attempt)
         # PERF: headers set directly; they are the same three on every answer.
@@ -97,11 +108,56 @@ class ChatCompletions:
         resp.set_header('Cache-Control', 'no-cache')
         resp.set_header('X-Accel-Buffering', 'no')
         resp.stream = sse(
-            chain((first,), events), events, chat, obs, attempt, self.recorder
+            chain((first,), events), events, chat, obs, attempt, self.gw.finish
         )
 
+    def _admit(self, req, resp, obs, principal, canonical, provider, model, chat):
+        user = req.get_header('X-AegisFlow-User') or chat.body.get('user')
+        decision, obs.reserved = self.limiter.admit(
+            principal.tenant_id,
+            principal.key_name,
+            canonical,
+            provider.name,
+            chat,
+            user if isinstance(user, str) else None,
+        )
+        if decision is None:
+            return
+        if decision.degraded:
+            obs.flags |= ev.DEGRADED
+        if self.limiter.headers:
+            for kind, (limit, remaining, reset_ns) in decision.headers.items():
+                resp.set_header(f'x-ratelimit-limit-{kind}', str(limit))
+                resp.set_header(f'x-ratelimit-remaining-{kind}', str(remaining))
+                resp.set_header(f'x-ratelimit-reset-{kind}', reset_label(reset_ns))
+        if decision.warnings:
+            resp.set_header('X-AegisFlow-Budget-Warning', '; '.join(decision.warnings))
+        if decision.admitted:
+            obs.limits = decision
+            return
+        obs.reserved = 0
+        refused = decision.refused
+        retry = decision.retry_after_s
+        headers = {'Retry-After': str(retry), 'retry-after-ms': str(retry * 1000)}
+        if refused is None:
+            obs.reject = REASONS.index('unavailable') + 1
+            raise ServiceUnavailable(
+                decision.message, code='limits_unavailable', headers=headers
+            )
+        obs.reject = REASONS.index(refused.kind) + 1
+        if refused.kind == SPEND:
+            raise InsufficientQuota(decision.message, headers=headers)
+        if refused.rate is not None and self.limiter.headers:
+            kind = refused.kind
+            headers[f'x-ratelimit-limit-{kind}'] = str(refused.rate.rate)
+            headers[f'x-ratelimit-remaining-{kind}'] = '0'
+            headers[f'x-ratelimit-reset-{kind}'] = reset_label(retry * 1_000_000_000)
+        err = RateLimited(decision.message, headers=headers)
+        err.type = refused.kind  # NOTE: OpenAI's own types: "requests", "tokens"
+        raise err
 
-def sse(chunks, source, chat, obs, attempt, recorder):
+
+def sse(chunks, source, chat, obs, attempt, finish):
     """Encode chunks as server-sent events and count the request when the stream ends.
 
     An error after the first byte becomes an error event and the stream ends without
@@ -159,4 +215,4 @@ def sse(chunks, source, chat, obs, attempt, recorder):
             obs.prompt = prompt_tokens(chat.messages, chat.tools or None)
             obs.completion = counted
         attempt.end(200)
-        recorder.finish(obs, 200, flags=flags)
+        finish(obs, 200, flags=flags)

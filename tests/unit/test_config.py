@@ -91,7 +91,10 @@ def test_config_shipped_default_switches_providers_on_from_env():
             doc(server='{wokers: 2}'),
             "server.wokers: expected 'workers' or another of the keys",
         ),
-        (doc(extra='1'), 'extra: expected one of the keys aliases, prices, providers'),
+        (
+            doc(extra='1'),
+            'extra: expected one of the keys aliases, limits, prices, providers',
+        ),
         (doc(providers=None), 'providers: expected a list of providers, found nothing'),
         (doc(tenants=None), 'tenants: expected a list of tenants, found nothing'),
         (

@@ -1,0 +1,1 @@
+"""Rate limits, token limits, parallel limits and budgets, exact across workers."""

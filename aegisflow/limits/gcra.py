@@ -1,0 +1,78 @@
+"""GCRA (the generic cell rate algorithm) over plain integers.
+
+A limit of ``rate`` units per ``period`` with a ``burst`` has an emission interval
+``T = period / rate`` and a tolerance ``tau = (burst - 1) * T``. Its whole state is
+one number, the theoretical arrival time ``tat`` (nanoseconds on a clock every process
+shares). A request of ``weight`` units at ``now``:
+
+    new_tat = max(tat, now) + weight * T
+    admitted  iff  new_tat - tau <= now + T     (there is room for `weight` units)
+
+The guarantee: up to ``burst`` units may be admitted at once; after that, one unit per
+``T``; in any window of length ``period`` at most ``rate + burst - 1`` units are
+admitted, so with ``burst = 1`` a limit of N per minute never admits more than N in
+any 60 seconds. A refused request is told exactly when it would fit:
+``retry_after = new_tat - tau - T - now``.
+
+Token reservations and refunds move ``tat`` by ``delta * T``; a refund never moves it
+before ``now`` (unused capacity is not banked beyond a full burst).
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """`rate` units per `period_ns`, `burst` of them at once."""
+
+    rate: int
+    period_ns: int
+    burst: int
+
+    def __post_init__(self):
+        if self.rate < 1 or self.period_ns < 1 or self.burst < 1:
+            raise ValueError('rate, period and burst must be positive')
+
+    @property
+    def emission_ns(self):
+        return self.period_ns // self.rate
+
+    @property
+    def tolerance_ns(self):
+        return (self.burst - 1) * self.emission_ns
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    admitted: bool
+    tat: int  # the state to store (unchanged when refused)
+    retry_after_ns: int  # 0 when admitted
+    remaining: int  # units that could still be admitted now
+    reset_ns: int  # until the state is back to a full burst
+
+
+def check(rate, tat, now, weight=1):
+    """Decide one request of `weight` units; pure."""
+    t = rate.emission_ns
+    tau = rate.tolerance_ns
+    base = tat if tat > now else now
+    new_tat = base + weight * t
+    allow_at = new_tat - tau - t
+    if allow_at <= now:
+        remaining = (now + tau + t - new_tat) // t
+        return Verdict(True, new_tat, 0, max(0, remaining), new_tat - now)
+    remaining = (now + tau + t - base) // t
+    return Verdict(False, tat, allow_at - now, max(0, remaining), max(0, base - now))
+
+
+def adjust(rate, tat, now, delta):
+    """Move the state by `delta` units (positive: charge more; negative: refund)."""
+    moved = tat + delta * rate.emission_ns
+    return moved if moved > now else (now if delta < 0 else moved)
+
+
+def peek(rate, tat, now):
+    """(remaining, reset_ns) without changing anything."""
+    t = rate.emission_ns
+    base = tat if tat > now else now
+    return max(0, (now + rate.tolerance_ns + t - base) // t), max(0, base - now)

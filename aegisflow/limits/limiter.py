@@ -1,0 +1,90 @@
+"""The limiter a worker uses: plan the checks, reserve, decide, settle.
+
+Reservation at admission: tokens = the prompt estimate (`aegisflow.tokens`) plus
+``max_tokens`` (or ``limits.default_completion_tokens``) times ``n``; budget = the price
+of those tokens. Settlement when the request ends: the provider's reported usage (or,
+for a stream without usage, the count of the streamed text) replaces the reservation;
+a failed upstream call refunds it.
+
+When the store is unavailable: with ``state.on_backend_error: fail_open`` the request
+is decided by the fallback store (this host's shared memory, for Redis), or admitted
+unlimited when there is none; with ``fail_closed`` it is refused with 503.
+"""
+
+import logging
+import time
+
+from aegisflow.limits.engine import Decision
+from aegisflow.limits.engine import StoreUnavailable
+from aegisflow.limits.engine import weight_of
+from aegisflow.limits.plan import Planner
+from aegisflow.pricing import PriceTable
+from aegisflow.tokens import prompt_tokens
+
+log = logging.getLogger('aegisflow.limits')
+
+
+class Limiter:
+    def __init__(self, config, store, *, fallback=None):
+        self.planner = Planner(config)
+        self.enabled = self.planner.active()
+        self.store = store
+        self.fallback = fallback
+        self.fail_closed = config.state.on_backend_error == 'fail_closed'
+        self.default_completion = config.limits.default_completion_tokens
+        self.headers = config.limits.headers
+        self.prices = PriceTable(config.prices, config.providers)
+        self.settle_errors = 0
+
+    def admit(self, tenant, key_name, model, provider, chat, user):
+        """(Decision or None when no limit applies, tokens reserved)."""
+        now_unix = time.time()
+        checks = self.planner.checks(tenant, key_name, model, user, now_unix)
+        if not checks:
+            return None, 0
+        prompt = prompt_tokens(chat.messages, chat.tools or None)
+        completion = (chat.max_tokens or self.default_completion) * chat.n
+        reserve_tokens = prompt + completion
+        reserve_nano, _ = self.prices.cost_nano(model, provider, prompt, completion)
+        weighted = [(c, weight_of(c, reserve_tokens, reserve_nano)) for c in checks]
+        now_ns = time.monotonic_ns()
+        try:
+            decision = self.store.admit(weighted, now_ns, now_unix)
+        except StoreUnavailable:
+            decision = self._unavailable(weighted, now_ns, now_unix)
+        return decision, reserve_tokens
+
+    def _unavailable(self, weighted, now_ns, now_unix):
+        if self.fail_closed:
+            return Decision(
+                False,
+                retry_after_s=1,
+                store=None,
+                message=(
+                    'Rate limits cannot be checked right now (the limits store is '
+                    'unavailable); retry shortly.'
+                ),
+            )
+        if self.fallback is not None:
+            try:
+                decision = self.fallback.admit(weighted, now_ns, now_unix)
+                decision.degraded = True
+                return decision
+            except StoreUnavailable:
+                pass
+        return Decision(True, degraded=True, store=None)
+
+    def settle(self, decision, model, provider, prompt, completion, cached=0):
+        if decision is None or not decision.charges or decision.store is None:
+            return
+        cost, _ = self.prices.cost_nano(model, provider, prompt, completion, cached)
+        try:
+            decision.store.settle(
+                decision.charges, time.monotonic_ns(), prompt + completion, cost
+            )
+        except StoreUnavailable:
+            self.settle_errors += 1
+            log.warning(
+                'could not settle a request with the limits store; its '
+                'reservation stands'
+            )

@@ -1,0 +1,221 @@
+"""Which limits apply to a request: `Planner` turns the config into `Check`s.
+
+Every configured limit that applies is checked: the tenant's, the key's, the end
+user's (the request's ``user`` field or ``X-AegisFlow-User``, under the tenant's
+``user_rate_limit``), and the first ``model_limits`` entry matching the model (one
+counter per entry, shared by every model it matches). Each has up to three kinds
+(requests, tokens, parallel). Budgets add one spend check per configured period
+(the current UTC day and month), per tenant and per key.
+"""
+
+import calendar
+import hashlib
+import time
+from dataclasses import dataclass
+
+from aegisflow.globs import GlobSet
+from aegisflow.limits.gcra import Rate
+
+MINUTE_NS = 60_000_000_000
+NANO_USD = 1_000_000_000
+
+REQUESTS, TOKENS, PARALLEL, SPEND = 'requests', 'tokens', 'parallel', 'budget'
+REASONS = (REQUESTS, TOKENS, PARALLEL, SPEND, 'unavailable')
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    kind: str
+    name: str  # stable identity, e.g. "requests:tenant:acme"
+    scope: str  # for messages: "tenant 'acme'"
+    rate: Rate | None = None  # requests and tokens
+    limit: int = 0  # parallel: requests in flight; budget: nano-USD
+    period: str = ''  # budget: "day" or "month"
+    period_start: int = 0  # budget: unix seconds when the period began
+    period_end: int = 0  # budget: unix seconds when the period ends
+    warn_at: float = 0.0  # budget: fraction that triggers the warning header
+
+    @property
+    def key(self):
+        """(hash, check) words identifying this counter in a shared table."""
+        digest = hashlib.blake2b(
+            self.name.encode('utf-8', 'surrogatepass'), digest_size=16
+        ).digest()
+        return int.from_bytes(digest[:8], 'little'), int.from_bytes(
+            digest[8:], 'little'
+        )
+
+
+def _rate_checks(scope_id, scope_words, limit):
+    out = []
+    if limit is None:
+        return out
+    if limit.requests_per_minute:
+        burst = limit.request_burst or limit.requests_per_minute
+        out.append(
+            Check(
+                REQUESTS,
+                f'{REQUESTS}:{scope_id}',
+                scope_words,
+                rate=Rate(limit.requests_per_minute, MINUTE_NS, burst),
+            )
+        )
+    if limit.tokens_per_minute:
+        burst = limit.token_burst or limit.tokens_per_minute
+        out.append(
+            Check(
+                TOKENS,
+                f'{TOKENS}:{scope_id}',
+                scope_words,
+                rate=Rate(limit.tokens_per_minute, MINUTE_NS, burst),
+            )
+        )
+    if limit.max_parallel:
+        out.append(
+            Check(
+                PARALLEL,
+                f'{PARALLEL}:{scope_id}',
+                scope_words,
+                limit=limit.max_parallel,
+            )
+        )
+    return out
+
+
+def periods(now_unix):
+    """((day id, start, end), (month id, start, end)) in UTC, unix seconds."""
+    day = int(now_unix // 86400)
+    tm = time.gmtime(now_unix)
+    days = calendar.monthrange(tm.tm_year, tm.tm_mon)[1]
+    month_start = calendar.timegm((tm.tm_year, tm.tm_mon, 1, 0, 0, 0))
+    return (
+        (f'{day}', day * 86400, (day + 1) * 86400),
+        (f'{tm.tm_year}-{tm.tm_mon:02d}', month_start, month_start + days * 86400),
+    )
+
+
+def _budget_checks(scope_id, scope_words, budget, now_unix):
+    if budget is None:
+        return []
+    (day, day_start, day_end), (month, month_start, month_end) = periods(now_unix)
+    out = []
+    if budget.daily_usd is not None:
+        out.append(
+            Check(
+                SPEND,
+                f'{SPEND}:day:{day}:{scope_id}',
+                scope_words,
+                limit=round(budget.daily_usd * NANO_USD),
+                period='day',
+                period_start=day_start,
+                period_end=day_end,
+                warn_at=budget.warn_at,
+            )
+        )
+    if budget.monthly_usd is not None:
+        out.append(
+            Check(
+                SPEND,
+                f'{SPEND}:month:{month}:{scope_id}',
+                scope_words,
+                limit=round(budget.monthly_usd * NANO_USD),
+                period='month',
+                period_start=month_start,
+                period_end=month_end,
+                warn_at=budget.warn_at,
+            )
+        )
+    return out
+
+
+class Planner:
+    """Resolved once per config: static checks per key, budget and model lookups."""
+
+    def __init__(self, config):
+        self._static = {}
+        self._budgets = {}
+        self._users = {}
+        self._models = {}
+        for tenant in config.tenants:
+            t = tenant.id
+            self._users[t] = tenant.user_rate_limit
+            self._models[t] = tuple(
+                (GlobSet([glob]), glob, limit) for glob, limit in tenant.model_limits
+            )
+            for key in tenant.keys:
+                k = f'{t}/{key.name}'
+                self._static[(t, key.name)] = tuple(
+                    _rate_checks(f'tenant:{t}', f"tenant '{t}'", tenant.rate_limit)
+                    + _rate_checks(f'key:{k}', f"key '{k}'", key.rate_limit)
+                )
+                self._budgets[(t, key.name)] = (
+                    (f'tenant:{t}', f"tenant '{t}'", tenant.budget),
+                    (f'key:{k}', f"key '{k}'", key.budget),
+                )
+        self._model_cache = {}
+
+    def active(self):
+        return (
+            any(self._static.values())
+            or any(b for pair in self._budgets.values() for *_, b in pair)
+            or any(self._users.values())
+            or any(self._models.values())
+        )
+
+    def checks(self, tenant, key_name, model, user, now_unix):
+        out = list(self._static.get((tenant, key_name), ()))
+        user_limit = self._users.get(tenant)
+        if user_limit is not None and user:
+            # NOTE: the user string comes from the client: it is hashed into the
+            # counter's name, so its length cannot grow a key.
+            uid = hashlib.blake2b(
+                user.encode('utf-8', 'surrogatepass'), digest_size=12
+            ).hexdigest()
+            out += _rate_checks(
+                f'user:{tenant}/{uid}', f"user '{user[:64]}'", user_limit
+            )
+        model_limit = self._model_limit(tenant, model)
+        if model_limit is not None:
+            glob, limit = model_limit
+            out += _rate_checks(
+                f'model:{tenant}/{glob}', f"model '{glob}' of tenant '{tenant}'", limit
+            )
+        for scope_id, words, budget in self._budgets.get((tenant, key_name), ()):
+            out += _budget_checks(scope_id, words, budget, now_unix)
+        return out
+
+    def budget_scopes(self):
+        """[(tenant, key name or None, Budget)] of every configured budget."""
+        out, seen = [], set()
+        for (tenant, key_name), pair in self._budgets.items():
+            (_, _, tenant_budget), (_, _, key_budget) = pair
+            if tenant_budget is not None and tenant not in seen:
+                seen.add(tenant)
+                out.append((tenant, None, tenant_budget))
+            if key_budget is not None:
+                out.append((tenant, key_name, key_budget))
+        return out
+
+    def _model_limit(self, tenant, model):
+        cached = self._model_cache.get((tenant, model), False)
+        if cached is not False:
+            return cached
+        found = next(
+            (
+                (glob, limit)
+                for match, glob, limit in self._models.get(tenant, ())
+                if match(model)
+            ),
+            None,
+        )
+        if len(self._model_cache) < 4096:
+            self._model_cache[(tenant, model)] = found
+        return found
+
+    def budget_checks(self, now_unix):
+        """Every configured budget counter of the current periods (for metrics)."""
+        out = []
+        for pair in self._budgets.values():
+            for scope_id, words, budget in pair:
+                out += _budget_checks(scope_id, words, budget, now_unix)
+        return list({c.name: c for c in out}.values())

@@ -1,0 +1,102 @@
+"""The limits store on the shared-memory keyed table, as seen from one worker.
+
+Entries live in `shm.table.KeyedTable`; a decision locks every entry it needs at once.
+Every parallel slot a worker holds is also counted in its own metric cells
+(family ``F_INFLIGHT``, keyed by the entry's position), so that when the worker dies
+the master gives those slots back (`release_dead`) and a killed worker never leaves a
+limit stuck. A lock that cannot be had within ``state.shm.lock_timeout_ms``, or a full
+table, makes the store unavailable for that request (the limiter fails open) and is
+counted in the worker's slot.
+"""
+
+import contextlib
+import threading
+
+from aegisflow.limits.engine import EVICT_IDLE_NS
+from aegisflow.limits.engine import StoreUnavailable
+from aegisflow.limits.engine import TransactionalStore
+from aegisflow.telemetry import events as ev
+from shm import cells
+from shm.errors import LockTimeout
+from shm.errors import TableFull
+from shm.slots import LOCK_WAITS
+from shm.table import VALUE0
+from shm.table import KeyedTable
+
+
+def inflight_key(base):
+    return ev.F_INFLIGHT << 56 | base
+
+
+class ShmStore(TransactionalStore):
+    name = 'shm'
+
+    def __init__(self, runtime, slot, writer, timeout_s):
+        self.table = KeyedTable(runtime.segment, runtime.locks)
+        self.words = runtime.segment.words
+        self.slots = runtime.slots
+        self.slot = slot
+        self.writer = writer  # the worker's CellWriter, or None (no slot)
+        self.timeout = timeout_s
+        # NOTE: the threads of one worker queue here first, so at most one thread per
+        # process waits on or holds the stripe semaphores; otherwise a holder that
+        # loses the GIL to its siblings keeps every process waiting.
+        self._local = threading.Lock()
+
+    @contextlib.contextmanager
+    def transaction(self, keys, now_ns):
+        if not self._local.acquire(timeout=self.timeout):
+            raise StoreUnavailable('worker-local limiter lock timed out')
+        try:
+            with self.table.transaction(
+                keys, now_ns, timeout=self.timeout, evict_idle_ns=EVICT_IDLE_NS
+            ) as entries:
+                yield entries
+        except (LockTimeout, TableFull) as exc:
+            if isinstance(exc, LockTimeout) and self.slot is not None:
+                self.slots.set(
+                    self.slot, LOCK_WAITS, self.slots.get(self.slot, LOCK_WAITS) + 1
+                )
+            raise StoreUnavailable(str(exc)) from None
+        finally:
+            self._local.release()
+
+    def _inflight(self, base, delta):
+        if self.writer is None:
+            return
+        key = inflight_key(base)
+        at = self.writer.cell(key, ev.FALLBACK_INFLIGHT)
+        if delta > 0 or self.words[at] > 0:
+            self.words[at] += delta
+
+    def parallel_taken(self, base):
+        self._inflight(base, +1)
+
+    def parallel_released(self, base):
+        self._inflight(base, -1)
+
+    def peek_spend(self, check):
+        values = self.table.peek(*check.key)
+        return None if values is None else values[0]
+
+
+def release_dead(segment, table, slot):
+    """Master, after reaping the worker of `slot`: give back its parallel slots.
+
+    Returns how many slots were given back."""
+    found, _ = cells.read_cells(segment, slot)
+    given = 0
+    for key, values in found:
+        if key >> 56 != ev.F_INFLIGHT or key == ev.FALLBACK_INFLIGHT or not values[0]:
+            continue
+        base, held = key & ((1 << 56) - 1), values[0]
+
+        def release(words, b, held=held):
+            words[b + 1] = words[b + 1] - held if words[b + 1] > held else 0
+            if words[b + 1] == 0:
+                words[b + 4] = 0
+
+        assert base >= VALUE0
+        table.update_entry(base, release, timeout=1.0)
+        given += held
+    return given
