@@ -14,6 +14,8 @@ admitted, so with ``burst = 1`` a limit of N per minute never admits more than N
 any 60 seconds. A refused request is told exactly when it would fit:
 ``retry_after = new_tat - tau - T - now``.
 
+Durations are computed as ``units * period // rate`` rather than from a rounded ``T``,
+so a limit of 10^12 tokens per minute (T below a nanosecond) is still exact.
 Token reservations and refunds move ``tat`` by ``delta * T``; a refund never moves it
 before ``now`` (unused capacity is not banked beyond a full burst).
 """
@@ -33,13 +35,21 @@ class Rate:
         if self.rate < 1 or self.period_ns < 1 or self.burst < 1:
             raise ValueError('rate, period and burst must be positive')
 
+    def span(self, units):
+        """Nanoseconds that `units` take at this rate (negative for a refund)."""
+        return units * self.period_ns // self.rate
+
+    def units(self, ns):
+        """Whole units that fit in `ns` nanoseconds."""
+        return ns * self.rate // self.period_ns
+
     @property
     def emission_ns(self):
-        return self.period_ns // self.rate
+        return self.span(1)
 
     @property
     def tolerance_ns(self):
-        return (self.burst - 1) * self.emission_ns
+        return self.span(self.burst - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,26 +63,27 @@ class Verdict:
 
 def check(rate, tat, now, weight=1):
     """Decide one request of `weight` units; pure."""
-    t = rate.emission_ns
-    tau = rate.tolerance_ns
+    horizon = now + rate.span(rate.burst)  # the latest tat that still fits
     base = tat if tat > now else now
-    new_tat = base + weight * t
-    allow_at = new_tat - tau - t
-    if allow_at <= now:
-        remaining = (now + tau + t - new_tat) // t
-        return Verdict(True, new_tat, 0, max(0, remaining), new_tat - now)
-    remaining = (now + tau + t - base) // t
-    return Verdict(False, tat, allow_at - now, max(0, remaining), max(0, base - now))
+    new_tat = base + rate.span(weight)
+    if new_tat <= horizon:
+        return Verdict(True, new_tat, 0, rate.units(horizon - new_tat), new_tat - now)
+    return Verdict(
+        False,
+        tat,
+        new_tat - horizon,
+        max(0, rate.units(horizon - base)),
+        max(0, base - now),
+    )
 
 
 def adjust(rate, tat, now, delta):
     """Move the state by `delta` units (positive: charge more; negative: refund)."""
-    moved = tat + delta * rate.emission_ns
-    return moved if moved > now else (now if delta < 0 else moved)
+    moved = tat + rate.span(delta)
+    return moved if moved > now or delta >= 0 else now
 
 
 def peek(rate, tat, now):
     """(remaining, reset_ns) without changing anything."""
-    t = rate.emission_ns
     base = tat if tat > now else now
-    return max(0, (now + rate.tolerance_ns + t - base) // t), max(0, base - now)
+    return max(0, rate.units(now + rate.span(rate.burst) - base)), max(0, base - now)

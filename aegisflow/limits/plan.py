@@ -12,6 +12,7 @@ import calendar
 import hashlib
 import time
 from dataclasses import dataclass
+from dataclasses import field
 
 from aegisflow.globs import GlobSet
 from aegisflow.limits.gcra import Rate
@@ -35,15 +36,19 @@ class Check:
     period_end: int = 0  # budget: unix seconds when the period ends
     warn_at: float = 0.0  # budget: fraction that triggers the warning header
 
-    @property
-    def key(self):
-        """(hash, check) words identifying this counter in a shared table."""
+    key: tuple = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self):
+        # (hash, check) words identifying this counter in a shared table; computed
+        # once, since checks are built once per config (or per day, for budgets).
         digest = hashlib.blake2b(
             self.name.encode('utf-8', 'surrogatepass'), digest_size=16
         ).digest()
-        return int.from_bytes(digest[:8], 'little'), int.from_bytes(
-            digest[8:], 'little'
+        key = (
+            int.from_bytes(digest[:8], 'little'),
+            int.from_bytes(digest[8:], 'little'),
         )
+        object.__setattr__(self, 'key', key)
 
 
 def _rate_checks(scope_id, scope_words, limit):
@@ -153,6 +158,7 @@ class Planner:
                     (f'key:{k}', f"key '{k}'", key.budget),
                 )
         self._model_cache = {}
+        self._budget_cache = None
 
     def active(self):
         return (
@@ -180,9 +186,24 @@ class Planner:
             out += _rate_checks(
                 f'model:{tenant}/{glob}', f"model '{glob}' of tenant '{tenant}'", limit
             )
-        for scope_id, words, budget in self._budgets.get((tenant, key_name), ()):
-            out += _budget_checks(scope_id, words, budget, now_unix)
+        budgets = self._budgets_of(tenant, key_name, now_unix)
+        if budgets:
+            out += budgets
         return out
+
+    def _budgets_of(self, tenant, key_name, now_unix):
+        """The budget checks of a key for today (rebuilt when the UTC day changes)."""
+        day = int(now_unix // 86400)
+        cache = self._budget_cache
+        if cache is None or cache[0] != day:
+            cache = self._budget_cache = (day, {})
+        checks = cache[1].get((tenant, key_name))
+        if checks is None:
+            checks = []
+            for scope_id, words, budget in self._budgets.get((tenant, key_name), ()):
+                checks += _budget_checks(scope_id, words, budget, now_unix)
+            cache[1][(tenant, key_name)] = checks = tuple(checks)
+        return checks
 
     def budget_scopes(self):
         """[(tenant, key name or None, Budget)] of every configured budget."""

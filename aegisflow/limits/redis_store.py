@@ -74,7 +74,7 @@ for i = 1, n do
   local o = 1 + (i - 1) * 5
   local kind, a, b = ARGV[o + 1], tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3])
   if kind == 'g' then
-    redis.call('SET', KEYS[i], string.format('%d', new[i]), 'PX',
+    redis.call('SET', KEYS[i], string.format('%.17g', new[i]), 'PX',
                math.floor((new[i] - now) / 1000) + 1000)
   elseif kind == 'p' then
     redis.call('ZADD', KEYS[i], now + b * 1000, ARGV[o + 5])
@@ -100,7 +100,7 @@ for i = 1, n do
     local nt = tat + d * a
     if nt < now and d < 0 then nt = now end
     if nt > now then
-      redis.call('SET', KEYS[i], string.format('%d', nt), 'PX',
+      redis.call('SET', KEYS[i], string.format('%.17g', nt), 'PX',
                  math.floor((nt - now) / 1000) + 1000)
     else
       redis.call('DEL', KEYS[i])
@@ -180,8 +180,10 @@ class RedisStore:
             keys.append(self._key(check))
             member = ''
             if check.kind in (REQUESTS, TOKENS):
-                emission = max(1, check.rate.emission_ns // 1000)
-                a, b = emission, (check.rate.burst - 1) * emission
+                # NOTE: microseconds as a float: Lua numbers are doubles, so a
+                # sub-microsecond emission interval keeps its fraction.
+                emission = check.rate.period_ns / 1000 / check.rate.rate
+                a, b = repr(emission), repr((check.rate.burst - 1) * emission)
                 kind = 'g'
             elif check.kind == PARALLEL:
                 kind, a, b = 'p', check.limit, self.lease_ms
@@ -230,7 +232,7 @@ class RedisStore:
             if check.kind == TOKENS:
                 item = [
                     'g',
-                    max(1, check.rate.emission_ns // 1000),
+                    repr(check.rate.period_ns / 1000 / check.rate.rate),
                     tokens_used - charge.weight,
                     '',
                 ]

@@ -202,3 +202,30 @@ def test_cleanup_removes_only_objects_of_dead_creators(tmp_path):
     (tmp_path / 'unrelated-1-ab').write_bytes(b'')
     found = sorted(os.path.basename(p) for p in cleanup.stale(directory=tmp_path))
     assert found == ['aegisflow-999999999-abcd1234', 'sem.aegisflow-999999999-ab12-s3']
+
+
+def test_keyed_table_transaction_and_pinned_entries():
+    seg = Segment.create(SMALL)
+    locks = StripedLocks(seg)
+    table = KeyedTable(seg, locks)
+    with table.transaction([(5, 1), (6, 1), (5, 1)], now_ns=10) as entries:
+        assert [created for _, created in entries] == [True, True, False]
+        assert entries[0][0] == entries[2][0]
+        assert {locks.owner(s) for s in (1, 2)} == {os.getpid()}  # both stripes held
+        seg.words[entries[0][0]] = 42
+    assert locks.owner(1) == 0 and locks.owner(2) == 0  # released
+    assert table.peek(5, 1)[0] == 42
+    # Fill partition 0 (hashes multiple of 4); pin two entries far into the future.
+    for h in (4, 8, 12, 16):
+        with table.transaction([(h, 1)], now_ns=100) as ((base, _),):
+            if h in (4, 8):
+                seg.words[base + 4] = 10**12
+    with table.transaction([(20, 1)], now_ns=10**6, evict_idle_ns=1) as ((base, new),):
+        assert new
+    assert table.peek(4, 1) is not None and table.peek(8, 1) is not None
+    assert table.peek(12, 1) is None  # the oldest unpinned entry was taken over
+    # An exception inside the transaction still releases every lock.
+    with pytest.raises(RuntimeError):
+        with table.transaction([(5, 1), (6, 1)], now_ns=1):
+            raise RuntimeError('boom')
+    assert locks.owner(1) == 0 and locks.owner(2) == 0

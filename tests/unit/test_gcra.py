@@ -75,3 +75,13 @@ def test_gcra_request_heavier_than_burst_never_fits():
 def test_gcra_peek_changes_nothing():
     assert gcra.peek(PER_MINUTE_60, 0, 5 * S) == (60, 0)
     assert gcra.peek(PER_MINUTE_60, 5 * S + 30 * S, 5 * S) == (30, 30 * S)
+
+
+def test_gcra_huge_rates_stay_exact():
+    tokens = gcra.Rate(rate=10**12, period_ns=60 * S, burst=10**12)
+    v = gcra.check(tokens, 0, 5 * S, weight=10**11)
+    assert v.admitted and v.remaining == 9 * 10**11
+    assert gcra.check(tokens, v.tat, 5 * S, weight=9 * 10**11).admitted
+    full = v.tat + tokens.span(9 * 10**11)
+    # The state has nanosecond resolution: one token here is 0.06 ns, 1000 are 60 ns.
+    assert not gcra.check(tokens, full, 5 * S, weight=1000).admitted
