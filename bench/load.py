@@ -48,9 +48,10 @@ def free_port():
 
 
 class Target:
-    def __init__(self, name, kind, worker_class, workdir, tree=ROOT):
+    def __init__(self, name, kind, worker_class, workdir, tree=ROOT, config=None):
         self.name, self.kind, self.worker_class = name, kind, worker_class
         self.tree = Path(tree)
+        self.config = Path(config) if config else HERE / 'gateway.yaml'
         self.port = free_port()
         self.workdir = workdir
         self.proc = None
@@ -81,13 +82,9 @@ class Target:
     def start(self):
         env = dict(os.environ)
         if self.kind == 'aegisflow':
-            text = (
-                (HERE / 'gateway.yaml')
-                .read_text()
-                .replace(
-                    'server: {workers: 2,',
-                    f'server: {{workers: 2, worker_class: {self.worker_class},',
-                )
+            text = self.config.read_text().replace(
+                'server: {workers: 2,',
+                f'server: {{workers: 2, worker_class: {self.worker_class},',
             )
             cfg = Path(self.workdir) / f'{self.name}.yaml'
             cfg.write_text(text)
@@ -262,6 +259,13 @@ def main():
         '(e.g. a git worktree of an older commit), as aegisflow-NAME',
     )
     parser.add_argument('--baseline-name', default='baseline')
+    parser.add_argument(
+        '--extra-config',
+        action='append',
+        default=[],
+        metavar='NAME=PATH',
+        help='also run the gateway with this config, as aegisflow-NAME (repeatable)',
+    )
     parser.add_argument('--title', default='Gateway vs bare Falcon')
     args = parser.parse_args()
     if not shutil.which('wrk'):
@@ -274,6 +278,11 @@ def main():
             Target(f'falcon-{wc}', 'falcon', wc, workdir),
             Target(f'aegisflow-{wc}', 'aegisflow', wc, workdir),
         ]
+        for extra in args.extra_config:
+            name, _, path = extra.partition('=')
+            targets.append(
+                Target(f'aegisflow-{name}-{wc}', 'aegisflow', wc, workdir, config=path)
+            )
         if args.baseline_tree:
             targets.append(
                 Target(
