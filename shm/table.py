@@ -101,28 +101,69 @@ class KeyedTable:
     def transaction(self, keys, now_ns, *, timeout=0.02, evict_idle_ns=None):
         """Lock every key's stripe (ascending), yield ``[(value_base, created)]`` in
         the order of `keys` (pairs of hash and check), release on exit."""
-        keys = [(h or 1, c) for h, c in keys]
-        stripes = sorted({h % self.stripes for h, _ in keys})
-        taken = []
+        stripes, entries = self.lock(
+            keys, now_ns, timeout=timeout, evict_idle_ns=evict_idle_ns
+        )
+        try:
+            yield entries
+        finally:
+            self.unlock(stripes)
+
+    def lock(self, keys, now_ns, *, timeout=0.02, evict_idle_ns=None):
+        """The explicit form of `transaction` for hot paths: returns (stripes to
+        pass to `unlock`, ``[(value_base, created)]``); on error nothing stays
+        locked."""
+        n = self.stripes
+        stripes = sorted({(h or 1) % n for h, _ in keys})
+        self._acquire(stripes, timeout)
+        try:
+            out = []
+            for h, c in keys:
+                h = h or 1
+                at, created = self._find(h % n, h, c, now_ns, evict_idle_ns)
+                self.words[at + TOUCH] = now_ns
+                out.append((at + VALUE0, created))
+            return stripes, out
+        except BaseException:
+            self.unlock(stripes)
+            raise
+
+    def lock_entries(self, bases, *, timeout=0.02):
+        """Lock the stripes of entries already found (by `lock`); returns the stripes
+        to pass to `unlock`. The caller checks each entry still holds its key."""
+        stripes = sorted({self._stripe_of(b) for b in bases})
+        self._acquire(stripes, timeout)
+        return stripes
+
+    def holds(self, value_base, key_hash, key_check):
+        at = value_base - VALUE0
+        return (
+            self.words[at + KEY] == (key_hash or 1)
+            and self.words[at + CHECK] == key_check
+        )
+
+    def unlock(self, stripes):
+        for stripe in reversed(stripes):
+            self.locks.release(stripe)
+
+    def _acquire(self, stripes, timeout):
+        taken = 0
         try:
             for stripe in stripes:
                 self.locks.acquire(stripe, timeout)
-                taken.append(stripe)
-            out = []
-            for h, c in keys:
-                at, created = self._find(h % self.stripes, h, c, now_ns, evict_idle_ns)
-                self.words[at + TOUCH] = now_ns
-                out.append((at + VALUE0, created))
-            yield out
-        finally:
-            for stripe in reversed(taken):
+                taken += 1
+        except BaseException:
+            for stripe in reversed(stripes[:taken]):
                 self.locks.release(stripe)
+            raise
+
+    def _stripe_of(self, value_base):
+        return (value_base - VALUE0 - self.base) // _WORDS // self.per
 
     def update_entry(self, value_base, fn, *, timeout=0.02):
         """Run ``fn(words, value_base)`` under the lock of the entry at `value_base`
         (as returned by `transaction`); for repairs by another process."""
-        at = value_base - VALUE0
-        stripe = (at - self.base) // _WORDS // self.per
+        stripe = self._stripe_of(value_base)
         self.locks.acquire(stripe, timeout)
         try:
             return fn(self.words, value_base)

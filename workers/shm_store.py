@@ -9,7 +9,6 @@ table, makes the store unavailable for that request (the limiter fails open) and
 counted in the worker's slot.
 """
 
-import contextlib
 import threading
 
 from aegisflow.limits.engine import EVICT_IDLE_NS
@@ -43,23 +42,48 @@ class ShmStore(TransactionalStore):
         # loses the GIL to its siblings keeps every process waiting.
         self._local = threading.Lock()
 
-    @contextlib.contextmanager
-    def transaction(self, keys, now_ns):
-        if not self._local.acquire(timeout=self.timeout):
-            raise StoreUnavailable('worker-local limiter lock timed out')
+    def lock(self, keys, now_ns):
+        self._enter()
         try:
-            with self.table.transaction(
+            return self.table.lock(
                 keys, now_ns, timeout=self.timeout, evict_idle_ns=EVICT_IDLE_NS
-            ) as entries:
-                yield entries
+            )
         except (LockTimeout, TableFull) as exc:
-            if isinstance(exc, LockTimeout) and self.slot is not None:
-                self.slots.set(
-                    self.slot, LOCK_WAITS, self.slots.get(self.slot, LOCK_WAITS) + 1
-                )
-            raise StoreUnavailable(str(exc)) from None
+            self._local.release()
+            raise self._unavailable(exc) from None
+        except BaseException:
+            self._local.release()
+            raise
+
+    def lock_entries(self, charges):
+        self._enter()
+        try:
+            stripes = self.table.lock_entries(
+                [c.ref for c in charges], timeout=self.timeout
+            )
+        except LockTimeout as exc:
+            self._local.release()
+            raise self._unavailable(exc) from None
+        # NOTE: an entry idle past the eviction time may hold another key by now.
+        held = [c for c in charges if self.table.holds(c.ref, *c.check.key)]
+        return stripes, held
+
+    def unlock(self, stripes):
+        try:
+            self.table.unlock(stripes)
         finally:
             self._local.release()
+
+    def _enter(self):
+        if not self._local.acquire(timeout=self.timeout):
+            raise StoreUnavailable('worker-local limiter lock timed out')
+
+    def _unavailable(self, exc):
+        if isinstance(exc, LockTimeout) and self.slot is not None:
+            self.slots.set(
+                self.slot, LOCK_WAITS, self.slots.get(self.slot, LOCK_WAITS) + 1
+            )
+        return StoreUnavailable(str(exc))
 
     def _inflight(self, base, delta):
         if self.writer is None:

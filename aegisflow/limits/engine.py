@@ -27,6 +27,7 @@ from aegisflow.limits.plan import SPEND
 from aegisflow.limits.plan import TOKENS
 
 PINNED = (1 << 64) - 1
+_SETTLED = (TOKENS, SPEND, PARALLEL)
 _ADJECTIVE = {'day': 'daily', 'month': 'monthly'}
 EVICT_IDLE_NS = 10 * 60_000_000_000
 
@@ -186,14 +187,19 @@ class StoreUnavailable(Exception):
 
 class TransactionalStore:
     """A store of counter entries that can lock several at once; `decide` does the
-    rest. Subclasses provide ``words`` and ``transaction(keys, now_ns)`` (yielding
-    ``[(value_base, created)]``) and may track parallel charges."""
+    rest. Subclasses provide ``words``, ``lock(keys, now_ns)`` returning (a handle,
+    ``[(value_base, created)]``), ``lock_entries(charges)`` returning a handle and
+    the charges whose entries still hold their key, and ``unlock(handle)``.
+
+    PERF: explicit lock and unlock rather than context managers; settlement reuses
+    the entries found at admission instead of looking every key up again.
+    """
 
     name = 'local'
 
     def admit(self, weighted, now_ns, now_unix):
-        keys = [check.key for check, _ in weighted]
-        with self.transaction(keys, now_ns) as entries:
+        handle, entries = self.lock([check.key for check, _ in weighted], now_ns)
+        try:
             decision = decide(
                 weighted, [base for base, _ in entries], self.words, now_ns, now_unix
             )
@@ -201,18 +207,25 @@ class TransactionalStore:
                 for charge in decision.charges:
                     if charge.check.kind == PARALLEL:
                         self.parallel_taken(charge.ref)
+        finally:
+            self.unlock(handle)
         decision.store = self
         return decision
 
     def settle(self, charges, now_ns, tokens_used, cost_nano):
-        todo = [c for c in charges if c.check.kind in (TOKENS, SPEND, PARALLEL)]
+        todo = [c for c in charges if c.check.kind in _SETTLED]
         if not todo:
             return
-        with self.transaction([c.check.key for c in todo], now_ns) as entries:
-            for charge, (base, _) in zip(todo, entries, strict=True):
-                settle_words(charge, self.words, base, now_ns, tokens_used, cost_nano)
+        handle, held = self.lock_entries(todo)
+        try:
+            for charge in held:
+                settle_words(
+                    charge, self.words, charge.ref, now_ns, tokens_used, cost_nano
+                )
                 if charge.check.kind == PARALLEL:
-                    self.parallel_released(base)
+                    self.parallel_released(charge.ref)
+        finally:
+            self.unlock(handle)
 
     def parallel_taken(self, base):
         """A request took a parallel slot of the entry at `base`."""

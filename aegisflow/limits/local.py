@@ -1,7 +1,6 @@
 """Counter entries in this process: the store for a single process (tests, the app
 outside Gunicorn). The same decisions as the shared-memory store, one lock."""
 
-import contextlib
 import threading
 
 from aegisflow.limits.engine import TransactionalStore
@@ -15,18 +14,24 @@ class LocalStore(TransactionalStore):
         self._index = {}
         self._lock = threading.Lock()
 
-    @contextlib.contextmanager
-    def transaction(self, keys, now_ns):
-        with self._lock:
-            out = []
-            for key in keys:
-                base = self._index.get(key)
-                created = base is None
-                if created:
-                    base = self._index[key] = len(self.words)
-                    self.words.extend((0, 0, 0, 0, 0))
-                out.append((base, created))
-            yield out
+    def lock(self, keys, now_ns):
+        self._lock.acquire()
+        out = []
+        for key in keys:
+            base = self._index.get(key)
+            created = base is None
+            if created:
+                base = self._index[key] = len(self.words)
+                self.words.extend((0, 0, 0, 0, 0))
+            out.append((base, created))
+        return None, out
+
+    def lock_entries(self, charges):
+        self._lock.acquire()
+        return None, charges  # NOTE: entries here never move
+
+    def unlock(self, handle):
+        self._lock.release()
 
     def peek_spend(self, check):
         base = self._index.get(check.key)

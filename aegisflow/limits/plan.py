@@ -52,29 +52,16 @@ class Check:
 
 
 def _rate_checks(scope_id, scope_words, limit):
-    out = []
     if limit is None:
-        return out
-    if limit.requests_per_minute:
-        burst = limit.request_burst or limit.requests_per_minute
-        out.append(
-            Check(
-                REQUESTS,
-                f'{REQUESTS}:{scope_id}',
-                scope_words,
-                rate=Rate(limit.requests_per_minute, MINUTE_NS, burst),
-            )
-        )
-    if limit.tokens_per_minute:
-        burst = limit.token_burst or limit.tokens_per_minute
-        out.append(
-            Check(
-                TOKENS,
-                f'{TOKENS}:{scope_id}',
-                scope_words,
-                rate=Rate(limit.tokens_per_minute, MINUTE_NS, burst),
-            )
-        )
+        return []
+    out = []
+    for kind, per_minute, burst in (
+        (REQUESTS, limit.requests_per_minute, limit.request_burst),
+        (TOKENS, limit.tokens_per_minute, limit.token_burst),
+    ):
+        if per_minute:
+            rate = Rate(per_minute, MINUTE_NS, burst or per_minute)
+            out.append(Check(kind, f'{kind}:{scope_id}', scope_words, rate=rate))
     if limit.max_parallel:
         out.append(
             Check(
