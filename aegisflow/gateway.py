@@ -3,8 +3,10 @@
 from aegisflow.auth import KeyIndex
 from aegisflow.limits.limiter import Limiter
 from aegisflow.limits.local import LocalStore
+from aegisflow.pricing import PriceTable
 from aegisflow.providers import build_providers
 from aegisflow.routing import Router
+from aegisflow.targets import TargetState
 from aegisflow.telemetry.aggregate import LocalTelemetry
 from aegisflow.telemetry.labels import LabelSpace
 
@@ -20,6 +22,7 @@ class Gateway:
         'telemetry',
         'limiter',
         'recorder',
+        'targets',
     )
 
     def __init__(
@@ -28,12 +31,21 @@ class Gateway:
         self.config = config
         self.keys = KeyIndex(config.tenants)
         self.providers = build_providers(config, concurrency=concurrency)
-        self.router = Router(config, self.providers)
-        self.catalogue = self.router.catalogue()
         self.labels = labels or LabelSpace(config)
         self.telemetry = telemetry or LocalTelemetry(config, self.labels)
-        self.limiter = limiter or Limiter(config, LocalStore())
         self.recorder = self.telemetry.recorder
+        self.limiter = limiter or Limiter(config, LocalStore())
+        # NOTE: breakers and latency live in this host's store (with Redis limits,
+        # in its shared-memory fallback).
+        store = self.limiter.fallback or self.limiter.store
+        self.targets = TargetState(store, config.circuit_breaker)
+        self.router = Router(
+            config,
+            self.providers,
+            state=self.targets,
+            prices=PriceTable(config.prices, config.providers),
+        )
+        self.catalogue = self.router.catalogue()
 
     def finish(self, obs, status, flags=0):
         """The request is over: settle its limits, then count it (once)."""

@@ -11,9 +11,11 @@ Only the ``priority`` strategy exists so far: targets are tried in the order giv
 
 from dataclasses import dataclass
 
+from aegisflow import strategies
 from aegisflow.errors import NotFound
 from aegisflow.globs import GlobSet
 from aegisflow.globs import is_glob
+from aegisflow.targets import Target
 
 _CACHE_LIMIT = 4096
 
@@ -22,22 +24,45 @@ _CACHE_LIMIT = 4096
 class Resolution:
     requested: str  # what the client asked for
     model: str  # after alias resolution: the model name the gateway reports
-    targets: tuple  # ((provider, upstream_model), ...) in the order to try
+    targets: tuple  # ((provider, upstream_model), ...) as configured
+    plan: tuple = ()  # the same as `Target`s, with their shared-state keys
+    strategy: object = None  # orders `plan` per request (aegisflow.strategies)
 
 
 class Router:
-    __slots__ = ('_aliases', '_routes', '_providers', '_cache')
+    __slots__ = (
+        '_aliases',
+        '_routes',
+        '_providers',
+        '_cache',
+        '_state',
+        '_prices',
+        '_weights',
+        '_known',
+    )
 
-    def __init__(self, config, providers):
+    def __init__(self, config, providers, *, state=None, prices=None):
         self._aliases = dict(config.aliases)
         self._providers = providers
+        self._state = state
+        self._prices = prices
         self._routes = tuple(
             (
                 GlobSet([r.match]),
                 tuple((providers[t.provider], t.model) for t in r.targets),
+                r,
+                i,
             )
-            for r in config.routes
+            for i, r in enumerate(config.routes)
         )
+        self._known = {m for p in config.providers for m in p.models if not is_glob(m)}
+        self._known |= {t.model for r in config.routes for t in r.targets if t.model}
+        self._known |= set(config.aliases.values())
+        self._weights = {
+            (i, t.provider, t.model): t.weight
+            for i, r in enumerate(config.routes)
+            for t in r.targets
+        }
         self._cache = {}
 
     def resolve(self, requested):
@@ -45,7 +70,7 @@ class Router:
         if hit is not None:
             return hit
         model = self._aliases.get(requested, requested)
-        for match, targets in self._routes:
+        for match, targets, route, index in self._routes:
             if not match(model):
                 continue
             chosen = tuple(
@@ -54,7 +79,22 @@ class Router:
                 if upstream or provider.serves(model)
             )
             if chosen:
-                resolution = Resolution(requested, model, chosen)
+                plan = tuple(
+                    Target(
+                        provider,
+                        upstream or model,
+                        self._weights[(index, provider.name, upstream)],
+                        scope=self._scope(upstream or model),
+                    )
+                    for provider, upstream in targets
+                    if upstream or provider.serves(model)
+                )
+                strategy = (
+                    strategies.build(route, index, plan, self._state, self._prices)
+                    if self._state is not None
+                    else None
+                )
+                resolution = Resolution(requested, model, chosen, plan, strategy)
                 if len(self._cache) >= _CACHE_LIMIT:
                     self._cache.clear()  # NOTE: bounded; names can come from clients
                 self._cache[requested] = resolution
@@ -65,6 +105,9 @@ class Router:
             code='model_not_found',
         )
 
+    def _scope(self, model):
+        return model if model in self._known else '*'
+
     def catalogue(self):
         """Every concrete model name and alias a client could ask for: (id, owner)."""
         out = {}
@@ -72,7 +115,7 @@ class Router:
             for name in provider.config.models:
                 if not is_glob(name):
                     self._add(out, name)
-        for match, targets in self._routes:
+        for match, targets, _, _ in self._routes:
             for pattern in match.patterns:
                 if not is_glob(pattern):
                     self._add(out, pattern)

@@ -21,8 +21,13 @@ import os
 import threading
 import time
 
+from aegisflow.globs import is_glob
 from aegisflow.limits.engine import EVICT_IDLE_NS
 from aegisflow.limits.plan import Planner
+from aegisflow.resilience import CLOSED
+from aegisflow.resilience import HALF_OPEN
+from aegisflow.resilience import OPEN
+from aegisflow.targets import breaker_key
 from aegisflow.telemetry import events as ev
 from aegisflow.telemetry.aggregate import Aggregator
 from aegisflow.telemetry.labels import LabelSpace
@@ -248,6 +253,27 @@ class MasterRuntime:
             )
         }
 
+    def _breakers(self):
+        samples = []
+        for provider in self.config.providers:
+            scopes = [m for m in provider.models if not is_glob(m)]
+            if any(is_glob(m) for m in provider.models):
+                scopes.append('*')
+            for scope in scopes:
+                name = f'{provider.name}/{scope}'
+                values = self.table.peek(*breaker_key(name))
+                state = values[0] if values else CLOSED
+                if state == OPEN and values[1] <= time.monotonic_ns():
+                    state = HALF_OPEN  # NOTE: due for a probe: the next call moves it
+                samples.append(([name], state))
+        return {
+            'aegisflow_circuit_state': (
+                'Circuit breaker per target: 0 closed, 1 open, 2 half-open.',
+                ['target'],
+                samples,
+            )
+        }
+
     def _processes(self):
         samples = {'cpu': [], 'rss': [], 'fds': []}
         procs = [('master', self.pid)] + [
@@ -263,6 +289,7 @@ class MasterRuntime:
         spend = self._spend() if self.planner.budget_scopes() else {}
         return {
             **spend,
+            **self._breakers(),
             'aegisflow_process_cpu_seconds': (
                 'CPU seconds used, by process (worker-N is slot N).',
                 ['process'],

@@ -28,6 +28,7 @@ from aegisflow.globs import is_valid_glob
 _NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z')
 _ENV_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*\Z')
 _HEX64 = re.compile(r'[0-9a-fA-F]{64}\Z')
+_DOTTED = re.compile(r'[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+\Z')
 _HOSTNAME = re.compile(r'[A-Za-z0-9]([A-Za-z0-9\-.]{0,251}[A-Za-z0-9])?\Z')
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 
@@ -42,6 +43,8 @@ _TOP = (
     'storage',
     'prices',
     'limits',
+    'retry',
+    'circuit_breaker',
 )
 _SERVER = tuple(f for f in m.ServerConfig.__dataclass_fields__)
 _MOCK_KEYS = tuple(m.MockOptions.__dataclass_fields__)
@@ -175,6 +178,8 @@ class _Builder:
             state=self.state(root.get('state')),
             storage=self.storage(root.get('storage')),
             limits=self.limits(root.get('limits')),
+            retry=self.retry(root.get('retry')),
+            circuit_breaker=self.breaker(root.get('circuit_breaker')),
             prices=self.price_file(root.get('prices')),
             disabled=tuple(self.disabled),
         )
@@ -366,12 +371,21 @@ class _Builder:
     def routes(self, node, names, known):
         out = []
         for item in node.list(min_items=1, what='a list of routes'):
-            if not item.mapping(('match', 'targets', 'strategy')):
+            if not item.mapping(('match', 'targets', 'strategy', 'class')):
                 continue
             match = item.get('match').str(
                 check=is_valid_glob, expected='a model glob (no spaces, balanced [])'
             )
             strategy = item.get('strategy').str('priority', choices=m.STRATEGIES)
+            klass = item.get('class').str(
+                None,
+                check=_DOTTED.match,
+                expected='a dotted path: package.module.Class',
+            )
+            if strategy == 'custom' and klass is None and item.get('class').missing:
+                item.get('class').fail('a dotted class path for strategy custom')
+            elif klass is not None and strategy != 'custom':
+                item.get('class').fail('class only with strategy: custom')
             targets = []
             for t in item.get('targets').list(min_items=1, what='a list of targets'):
                 target = self.target(t, names, known)
@@ -382,7 +396,10 @@ class _Builder:
             if targets:
                 out.append(
                     m.RouteConfig(
-                        match=match, targets=tuple(targets), strategy=strategy
+                        match=match,
+                        targets=tuple(targets),
+                        strategy=strategy,
+                        strategy_class=klass,
                     )
                 )
         return out
@@ -525,6 +542,57 @@ class _Builder:
             daily_usd=daily,
             monthly_usd=monthly,
             warn_at=node.get('warn_at').num(0.8, min=0, max=1),
+        )
+
+    def retry(self, node):
+        d = m.RetryPolicy()
+        keys = tuple(m.RetryPolicy.__dataclass_fields__)
+        if not node.mapping(keys, optional=True):
+            return d
+        retry_on = d.retry_on
+        if not node.get('retry_on').missing:
+            statuses = [
+                s.int(min=400, max=599)
+                for s in node.get('retry_on').list(what='a list of HTTP statuses')
+            ]
+            retry_on = tuple(s for s in statuses if s is not None)
+        return m.RetryPolicy(
+            max_attempts=node.get('max_attempts').int(d.max_attempts, min=1, max=20),
+            initial_backoff_ms=node.get('initial_backoff_ms').int(
+                d.initial_backoff_ms, min=0, max=60_000
+            ),
+            max_backoff_ms=node.get('max_backoff_ms').int(
+                d.max_backoff_ms, min=0, max=600_000
+            ),
+            multiplier=node.get('multiplier').num(d.multiplier, min=1, max=10),
+            jitter=node.get('jitter').num(d.jitter, min=0, max=1),
+            retry_on=retry_on,
+            total_timeout_s=node.get('total_timeout_s').num(
+                d.total_timeout_s, min=0.1, max=3600
+            ),
+            max_retry_after_s=node.get('max_retry_after_s').num(
+                d.max_retry_after_s, min=0, max=600
+            ),
+        )
+
+    def breaker(self, node):
+        d = m.BreakerPolicy()
+        if not node.mapping(tuple(m.BreakerPolicy.__dataclass_fields__), optional=True):
+            return d
+        return m.BreakerPolicy(
+            failure_threshold=node.get('failure_threshold').num(
+                d.failure_threshold, min=0.01, max=1
+            ),
+            consecutive_failures=node.get('consecutive_failures').int(
+                d.consecutive_failures, min=1, max=100_000
+            ),
+            window_s=node.get('window_s').num(d.window_s, min=1, max=3600),
+            min_calls=node.get('min_calls').int(d.min_calls, min=1, max=1_000_000),
+            open_s=node.get('open_s').num(d.open_s, min=0.1, max=3600),
+            half_open_probes=node.get('half_open_probes').int(
+                d.half_open_probes, min=1, max=1000
+            ),
+            enabled=node.get('enabled').bool(d.enabled),
         )
 
     def limits(self, node):

@@ -8,11 +8,21 @@ only ever held as SHA-256 digests.
 from dataclasses import dataclass
 from dataclasses import field
 
+from aegisflow.resilience import BreakerPolicy
+from aegisflow.resilience import RetryPolicy
+
 PROVIDER_TYPES = ('mock', 'openai', 'openai_compatible')
 WORKER_CLASSES = ('gthread', 'meinheld')
 LOG_FORMATS = ('json', 'text')
 LOG_LEVELS = ('debug', 'info', 'warning', 'error')
-STRATEGIES = ('priority',)
+STRATEGIES = (
+    'priority',
+    'round_robin',
+    'weighted',
+    'least_latency',
+    'lowest_cost',
+    'custom',
+)
 TRACE_EXPORTERS = ('none', 'console', 'otlp_http', 'otlp_grpc')
 STATE_BACKENDS = ('shm', 'redis')
 BACKEND_ERROR_MODES = ('fail_open', 'fail_closed')
@@ -70,6 +80,7 @@ class RouteConfig:
     match: str
     targets: tuple
     strategy: str = 'priority'
+    strategy_class: str | None = None  # dotted path, for strategy: custom
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +189,8 @@ class Config:
     telemetry: TelemetryConfig
     state: StateConfig = StateConfig()
     limits: LimitsConfig = LimitsConfig()
+    retry: RetryPolicy = RetryPolicy()
+    circuit_breaker: BreakerPolicy = BreakerPolicy()
     storage: StorageConfig = StorageConfig()
     prices: dict = field(default_factory=dict)  # model -> Price
     source: str = '<memory>'

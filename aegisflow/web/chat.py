@@ -13,16 +13,15 @@ from aegisflow.errors import InternalError
 from aegisflow.errors import PermissionDenied
 from aegisflow.errors import RateLimited
 from aegisflow.errors import ServiceUnavailable
-from aegisflow.errors import UpstreamFailed
 from aegisflow.errors import openai_body
 from aegisflow.limits.engine import reset_label
 from aegisflow.limits.plan import REASONS
 from aegisflow.limits.plan import SPEND
 from aegisflow.telemetry import events as ev
-from aegisflow.telemetry.recorder import Attempt
 from aegisflow.tokens import count_tokens
 from aegisflow.tokens import prompt_tokens
 from aegisflow.web.body import read_json
+from aegisflow.web.dispatch import Dispatcher
 
 log = logging.getLogger('aegisflow.chat')
 
@@ -46,12 +45,13 @@ def check_model(principal, resolution):
 
 
 class ChatCompletions:
-    __slots__ = ('gw', 'limit', 'limiter')
+    __slots__ = ('gw', 'limit', 'limiter', 'dispatcher')
 
     def __init__(self, gw):
         self.gw = gw
         self.limit = gw.config.server.max_body_bytes
         self.limiter = gw.limiter
+        self.dispatcher = Dispatcher(gw)
 
     def on_post(self, req, resp):
         obs = req.context.obs
@@ -65,42 +65,38 @@ class ChatCompletions:
         resolution = self.gw.router.resolve(chat.model)
         obs.model = labels.models.id(resolution.model)
         check_model(principal, resolution)
-        provider, model = resolution.targets[0]
-        obs.provider = labels.providers.id(provider.name)
-        obs.priced_model, obs.provider_name = model, provider.name
+        first_provider, first_model = resolution.targets[0]
+        obs.provider = labels.providers.id(first_provider.name)
+        obs.priced_model, obs.provider_name = first_model, first_provider.name
         if self.limiter.enabled:
             self._admit(
-                req, resp, obs, principal, resolution.model, provider, model, chat
+                req,
+                resp,
+                obs,
+                principal,
+                resolution.model,
+                first_provider,
+                first_model,
+                chat,
             )
-        attempt = Attempt(obs.provider, model)
-        obs.attempts.append(attempt)
+        target, result = self.dispatcher.run(obs, chat, resolution)
+        provider, model = target.provider, target.model
+        obs.provider = labels.providers.id(provider.name)
+        obs.priced_model, obs.provider_name = model, provider.name
         # PERF: headers set directly; they are the same three on every answer.
         resp.set_header('X-AegisFlow-Provider', provider.name)
         resp.set_header('X-AegisFlow-Model', model)
-        resp.set_header('X-AegisFlow-Attempts', '1')
-        try:
-            if not chat.stream:
-                data = provider.complete(chat, model)
-            else:
-                events = provider.stream(chat, model)
-                try:
-                    first = next(events)
-                except StopIteration:
-                    raise UpstreamFailed(
-                        f"Provider '{provider.name}' sent an empty stream."
-                    ) from None
-        except ApiError as err:
-            attempt.end(getattr(err, 'upstream_status', 0))
-            raise
+        resp.set_header('X-AegisFlow-Attempts', str(len(obs.attempts)))
+        attempt = obs.attempts[-1]
         if not chat.stream:
-            attempt.end(200)
             obs.response_model = attempt.response_model = str(
-                data.get('model') or model
+                result.get('model') or model
             )
-            obs.usage(data.get('usage'))
-            resp.data = orjson.dumps(data)
+            obs.usage(result.get('usage'))
+            resp.data = orjson.dumps(result)
             resp.content_type = _JSON
             return
+        events, first = result
         obs.ttft_ns = time.perf_counter_ns() - obs.t0
         obs.response_model = attempt.response_model = str(first.get('model') or model)
         req.context.streaming = True

@@ -33,6 +33,8 @@ routes:
   - {{match: "*", targets: [up]}}
 tenants:
   - {{id: t, keys: [{{key: sk-tenant-1}}]}}
+retry: {{max_attempts: 1}}  # these tests are about how each failure maps; one try
+circuit_breaker: {{enabled: false}}
 ''',
         env={'UPSTREAM_KEY': 'sk-upstream-secret'},
     )

@@ -10,16 +10,28 @@ status codes. The requested model picks the behaviour:
   cut         a stream that stops after two chunks without [DONE]
   badjson     a non-JSON body (or a malformed stream event)
   midfail     a stream that sends an error event after one chunk
+  flaky-N-*   503 for the first N calls of that model name, then normal answers
+  once429-*   429 with Retry-After: 1 on the first call of that name, then normal
+  slow-*      a normal answer after two seconds
+
+A ``healthy=True`` instance answers every model normally (a fallback target).
+``calls`` counts calls per model name.
 """
 
+import collections
 import json
+import threading
+import time
 from http.server import BaseHTTPRequestHandler
 
 from tests.support.httpserver import LoopbackServer
 
 
 class FakeOpenAI:
-    def __init__(self):
+    def __init__(self, healthy=False):
+        self.healthy = healthy
+        self.calls = collections.Counter()
+        self.lock = threading.Lock()
         self.requests = []  # (headers dict, body dict) per call
         self.http = LoopbackServer(_Handler, fake=self)
 
@@ -46,8 +58,24 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length))
         self.server.fake.requests.append((dict(self.headers), body))
         model = body.get('model', '')
+        fake = self.server.fake
+        with fake.lock:
+            fake.calls[model] += 1
+            seen = fake.calls[model]
+        if fake.healthy:
+            return (
+                self._stream(body, model)
+                if body.get('stream')
+                else self._json(200, _completion(body, model))
+            )
+        if model.startswith('flaky-') and seen <= int(model.split('-')[1]):
+            return self._error(503)
+        if model.startswith('once429-') and seen == 1:
+            return self._error(429, retry_after='1')
+        if model.startswith('slow-'):
+            time.sleep(2)
         if model.startswith('err-'):
-            return self._error(int(model[4:]))
+            return self._error(int(model.split('-')[1]))
         if model == 'badjson':
             if body.get('stream'):
                 return self._sse([b'data: {"id": oops\n\n'])
@@ -68,7 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status, obj, headers=()):
         self._send(status, json.dumps(obj).encode(), 'application/json', headers)
 
-    def _error(self, status):
+    def _error(self, status, retry_after='7'):
         kinds = {
             400: 'invalid_request_error',
             401: 'invalid_request_error',
@@ -76,7 +104,7 @@ class _Handler(BaseHTTPRequestHandler):
             500: 'server_error',
             503: 'server_error',
         }
-        headers = [('Retry-After', '7')] if status == 429 else []
+        headers = [('Retry-After', retry_after)] if status == 429 else []
         self._json(
             status,
             {

@@ -92,8 +92,8 @@ def test_config_shipped_default_switches_providers_on_from_env():
             "server.wokers: expected 'workers' or another of the keys",
         ),
         (
-            doc(extra='1'),
-            'extra: expected one of the keys aliases, limits, prices, providers',
+            doc(qqq='1'),
+            'qqq: expected one of the keys aliases, circuit_breaker, limits, prices, providers, retry',
         ),
         (doc(providers=None), 'providers: expected a list of providers, found nothing'),
         (doc(tenants=None), 'tenants: expected a list of tenants, found nothing'),
@@ -217,7 +217,7 @@ def test_config_shipped_default_switches_providers_on_from_env():
         (doc(routes='[{targets: [mock]}]'), 'routes[0].match: expected a model glob'),
         (
             doc(routes='[{match: "*", targets: [mock], strategy: fastest}]'),
-            "routes[0].strategy: expected one of priority, found 'fastest'",
+            "routes[0].strategy: expected one of priority, round_robin, weighted, least_latency, lowest_cost, custom, found 'fastest'",
         ),
         (
             doc(routes='[{match: "*", targets: [{provider: mock, weight: 0}]}]'),

@@ -1,0 +1,130 @@
+"""Per-target state shared by every worker: circuit breaker, half-open probes,
+latency, and each route's round-robin position.
+
+Kept in the same store of counter entries as the limits (the shared-memory keyed
+table on one host), one pinned entry per counter:
+
+    breaker:<target>   the breaker words of `aegisflow.resilience`
+    probe:<target>     word 1: half-open probes in flight (given back by the master
+                       if the worker holding one dies, like a parallel slot)
+    latency:<target>   word 0: EWMA of successful call latency, ns (alpha 1/8)
+    rr:<route>         word 0: the route's next position
+"""
+
+import hashlib
+import time
+
+from aegisflow.limits.engine import PINNED
+from aegisflow.resilience import OPEN
+from aegisflow.resilience import allow
+from aegisflow.resilience import record
+
+
+def _key(name):
+    d = hashlib.blake2b(name.encode(), digest_size=16).digest()
+    return int.from_bytes(d[:8], 'little'), int.from_bytes(d[8:], 'little')
+
+
+def breaker_key(name):
+    """The shared-table key of the breaker of target `name` (``provider/model``)."""
+    return _key(f'breaker:{name}')
+
+
+class Target:
+    """A provider and an upstream model, with the keys of its shared counters.
+
+    `scope` names the counters: the model when the config names it, else ``*`` (one
+    breaker for every model a glob lets through), so no client-chosen model name can
+    add an entry to the shared table.
+    """
+
+    __slots__ = ('provider', 'model', 'weight', 'name', 'breaker', 'probe', 'latency')
+
+    def __init__(self, provider, model, weight=1, scope=None):
+        self.provider = provider
+        self.model = model
+        self.weight = weight
+        self.name = f'{provider.name}/{scope or model}'
+        self.breaker = _key(f'breaker:{self.name}')
+        self.probe = _key(f'probe:{self.name}')
+        self.latency = _key(f'latency:{self.name}')
+
+    def __repr__(self):
+        return f'<Target {self.name}>'
+
+
+class TargetState:
+    def __init__(self, store, policy, clock=time.monotonic_ns):
+        self.store = store
+        self.policy = policy
+        self.clock = clock
+
+    def _locked(self, keys):
+        now = self.clock()
+        handle, entries = self.store.lock(keys, now)
+        words = self.store.words
+        for base, created in entries:
+            if created:
+                words[base + 4] = PINNED
+        return now, handle, [base for base, _ in entries], words
+
+    def acquire(self, target):
+        """(allowed, probe base or None, seconds until it may be tried)."""
+        if not self.policy.enabled:
+            return True, None, 0
+        now, handle, (b, p), words = self._locked([target.breaker, target.probe])
+        try:
+            ok, probe = allow(self.policy, words, b, now)
+            if not ok:
+                return False, None, max(1, -(-(words[b + 1] - now) // 1_000_000_000))
+            if not probe:
+                return True, None, 0
+            if words[p + 1] >= self.policy.half_open_probes:
+                return False, None, 1
+            words[p + 1] += 1
+            self.store.parallel_taken(p)
+            return True, p, 0
+        finally:
+            self.store.unlock(handle)
+
+    def release(self, target, ok, latency_ns, probe):
+        """Record the outcome of a call (and give its probe slot back)."""
+        keys = [target.breaker, target.latency]
+        if probe is not None:
+            keys.append(target.probe)
+        now, handle, bases, words = self._locked(keys)
+        try:
+            if self.policy.enabled:
+                record(self.policy, words, bases[0], now, ok)
+            if ok and latency_ns > 0:
+                old = words[bases[1]]
+                words[bases[1]] = (
+                    latency_ns if old == 0 else old + (latency_ns - old) // 8
+                )
+            if probe is not None:
+                p = bases[2]
+                words[p + 1] = words[p + 1] - 1 if words[p + 1] else 0
+                self.store.parallel_released(p)
+        finally:
+            self.store.unlock(handle)
+
+    def snapshot(self, target):
+        """(breaker state, open until ns, latency EWMA ns): a consistent read."""
+        now, handle, (b, lat), words = self._locked([target.breaker, target.latency])
+        try:
+            return words[b], words[b + 1], words[lat], now
+        finally:
+            self.store.unlock(handle)
+
+    def next_position(self, route_key):
+        now, handle, (base,), words = self._locked([route_key])
+        try:
+            position = words[base]
+            words[base] = position + 1
+            return position
+        finally:
+            self.store.unlock(handle)
+
+    def is_open(self, target):
+        state, until, _, now = self.snapshot(target)
+        return state == OPEN and now < until
