@@ -9,6 +9,7 @@ and an unset one is an error only for what is enabled: a provider marked
 
 import dataclasses
 import hashlib
+import importlib
 import ipaddress
 import os
 import re
@@ -386,6 +387,8 @@ class _Builder:
                 item.get('class').fail('a dotted class path for strategy custom')
             elif klass is not None and strategy != 'custom':
                 item.get('class').fail('class only with strategy: custom')
+            elif klass is not None:
+                _check_strategy_class(item.get('class'), klass)
             targets = []
             for t in item.get('targets').list(min_items=1, what='a list of targets'):
                 target = self.target(t, names, known)
@@ -824,6 +827,19 @@ class _Builder:
             if inp is not None and outp is not None:
                 out[str(model)] = m.Price(input=inp, output=outp, cached_input=cached)
         return out
+
+
+def _check_strategy_class(node, path):
+    """A custom strategy must import and have an ``order`` method (checked at load,
+    so a typo fails the start, not a request)."""
+    module_name, _, name = path.rpartition('.')
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except Exception as exc:  # noqa: BLE001 (any import failure is the user's to see)
+        node.fail('an importable class', found=f'{path} ({type(exc).__name__}: {exc})')
+        return
+    if not callable(getattr(cls, 'order', None)):
+        node.fail('a class with an order(targets, request) method', found=path)
 
 
 def _fail_unset(missing):
