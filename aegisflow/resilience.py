@@ -32,7 +32,7 @@ class RetryPolicy:
     max_backoff_ms: int = 2000
     multiplier: float = 2.0
     jitter: float = 0.2
-    retry_on: tuple = (429, 500, 502, 503, 504)
+    retry_on: tuple = (429, 500, 502, 503, 504, 529)
     total_timeout_s: float = 60.0
     max_retry_after_s: float = 10.0
 

@@ -76,7 +76,10 @@ _RATE_KEYS = (
     'request_burst',
     'token_burst',
 )
-_DEFAULT_BASE_URL = {'openai': 'https://api.openai.com/v1'}
+_DEFAULT_BASE_URL = {
+    'openai': 'https://api.openai.com/v1',
+    'anthropic': 'https://api.anthropic.com/v1',
+}
 
 
 class ConfigError(AegisError, ValueError):
@@ -277,7 +280,7 @@ class _Builder:
     def http_provider(self, node, name, ptype, models, optional):
         missing = []
         api_key = self.env_value(
-            node.get('api_key_env'), missing, required=ptype == 'openai'
+            node.get('api_key_env'), missing, required=ptype in ('openai', 'anthropic')
         )
         base_url = None
         url_env = node.get('base_url_env')

@@ -1,5 +1,6 @@
 """Provider types by config name; `build_providers` makes one object per provider."""
 
+from aegisflow.providers.anthropic import AnthropicProvider
 from aegisflow.providers.base import Provider
 from aegisflow.providers.mock import MockProvider
 from aegisflow.providers.openai import OpenAIProvider
@@ -8,6 +9,7 @@ TYPES = {
     'mock': MockProvider,
     'openai': OpenAIProvider,
     'openai_compatible': OpenAIProvider,
+    'anthropic': AnthropicProvider,
 }
 
 

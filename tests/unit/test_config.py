@@ -132,7 +132,7 @@ def test_config_shipped_default_switches_providers_on_from_env():
         ),
         (
             doc(providers='[{name: m, type: grpc, models: [a]}]'),
-            "providers[0].type: expected one of mock, openai, openai_compatible, found 'grpc'",
+            "providers[0].type: expected one of mock, openai, openai_compatible, anthropic, found 'grpc'",
         ),
         (
             doc(providers='[{name: mock, type: mock}]'),

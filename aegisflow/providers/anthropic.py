@@ -1,0 +1,459 @@
+"""Anthropic's Messages API, translated to and from the gateway's OpenAI format.
+
+Request (OpenAI chat -> Messages):
+- ``system`` and ``developer`` messages become ``system``; the rest alternate as
+  ``user``/``assistant`` turns (consecutive turns of one role are merged).
+- Content parts: text as text blocks; images (``data:`` URLs as base64 sources, other
+  URLs as url sources).
+- Assistant ``tool_calls`` become ``tool_use`` blocks (arguments parsed from JSON);
+  ``tool`` messages become ``tool_result`` blocks in a user turn.
+- ``tools`` -> ``tools`` (``parameters`` as ``input_schema``); ``tool_choice``:
+  auto -> auto, required -> any, none -> none, a named function -> tool;
+  ``parallel_tool_calls: false`` -> ``disable_parallel_tool_use``.
+- ``max_tokens``/``max_completion_tokens`` (default 4096), ``temperature`` (capped at 1,
+  Anthropic's maximum), ``top_p``, ``stop`` -> ``stop_sequences``, ``user`` ->
+  ``metadata.user_id``.
+
+Response (Messages -> OpenAI): text blocks joined as ``content``; ``tool_use`` blocks as
+``tool_calls`` (input serialised as JSON arguments); stop reasons ``end_turn`` and
+``stop_sequence`` -> ``stop``, ``max_tokens`` -> ``length``, ``tool_use`` ->
+``tool_calls``, ``refusal`` -> ``content_filter``; usage with cache reads and writes
+counted inside ``prompt_tokens`` (OpenAI's convention) and itemised in
+``prompt_tokens_details`` (``cached_tokens``, ``cache_write_tokens``).
+
+Streams are translated event by event: ``message_start`` -> the role chunk; a
+``tool_use`` block start -> a tool call with its id and name, its ``input_json_delta``
+fragments -> argument fragments with the same tool-call index (counted over tool_use
+blocks only, so text blocks in between do not shift it); ``text_delta`` -> content;
+``message_delta`` -> the finish chunk; ``message_stop`` -> the usage chunk; ``ping`` is
+skipped; an ``error`` event or a stream that ends early fails the stream.
+
+Not translated (no equivalent in the Messages API): ``n`` > 1 (refused with 400),
+``logprobs``, ``logit_bias``, ``presence_penalty``/``frequency_penalty``, ``seed``,
+``response_format`` (JSON mode), audio and file content parts.
+"""
+
+import time
+
+import orjson
+import urllib3
+
+from aegisflow.errors import InvalidRequest
+from aegisflow.errors import UpstreamFailed
+from aegisflow.errors import UpstreamTimeout
+from aegisflow.providers.base import Provider
+from aegisflow.providers.base import upstream_error
+
+VERSION = '2023-06-01'
+DEFAULT_MAX_TOKENS = 4096
+STOP_REASONS = {
+    'end_turn': 'stop',
+    'stop_sequence': 'stop',
+    'max_tokens': 'length',
+    'tool_use': 'tool_calls',
+    'refusal': 'content_filter',
+    'pause_turn': 'stop',
+}
+
+
+def _text_of(content):
+    if isinstance(content, str):
+        return content
+    return '\n'.join(
+        p.get('text', '') for p in content or () if p.get('type') == 'text'
+    )
+
+
+def _blocks(content):
+    if isinstance(content, str):
+        return [{'type': 'text', 'text': content}] if content else []
+    out = []
+    for part in content or ():
+        kind = part.get('type')
+        if kind == 'text':
+            out.append({'type': 'text', 'text': part['text']})
+        elif kind == 'image_url':
+            url = part['image_url']['url']
+            if url.startswith('data:'):
+                header, _, data = url.partition(',')
+                media = header[5:].split(';')[0] or 'image/png'
+                out.append(
+                    {
+                        'type': 'image',
+                        'source': {'type': 'base64', 'media_type': media, 'data': data},
+                    }
+                )
+            else:
+                out.append({'type': 'image', 'source': {'type': 'url', 'url': url}})
+    return out
+
+
+def _tool_result(msg):
+    return {
+        'type': 'tool_result',
+        'tool_use_id': msg['tool_call_id'],
+        'content': _text_of(msg.get('content')),
+    }
+
+
+def _assistant_blocks(msg):
+    blocks = _blocks(msg.get('content'))
+    for call in msg.get('tool_calls') or ():
+        fn = call['function']
+        try:
+            arguments = orjson.loads(fn['arguments'] or '{}')
+        except orjson.JSONDecodeError:
+            raise InvalidRequest(
+                'Tool call arguments must be JSON to be sent to Anthropic.',
+                param='messages',
+            ) from None
+        blocks.append(
+            {
+                'type': 'tool_use',
+                'id': call['id'],
+                'name': fn['name'],
+                'input': arguments,
+            }
+        )
+    return blocks
+
+
+def to_messages(request, model):
+    """The Messages API body for a `ChatRequest`."""
+    body = request.body
+    if request.n != 1:
+        raise InvalidRequest(
+            'Anthropic models answer one choice per request: n must be 1.',
+            param='n',
+            code='unsupported_parameter',
+        )
+    system, turns = [], []
+    for msg in request.messages:
+        role = msg['role']
+        if role in ('system', 'developer'):
+            system.append(_text_of(msg.get('content')))
+            continue
+        if role == 'tool' or role == 'function':
+            role, blocks = (
+                'user',
+                [_tool_result(msg)] if role == 'tool' else _blocks(msg.get('content')),
+            )
+        elif role == 'assistant':
+            blocks = _assistant_blocks(msg)
+        else:
+            blocks = _blocks(msg.get('content'))
+        if turns and turns[-1]['role'] == role:
+            turns[-1]['content'].extend(blocks)
+        else:
+            turns.append({'role': role, 'content': blocks})
+    out = {
+        'model': model,
+        'messages': turns,
+        'max_tokens': request.max_tokens or DEFAULT_MAX_TOKENS,
+    }
+    if system:
+        out['system'] = '\n\n'.join(s for s in system if s)
+    if body.get('temperature') is not None:
+        out['temperature'] = min(float(body['temperature']), 1.0)
+    if body.get('top_p') is not None:
+        out['top_p'] = body['top_p']
+    if request.stop:
+        out['stop_sequences'] = list(request.stop)
+    if isinstance(body.get('user'), str):
+        out['metadata'] = {'user_id': body['user'][:256]}
+    if request.tools:
+        out['tools'] = [_tool(t) for t in request.tools if t.get('type') == 'function']
+        choice = _tool_choice(request.tool_choice, body.get('parallel_tool_calls'))
+        if choice is not None:
+            out['tool_choice'] = choice
+    return out
+
+
+def _tool(tool):
+    fn = tool['function']
+    out = {
+        'name': fn['name'],
+        'input_schema': fn.get('parameters') or {'type': 'object', 'properties': {}},
+    }
+    if fn.get('description'):
+        out['description'] = fn['description']
+    return out
+
+
+def _tool_choice(choice, parallel):
+    if isinstance(choice, dict):
+        out = {'type': 'tool', 'name': choice['function']['name']}
+    elif choice == 'required':
+        out = {'type': 'any'}
+    elif choice == 'none':
+        return {'type': 'none'}
+    else:
+        out = {'type': 'auto'}
+    if parallel is False:
+        out['disable_parallel_tool_use'] = True
+    return out
+
+
+def _usage(usage):
+    usage = usage or {}
+    read = usage.get('cache_read_input_tokens') or 0
+    write = usage.get('cache_creation_input_tokens') or 0
+    prompt = (usage.get('input_tokens') or 0) + read + write
+    completion = usage.get('output_tokens') or 0
+    return {
+        'prompt_tokens': prompt,
+        'completion_tokens': completion,
+        'total_tokens': prompt + completion,
+        'prompt_tokens_details': {'cached_tokens': read, 'cache_write_tokens': write},
+    }
+
+
+def from_message(data):
+    """A chat.completion dict for a Messages API response."""
+    text, calls = [], []
+    for block in data.get('content') or ():
+        if block.get('type') == 'text':
+            text.append(block.get('text', ''))
+        elif block.get('type') == 'tool_use':
+            calls.append(
+                {
+                    'id': block['id'],
+                    'type': 'function',
+                    'function': {
+                        'name': block['name'],
+                        'arguments': orjson.dumps(block.get('input') or {}).decode(),
+                    },
+                }
+            )
+    message = {
+        'role': 'assistant',
+        'content': ''.join(text) if text else None,
+        'refusal': None,
+    }
+    if calls:
+        message['tool_calls'] = calls
+    return {
+        'id': data.get('id', ''),
+        'object': 'chat.completion',
+        'created': 0,
+        'model': data.get('model', ''),
+        'choices': [
+            {
+                'index': 0,
+                'message': message,
+                'logprobs': None,
+                'finish_reason': STOP_REASONS.get(data.get('stop_reason'), 'stop'),
+            }
+        ],
+        'usage': _usage(data.get('usage')),
+    }
+
+
+class StreamTranslator:
+    """Messages stream events in, chat.completion.chunk dicts out."""
+
+    def __init__(self, created):
+        self.created = created
+        self.id = ''
+        self.model = ''
+        self.usage = {}
+        self.tool_index = {}  # content block index -> tool call index
+        self.finished = False
+
+    def _chunk(self, delta, finish=None):
+        return {
+            'id': self.id,
+            'object': 'chat.completion.chunk',
+            'created': self.created,
+            'model': self.model,
+            'choices': [
+                {'index': 0, 'delta': delta, 'logprobs': None, 'finish_reason': finish}
+            ],
+        }
+
+    def feed(self, event):
+        """Chunks for one event (a list, often empty)."""
+        kind = event.get('type')
+        if kind == 'message_start':
+            message = event.get('message') or {}
+            self.id, self.model = message.get('id', ''), message.get('model', '')
+            self.usage = dict(message.get('usage') or {})
+            return [self._chunk({'role': 'assistant', 'content': ''})]
+        if kind == 'content_block_start':
+            block = event.get('content_block') or {}
+            if block.get('type') == 'tool_use':
+                index = self.tool_index[event['index']] = len(self.tool_index)
+                return [
+                    self._chunk(
+                        {
+                            'tool_calls': [
+                                {
+                                    'index': index,
+                                    'id': block['id'],
+                                    'type': 'function',
+                                    'function': {
+                                        'name': block['name'],
+                                        'arguments': '',
+                                    },
+                                }
+                            ]
+                        }
+                    )
+                ]
+            if block.get('type') == 'text' and block.get('text'):
+                return [self._chunk({'content': block['text']})]
+            return []
+        if kind == 'content_block_delta':
+            delta = event.get('delta') or {}
+            if delta.get('type') == 'text_delta':
+                return [self._chunk({'content': delta.get('text', '')})]
+            if delta.get('type') == 'input_json_delta':
+                index = self.tool_index.get(event.get('index'))
+                if index is None:
+                    return []
+                return [
+                    self._chunk(
+                        {
+                            'tool_calls': [
+                                {
+                                    'index': index,
+                                    'function': {
+                                        'arguments': delta.get('partial_json', '')
+                                    },
+                                }
+                            ]
+                        }
+                    )
+                ]
+            return []  # thinking and signature deltas have no OpenAI equivalent
+        if kind == 'message_delta':
+            self.usage.update(event.get('usage') or {})
+            reason = (event.get('delta') or {}).get('stop_reason')
+            return [self._chunk({}, STOP_REASONS.get(reason, 'stop'))]
+        if kind == 'message_stop':
+            self.finished = True
+            chunk = self._chunk({})
+            chunk['choices'] = []
+            chunk['usage'] = _usage(self.usage)
+            return [chunk]
+        if kind == 'error':
+            error = event.get('error') or {}
+            raise UpstreamFailed(
+                f'Provider failed mid-stream: {error.get("type", "")}: '
+                f'{str(error.get("message", ""))[:300]}'
+            )
+        return []  # ping and events added to the API later
+
+
+class AnthropicProvider(Provider):
+    type = 'anthropic'
+
+    def __init__(self, config, *, concurrency=1):
+        super().__init__(config, concurrency=concurrency)
+        self._url = config.base_url + '/messages'
+        headers = {'Content-Type': 'application/json', 'anthropic-version': VERSION}
+        if config.api_key:
+            headers['x-api-key'] = config.api_key
+        headers.update(dict(config.headers))
+        self._headers = headers
+        self._timeout = urllib3.Timeout(
+            connect=config.connect_timeout_s, read=config.timeout_s
+        )
+        self._pool = urllib3.PoolManager(
+            num_pools=4, maxsize=max(1, concurrency), block=False, retries=False
+        )
+
+    def close(self):
+        self._pool.clear()
+
+    def _post(self, body, *, stream):
+        try:
+            return self._pool.request(
+                'POST',
+                self._url,
+                body=orjson.dumps(body),
+                headers=self._headers,
+                timeout=self._timeout,
+                preload_content=not stream,
+                redirect=False,
+            )
+        except urllib3.exceptions.TimeoutError:
+            raise UpstreamTimeout(
+                f"Provider '{self.name}' did not answer in time."
+            ) from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise UpstreamFailed(
+                f"Provider '{self.name}' could not be reached ({type(exc).__name__})."
+            ) from None
+
+    def _raise_for(self, resp, data):
+        detail = ''
+        try:
+            parsed = orjson.loads(data)
+            err = parsed.get('error') if isinstance(parsed, dict) else None
+            if isinstance(err, dict):
+                detail = f'{err.get("type", "")}: {err.get("message", "")}'
+        except orjson.JSONDecodeError:
+            detail = data[:200].decode('utf-8', 'replace')
+        raise upstream_error(
+            self.name,
+            resp.status,
+            detail,
+            retry_after=resp.headers.get('retry-after') or None,
+        )
+
+    def complete(self, request, model):
+        resp = self._post(to_messages(request, model), stream=False)
+        if resp.status >= 400:
+            self._raise_for(resp, resp.data)
+        try:
+            data = orjson.loads(resp.data)
+        except orjson.JSONDecodeError:
+            raise UpstreamFailed(
+                f"Provider '{self.name}' answered with invalid JSON."
+            ) from None
+        if not isinstance(data, dict) or data.get('type') != 'message':
+            raise UpstreamFailed(f"Provider '{self.name}' answered without a message.")
+        return from_message(data)
+
+    def stream(self, request, model):
+        body = to_messages(request, model)
+        body['stream'] = True
+        resp = self._post(body, stream=True)
+        if resp.status >= 400:
+            try:
+                self._raise_for(resp, resp.read())
+            finally:
+                resp.release_conn()
+        return self._events(resp)
+
+    def _events(self, resp):
+        translator = StreamTranslator(int(time.time()))
+        try:
+            for line in resp:
+                if not line.startswith(b'data:'):
+                    continue  # event names, comments and blank separators
+                try:
+                    event = orjson.loads(line[5:].strip())
+                except orjson.JSONDecodeError:
+                    raise UpstreamFailed(
+                        f"Provider '{self.name}' sent a malformed stream event."
+                    ) from None
+                yield from translator.feed(event)
+                if translator.finished:
+                    break
+        except urllib3.exceptions.TimeoutError:
+            raise UpstreamTimeout(
+                f"Provider '{self.name}' stalled mid-stream."
+            ) from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise UpstreamFailed(
+                f"Provider '{self.name}' broke the stream ({type(exc).__name__})."
+            ) from None
+        finally:
+            if translator.finished:
+                resp.release_conn()
+            else:
+                resp.close()
+        if not translator.finished:
+            raise UpstreamFailed(f"Provider '{self.name}' ended the stream early.")

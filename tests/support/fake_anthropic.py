@@ -1,0 +1,257 @@
+"""A fake Anthropic Messages API: a real HTTP server speaking the documented format.
+
+POST /v1/messages, by model:
+  claude-text    "echo: <last user text>", stop_reason end_turn, usage with cache
+                 reads (3) and writes (2)
+  claude-tool    a text block, then a tool_use block calling the first tool with
+                 {"city": <last user text>}; after a tool_result: "result was: <it>"
+  claude-max     stop_reason max_tokens
+  claude-<code>  that HTTP status with Anthropic's error envelope (429 adds
+                 retry-after: 3; 529 is overloaded_error)
+  claude-midfail (stream) an error event after the first text delta
+Streams follow the documented event sequence: message_start, ping, per block
+content_block_start / content_block_delta (text_delta, input_json_delta) /
+content_block_stop, message_delta, message_stop.
+"""
+
+import json
+from http.server import BaseHTTPRequestHandler
+
+from tests.support.httpserver import LoopbackServer
+
+ERRORS = {
+    400: 'invalid_request_error',
+    401: 'authentication_error',
+    429: 'rate_limit_error',
+    500: 'api_error',
+    529: 'overloaded_error',
+}
+
+
+class FakeAnthropic:
+    def __init__(self):
+        self.requests = []  # (headers, body)
+        self.http = LoopbackServer(_Handler, fake=self)
+
+    @property
+    def base_url(self):
+        return self.http.url + '/v1'
+
+    def start(self):
+        self.http.start()
+        return self
+
+    def stop(self):
+        self.http.stop()
+
+
+def _last_user(body):
+    for turn in reversed(body['messages']):
+        if turn['role'] != 'user':
+            continue
+        content = turn['content']
+        if isinstance(content, str):
+            return content, None
+        for block in content:
+            if block['type'] == 'tool_result':
+                return None, block
+        return ' '.join(b.get('text', '') for b in content if b['type'] == 'text'), None
+    return '', None
+
+
+def _reply(body):
+    """(content blocks, stop_reason)."""
+    model = body['model']
+    text, result = _last_user(body)
+    if model == 'claude-tool' and result is None:
+        tool = body['tools'][0]['name']
+        return [
+            {'type': 'text', 'text': 'Let me check.'},
+            {
+                'type': 'tool_use',
+                'id': 'toolu_01',
+                'name': tool,
+                'input': {'city': text},
+            },
+        ], 'tool_use'
+    if result is not None:
+        return [
+            {'type': 'text', 'text': f'result was: {result["content"]}'}
+        ], 'end_turn'
+    return (
+        [{'type': 'text', 'text': f'echo: {text}'}],
+        'max_tokens' if model == 'claude-max' else 'end_turn',
+    )
+
+
+USAGE = {
+    'input_tokens': 12,
+    'output_tokens': 5,
+    'cache_read_input_tokens': 3,
+    'cache_creation_input_tokens': 2,
+}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get('Content-Length', 0))))
+        self.server.fake.requests.append((dict(self.headers), body))
+        model = body['model']
+        code = model.split('-', 1)[1]
+        if code.isdigit():
+            return self._error(int(code))
+        blocks, stop = _reply(body)
+        if body.get('stream'):
+            return self._stream(body, blocks, stop)
+        self._json(
+            200,
+            {
+                'id': 'msg_01',
+                'type': 'message',
+                'role': 'assistant',
+                'model': model,
+                'content': blocks,
+                'stop_reason': stop,
+                'stop_sequence': None,
+                'usage': USAGE,
+            },
+        )
+
+    def _json(self, status, obj, headers=()):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(data)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status):
+        headers = [('retry-after', '3')] if status == 429 else []
+        self._json(
+            status,
+            {
+                'type': 'error',
+                'error': {
+                    'type': ERRORS.get(status, 'api_error'),
+                    'message': f'fake says {status}',
+                },
+            },
+            headers,
+        )
+
+    def _stream(self, body, blocks, stop):
+        def ev(kind, data):
+            data = dict(data, type=kind)
+            return f'event: {kind}\ndata: {json.dumps(data)}\n\n'.encode()
+
+        out = [
+            ev(
+                'message_start',
+                {
+                    'message': {
+                        'id': 'msg_02',
+                        'type': 'message',
+                        'role': 'assistant',
+                        'model': body['model'],
+                        'content': [],
+                        'stop_reason': None,
+                        'usage': {
+                            k: v for k, v in USAGE.items() if k != 'output_tokens'
+                        }
+                        | {'output_tokens': 1},
+                    }
+                },
+            ),
+            ev('ping', {}),
+        ]
+        for i, block in enumerate(blocks):
+            if block['type'] == 'text':
+                out.append(
+                    ev(
+                        'content_block_start',
+                        {'index': i, 'content_block': {'type': 'text', 'text': ''}},
+                    )
+                )
+                words = block['text'].split(' ')
+                for j, word in enumerate(words):
+                    piece = word + (' ' if j < len(words) - 1 else '')
+                    out.append(
+                        ev(
+                            'content_block_delta',
+                            {
+                                'index': i,
+                                'delta': {'type': 'text_delta', 'text': piece},
+                            },
+                        )
+                    )
+                    if body['model'] == 'claude-midfail':
+                        out.append(
+                            ev(
+                                'error',
+                                {
+                                    'error': {
+                                        'type': 'overloaded_error',
+                                        'message': 'Overloaded',
+                                    }
+                                },
+                            )
+                        )
+                        return self._send(out)
+            else:
+                out.append(
+                    ev(
+                        'content_block_start',
+                        {
+                            'index': i,
+                            'content_block': {
+                                'type': 'tool_use',
+                                'id': block['id'],
+                                'name': block['name'],
+                                'input': {},
+                            },
+                        },
+                    )
+                )
+                args = json.dumps(block['input'])
+                for j in range(0, len(args), 5):
+                    out.append(
+                        ev(
+                            'content_block_delta',
+                            {
+                                'index': i,
+                                'delta': {
+                                    'type': 'input_json_delta',
+                                    'partial_json': args[j : j + 5],
+                                },
+                            },
+                        )
+                    )
+            out.append(ev('content_block_stop', {'index': i}))
+        out.append(
+            ev(
+                'message_delta',
+                {
+                    'delta': {'stop_reason': stop, 'stop_sequence': None},
+                    'usage': {'output_tokens': 5},
+                },
+            )
+        )
+        out.append(ev('message_stop', {}))
+        self._send(out)
+
+    def _send(self, events):
+        self.send_response(200)
+        self.send_header('Content-Type', 'text/event-stream')
+        self.send_header('Connection', 'close')
+        self.end_headers()
+        for e in events:
+            self.wfile.write(e)
+            self.wfile.flush()
+        self.close_connection = True
