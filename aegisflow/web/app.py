@@ -17,6 +17,7 @@ from aegisflow.telemetry.tracecontext import new_request_id
 from aegisflow.web.chat import ChatCompletions
 from aegisflow.web.health import Health
 from aegisflow.web.health import Ready
+from aegisflow.web.messages import Messages
 from aegisflow.web.metrics import Metrics
 from aegisflow.web.models import ModelItem
 from aegisflow.web.models import Models
@@ -121,6 +122,7 @@ def create_app(config, *, concurrency=1, gateway=None):
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.default_media_type = 'application/json'
     app.add_route('/v1/chat/completions', ChatCompletions(gw))
+    app.add_route('/v1/messages', Messages(gw))
     app.add_route('/v1/models', Models(gw))
     app.add_route('/v1/models/{model_id:path}', ModelItem(gw))
     app.add_route('/healthz', Health())

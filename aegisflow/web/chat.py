@@ -1,4 +1,9 @@
-"""``POST /v1/chat/completions``: authenticate, validate, route, call, answer."""
+"""``POST /v1/chat/completions``: authenticate, validate, route, call, answer.
+
+The pipeline (auth, limits, dispatch with retries and fallback, accounting) is shared
+with ``POST /v1/messages``; only the wire encoding differs (`OpenAIWire` here,
+``aegisflow.web.messages.AnthropicWire`` there).
+"""
 
 import logging
 import time
@@ -25,7 +30,6 @@ from aegisflow.web.dispatch import Dispatcher
 
 log = logging.getLogger('aegisflow.chat')
 
-_DONE = b'data: [DONE]\n\n'
 _JSON = 'application/json'
 
 
@@ -44,6 +48,36 @@ def check_model(principal, resolution):
         )
 
 
+class OpenAIWire:
+    """Chat Completions on the wire: JSON objects, ``data:`` events, ``[DONE]``."""
+
+    content_type = 'text/event-stream'
+
+    def __init__(self, chat):
+        self.include_usage = chat.include_usage
+
+    def complete(self, data):
+        return orjson.dumps(data)
+
+    def chunk(self, chunk):
+        if 'usage' in chunk:
+            if not chunk.get('choices'):
+                return (
+                    b'data: ' + orjson.dumps(chunk) + b'\n\n'
+                    if self.include_usage
+                    else None
+                )
+            if not self.include_usage:
+                del chunk['usage']
+        return b'data: ' + orjson.dumps(chunk) + b'\n\n'
+
+    def done(self):
+        return b'data: [DONE]\n\n'
+
+    def error(self, err):
+        return b'data: ' + orjson.dumps(openai_body(err)) + b'\n\n'
+
+
 class ChatCompletions:
     __slots__ = ('gw', 'limit', 'limiter', 'dispatcher')
 
@@ -55,11 +89,19 @@ class ChatCompletions:
 
     def on_post(self, req, resp):
         obs = req.context.obs
-        labels = self.gw.labels
+        principal = self.authenticate(req, obs)
+        chat = parse_chat_request(read_json(req, self.limit))
+        self.serve(req, resp, obs, principal, chat, OpenAIWire(chat))
+
+    def authenticate(self, req, obs):
         principal = authorize(self.gw, req)
+        labels = self.gw.labels
         obs.tenant = labels.tenants.id(principal.tenant_id)
         obs.key = labels.keys.id(f'{principal.tenant_id}/{principal.key_name}')
-        chat = parse_chat_request(read_json(req, self.limit))
+        return principal
+
+    def serve(self, req, resp, obs, principal, chat, wire):
+        labels = self.gw.labels
         obs.requested_model = chat.model
         obs.model = labels.models.id(chat.model)
         resolution = self.gw.router.resolve(chat.model)
@@ -93,18 +135,18 @@ class ChatCompletions:
                 result.get('model') or model
             )
             obs.usage(result.get('usage'))
-            resp.data = orjson.dumps(result)
+            resp.data = wire.complete(result)
             resp.content_type = _JSON
             return
         events, first = result
         obs.ttft_ns = time.perf_counter_ns() - obs.t0
         obs.response_model = attempt.response_model = str(first.get('model') or model)
         req.context.streaming = True
-        resp.content_type = 'text/event-stream'
+        resp.content_type = wire.content_type
         resp.set_header('Cache-Control', 'no-cache')
         resp.set_header('X-Accel-Buffering', 'no')
         resp.stream = sse(
-            chain((first,), events), events, chat, obs, attempt, self.gw.finish
+            chain((first,), events), events, chat, obs, attempt, self.gw.finish, wire
         )
 
     def _admit(self, req, resp, obs, principal, canonical, provider, model, chat):
@@ -153,37 +195,30 @@ class ChatCompletions:
         raise err
 
 
-def sse(chunks, source, chat, obs, attempt, finish):
-    """Encode chunks as server-sent events and count the request when the stream ends.
+def sse(chunks, source, chat, obs, attempt, finish, wire):
+    """Encode chunks with `wire` and count the request when the stream ends.
 
-    An error after the first byte becomes an error event and the stream ends without
-    ``[DONE]``. When the provider reports no usage, it is estimated from the request
-    and the streamed text.
+    An error after the first byte becomes the wire's error event and the stream ends
+    without its normal end. When the provider reports no usage, it is estimated from
+    the request and the streamed text.
     """
     flags = ev.STREAMED
-    include_usage = chat.include_usage
     usage_seen = False
     counted = 0
     try:
         for chunk in chunks:
-            if 'usage' in chunk:
-                usage = chunk['usage']
-                if usage:
-                    obs.usage(usage)
-                    usage_seen = True
-                if not chunk.get('choices'):
-                    if include_usage:
-                        yield b'data: ' + orjson.dumps(chunk) + b'\n\n'
-                    continue
-                if not include_usage:
-                    del chunk['usage']
+            usage = chunk.get('usage')
+            if usage:
+                obs.usage(usage)
+                usage_seen = True
             for choice in chunk.get('choices') or ():
-                delta = choice.get('delta') or {}
-                content = delta.get('content')
+                content = (choice.get('delta') or {}).get('content')
                 if content:
                     counted += count_tokens(content)
-            yield b'data: ' + orjson.dumps(chunk) + b'\n\n'
-        yield _DONE
+            data = wire.chunk(chunk)
+            if data:
+                yield data
+        yield wire.done()
     except GeneratorExit:
         flags |= ev.CLIENT_ABORT
         raise
@@ -197,14 +232,15 @@ def sse(chunks, source, chat, obs, attempt, finish):
                 'error': err.message,
             },
         )
-        yield b'data: ' + orjson.dumps(openai_body(err)) + b'\n\n'
+        yield wire.error(err)
     except Exception:
         flags |= ev.STREAM_ERROR
         log.exception('stream failed', extra={'request_id': obs.request_id})
-        err = InternalError(
-            f'The gateway failed mid-stream (request id {obs.request_id}).'
+        yield wire.error(
+            InternalError(
+                f'The gateway failed mid-stream (request id {obs.request_id}).'
+            )
         )
-        yield b'data: ' + orjson.dumps(openai_body(err)) + b'\n\n'
     finally:
         source.close()
         if not usage_seen:

@@ -1,0 +1,392 @@
+"""``POST /v1/messages``: Anthropic's Messages API in front of any provider.
+
+The request is checked in Anthropic's terms (``param``-free messages naming the field,
+Anthropic's error envelope), translated to the gateway's OpenAI form and served by the
+same pipeline as ``/v1/chat/completions`` (limits, routing, retries, fallback,
+accounting); the answer is translated back:
+
+- ``system`` (string or text blocks) -> a system message; ``user``/``assistant``
+  turns with text, image (base64 or url), ``tool_use`` and ``tool_result`` blocks ->
+  messages, assistant ``tool_calls`` and ``tool`` messages;
+- ``tools`` (``input_schema``) and ``tool_choice`` (auto, any, tool, none,
+  ``disable_parallel_tool_use``); ``max_tokens``, ``temperature``, ``top_p``,
+  ``stop_sequences``, ``metadata.user_id``;
+- the answer: a ``message`` with text and ``tool_use`` blocks, ``stop_reason``
+  (stop -> end_turn, length -> max_tokens, tool_calls -> tool_use, content_filter
+  -> refusal) and usage (cached prompt tokens as ``cache_read_input_tokens``);
+- streams: ``message_start``, ``content_block_start``/``delta``/``stop`` (text and
+  tool_use blocks, ``input_json_delta`` fragments), ``message_delta``,
+  ``message_stop``; a failure mid-stream is an ``error`` event.
+
+``top_k`` and extended thinking have no OpenAI equivalent and are refused when set.
+"""
+
+import orjson
+
+from aegisflow.chat_request import parse_chat_request
+from aegisflow.errors import InvalidRequest
+from aegisflow.errors import anthropic_body
+from aegisflow.web.body import read_json
+from aegisflow.web.chat import ChatCompletions
+
+STOP = {
+    'stop': 'end_turn',
+    'length': 'max_tokens',
+    'tool_calls': 'tool_use',
+    'content_filter': 'refusal',
+    'function_call': 'tool_use',
+}
+
+
+def _bad(param, message):
+    return InvalidRequest(f'{param}: {message}', param=param)
+
+
+def _text(block, param):
+    if not isinstance(block.get('text'), str):
+        raise _bad(f'{param}.text', 'expected a string')
+    return block['text']
+
+
+def _image(block, param):
+    source = block.get('source')
+    if not isinstance(source, dict):
+        raise _bad(f'{param}.source', 'expected an object')
+    if source.get('type') == 'base64':
+        media = source.get('media_type', 'image/png')
+        url = f'data:{media};base64,{source.get("data", "")}'
+    elif source.get('type') == 'url' and isinstance(source.get('url'), str):
+        url = source['url']
+    else:
+        raise _bad(f'{param}.source.type', 'expected base64 or url')
+    return {'type': 'image_url', 'image_url': {'url': url}}
+
+
+def _tool_use(block, p):
+    if not isinstance(block.get('id'), str) or not isinstance(block.get('name'), str):
+        raise _bad(p, 'tool_use needs a string id and name')
+    return {
+        'id': block['id'],
+        'type': 'function',
+        'function': {
+            'name': block['name'],
+            'arguments': orjson.dumps(block.get('input') or {}).decode(),
+        },
+    }
+
+
+def _tool_result(block, p):
+    inner = block.get('content', '')
+    if isinstance(inner, list):
+        inner = '\n'.join(
+            b.get('text', '')
+            for b in inner
+            if isinstance(b, dict) and b.get('type') == 'text'
+        )
+    if not isinstance(block.get('tool_use_id'), str):
+        raise _bad(f'{p}.tool_use_id', 'expected a string')
+    return {'role': 'tool', 'tool_call_id': block['tool_use_id'], 'content': str(inner)}
+
+
+def _split_blocks(content, role, param):
+    """(content parts, tool calls, tool results) of one turn's blocks."""
+    parts, calls, results = [], [], []
+    for j, block in enumerate(content):
+        p = f'{param}.content.{j}'
+        kind = block.get('type') if isinstance(block, dict) else None
+        if kind == 'text':
+            parts.append({'type': 'text', 'text': _text(block, p)})
+        elif kind == 'image' and role == 'user':
+            parts.append(_image(block, p))
+        elif kind == 'tool_use' and role == 'assistant':
+            calls.append(_tool_use(block, p))
+        elif kind == 'tool_result' and role == 'user':
+            results.append(_tool_result(block, p))
+        elif kind not in ('thinking', 'redacted_thinking'):
+            # NOTE: earlier thinking blocks are not sent on to other providers.
+            raise _bad(f'{p}.type', f'unsupported block {kind!r:.40} in a {role} turn')
+    return parts, calls, results
+
+
+def _turn(turn, i):
+    """OpenAI messages for one Anthropic turn."""
+    param = f'messages.{i}'
+    if not isinstance(turn, dict):
+        raise _bad(param, 'expected an object')
+    role = turn.get('role')
+    if role not in ('user', 'assistant'):
+        raise _bad(f'{param}.role', 'expected "user" or "assistant"')
+    content = turn.get('content')
+    if isinstance(content, str):
+        return [{'role': role, 'content': content}]
+    if not isinstance(content, list):
+        raise _bad(f'{param}.content', 'expected a string or a list of blocks')
+    parts, calls, results = _split_blocks(content, role, param)
+    out = list(results)
+    if role == 'assistant':
+        message = {'role': 'assistant', 'content': parts or None}
+        if calls:
+            message['tool_calls'] = calls
+        if parts or calls:
+            out.append(message)
+    elif parts:
+        out.append({'role': 'user', 'content': parts})
+    return out
+
+
+def _system(body):
+    system = body.get('system')
+    if isinstance(system, list):
+        system = '\n\n'.join(_text(b, f'system.{i}') for i, b in enumerate(system))
+    if system is not None and not isinstance(system, str):
+        raise _bad('system', 'expected a string or text blocks')
+    return [{'role': 'system', 'content': system}] if system is not None else []
+
+
+def _required(body):
+    for key in ('top_k', 'thinking'):
+        if body.get(key) is not None:
+            raise _bad(key, 'is not supported by this gateway')
+    model = body.get('model')
+    if not isinstance(model, str) or not model:
+        raise _bad('model', 'expected a model name')
+    max_tokens = body.get('max_tokens')
+    if (
+        not isinstance(max_tokens, int)
+        or isinstance(max_tokens, bool)
+        or max_tokens < 1
+    ):
+        raise _bad('max_tokens', 'expected an integer >= 1 (it is required)')
+    turns = body.get('messages')
+    if not isinstance(turns, list) or not turns:
+        raise _bad('messages', 'expected a non-empty list')
+    return model, max_tokens, turns
+
+
+def to_chat_body(body):
+    """The OpenAI chat body for an Anthropic Messages request (checked)."""
+    model, max_tokens, turns = _required(body)
+    messages = _system(body)
+    for i, turn in enumerate(turns):
+        messages.extend(_turn(turn, i))
+    out = {
+        'model': model,
+        'messages': messages,
+        'max_tokens': max_tokens,
+        'stream': body.get('stream') is True,
+    }
+    if out['stream']:
+        out['stream_options'] = {'include_usage': True}
+    for key in ('temperature', 'top_p'):
+        if body.get(key) is not None:
+            out[key] = body[key]
+    if body.get('stop_sequences') is not None:
+        out['stop'] = body['stop_sequences']
+    user = (body.get('metadata') or {}).get('user_id')
+    if isinstance(user, str):
+        out['user'] = user
+    tools = body.get('tools')
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise _bad('tools', 'expected a list')
+        out['tools'] = [
+            {
+                'type': 'function',
+                'function': {
+                    'name': t.get('name'),
+                    'description': t.get('description') or '',
+                    'parameters': t.get('input_schema') or {'type': 'object'},
+                },
+            }
+            for t in tools
+            if isinstance(t, dict)
+        ]
+        _tool_choice(body.get('tool_choice'), out)
+    return out
+
+
+def _tool_choice(choice, out):
+    if not isinstance(choice, dict):
+        return
+    kind = choice.get('type')
+    if kind == 'any':
+        out['tool_choice'] = 'required'
+    elif kind == 'none':
+        out['tool_choice'] = 'none'
+    elif kind == 'tool':
+        out['tool_choice'] = {
+            'type': 'function',
+            'function': {'name': choice.get('name')},
+        }
+    elif kind == 'auto':
+        out['tool_choice'] = 'auto'
+    if choice.get('disable_parallel_tool_use'):
+        out['parallel_tool_calls'] = False
+
+
+def _usage(usage):
+    usage = usage or {}
+    details = usage.get('prompt_tokens_details') or {}
+    cached = details.get('cached_tokens') or 0
+    written = details.get('cache_write_tokens') or 0
+    return {
+        'input_tokens': max(0, (usage.get('prompt_tokens') or 0) - cached - written),
+        'output_tokens': usage.get('completion_tokens') or 0,
+        'cache_read_input_tokens': cached,
+        'cache_creation_input_tokens': written,
+    }
+
+
+class AnthropicWire:
+    """Messages API objects and events on the wire."""
+
+    content_type = 'text/event-stream'
+
+    def __init__(self, chat):
+        self.model = chat.model
+        self.started = False
+        self.block = -1  # index of the open content block
+        self.block_kind = None
+        self.tools = {}  # OpenAI tool-call index -> content block index
+        self.stop_reason = None
+        self.usage = {}
+
+    def complete(self, data):
+        choice = (data.get('choices') or [{}])[0]
+        message = choice.get('message') or {}
+        content = []
+        if message.get('content'):
+            content.append({'type': 'text', 'text': message['content']})
+        for call in message.get('tool_calls') or ():
+            fn = call.get('function') or {}
+            try:
+                args = orjson.loads(fn.get('arguments') or '{}')
+            except orjson.JSONDecodeError:
+                args = {'_raw': fn.get('arguments')}
+            content.append(
+                {
+                    'type': 'tool_use',
+                    'id': call.get('id'),
+                    'name': fn.get('name'),
+                    'input': args,
+                }
+            )
+        return orjson.dumps(
+            {
+                'id': data.get('id') or 'msg_gateway',
+                'type': 'message',
+                'role': 'assistant',
+                'model': data.get('model') or self.model,
+                'content': content,
+                'stop_reason': STOP.get(choice.get('finish_reason'), 'end_turn'),
+                'stop_sequence': None,
+                'usage': _usage(data.get('usage')),
+            }
+        )
+
+    @staticmethod
+    def _event(kind, data):
+        data = dict(data, type=kind)
+        return b'event: ' + kind.encode() + b'\ndata: ' + orjson.dumps(data) + b'\n\n'
+
+    def _open(self, kind, extra):
+        out = self._close()
+        self.block += 1
+        self.block_kind = kind
+        block = {'type': kind, **extra}
+        return out + self._event(
+            'content_block_start', {'index': self.block, 'content_block': block}
+        )
+
+    def _close(self):
+        if self.block_kind is None:
+            return b''
+        self.block_kind = None
+        return self._event('content_block_stop', {'index': self.block})
+
+    def chunk(self, chunk):
+        out = b''
+        if not self.started:
+            self.started = True
+            out += self._event(
+                'message_start',
+                {
+                    'message': {
+                        'id': chunk.get('id') or 'msg_gateway',
+                        'type': 'message',
+                        'role': 'assistant',
+                        'model': chunk.get('model') or self.model,
+                        'content': [],
+                        'stop_reason': None,
+                        'stop_sequence': None,
+                        'usage': {'input_tokens': 0, 'output_tokens': 0},
+                    }
+                },
+            )
+        if chunk.get('usage'):
+            self.usage = chunk['usage']
+        for choice in chunk.get('choices') or ():
+            delta = choice.get('delta') or {}
+            if delta.get('content'):
+                if self.block_kind != 'text':
+                    out += self._open('text', {'text': ''})
+                out += self._event(
+                    'content_block_delta',
+                    {
+                        'index': self.block,
+                        'delta': {'type': 'text_delta', 'text': delta['content']},
+                    },
+                )
+            for call in delta.get('tool_calls') or ():
+                index = call.get('index', 0)
+                fn = call.get('function') or {}
+                if index not in self.tools:
+                    out += self._open(
+                        'tool_use',
+                        {'id': call.get('id'), 'name': fn.get('name'), 'input': {}},
+                    )
+                    self.tools[index] = self.block
+                if fn.get('arguments'):
+                    out += self._event(
+                        'content_block_delta',
+                        {
+                            'index': self.tools[index],
+                            'delta': {
+                                'type': 'input_json_delta',
+                                'partial_json': fn['arguments'],
+                            },
+                        },
+                    )
+            if choice.get('finish_reason'):
+                self.stop_reason = STOP.get(choice['finish_reason'], 'end_turn')
+        return out or None
+
+    def done(self):
+        usage = _usage(self.usage)
+        return (
+            self._close()
+            + self._event(
+                'message_delta',
+                {
+                    'delta': {
+                        'stop_reason': self.stop_reason or 'end_turn',
+                        'stop_sequence': None,
+                    },
+                    'usage': {'output_tokens': usage['output_tokens']},
+                },
+            )
+            + self._event('message_stop', {})
+        )
+
+    def error(self, err):
+        return self._event('error', {'error': anthropic_body(err)['error']})
+
+
+class Messages(ChatCompletions):
+    __slots__ = ()
+
+    def on_post(self, req, resp):
+        obs = req.context.obs
+        principal = self.authenticate(req, obs)
+        chat = parse_chat_request(to_chat_body(read_json(req, self.limit)))
+        self.serve(req, resp, obs, principal, chat, AnthropicWire(chat))
