@@ -79,6 +79,7 @@ _RATE_KEYS = (
 _DEFAULT_BASE_URL = {
     'openai': 'https://api.openai.com/v1',
     'anthropic': 'https://api.anthropic.com/v1',
+    'ollama': 'http://127.0.0.1:11434',
 }
 
 

@@ -11,7 +11,7 @@ from dataclasses import field
 from aegisflow.resilience import BreakerPolicy
 from aegisflow.resilience import RetryPolicy
 
-PROVIDER_TYPES = ('mock', 'openai', 'openai_compatible', 'anthropic')
+PROVIDER_TYPES = ('mock', 'openai', 'openai_compatible', 'anthropic', 'ollama')
 WORKER_CLASSES = ('gthread', 'meinheld')
 LOG_FORMATS = ('json', 'text')
 LOG_LEVELS = ('debug', 'info', 'warning', 'error')

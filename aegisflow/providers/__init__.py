@@ -3,6 +3,7 @@
 from aegisflow.providers.anthropic import AnthropicProvider
 from aegisflow.providers.base import Provider
 from aegisflow.providers.mock import MockProvider
+from aegisflow.providers.ollama import OllamaProvider
 from aegisflow.providers.openai import OpenAIProvider
 
 TYPES = {
@@ -10,6 +11,7 @@ TYPES = {
     'openai': OpenAIProvider,
     'openai_compatible': OpenAIProvider,
     'anthropic': AnthropicProvider,
+    'ollama': OllamaProvider,
 }
 
 

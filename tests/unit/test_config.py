@@ -68,7 +68,7 @@ def test_config_shipped_default_switches_providers_on_from_env():
     env = {
         'OPENAI_API_KEY': 'sk-o',
         'ANTHROPIC_API_KEY': 'sk-a',
-        'OLLAMA_BASE_URL': 'http://127.0.0.1:11434/v1',
+        'OLLAMA_BASE_URL': 'http://127.0.0.1:11434',
     }
     config = load_config('conf/aegisflow.yaml', env=env)
     assert [p.name for p in config.providers] == [
@@ -79,7 +79,7 @@ def test_config_shipped_default_switches_providers_on_from_env():
     ]
     assert config.provider('anthropic').base_url == 'https://api.anthropic.com/v1'
     assert config.provider('anthropic').api_key == 'sk-a'
-    assert config.provider('ollama').base_url == 'http://127.0.0.1:11434/v1'
+    assert config.provider('ollama').base_url == 'http://127.0.0.1:11434'
     assert config.provider('ollama').api_key is None
     assert [t.provider for t in config.routes[2].targets] == ['openai', 'ollama']
 
@@ -132,7 +132,7 @@ def test_config_shipped_default_switches_providers_on_from_env():
         ),
         (
             doc(providers='[{name: m, type: grpc, models: [a]}]'),
-            "providers[0].type: expected one of mock, openai, openai_compatible, anthropic, found 'grpc'",
+            "providers[0].type: expected one of mock, openai, openai_compatible, anthropic, ollama, found 'grpc'",
         ),
         (
             doc(providers='[{name: mock, type: mock}]'),
