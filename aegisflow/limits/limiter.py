@@ -43,7 +43,9 @@ class Limiter:
         if not checks:
             return None, 0
         prompt = prompt_tokens(chat.messages, chat.tools or None)
-        completion = (chat.max_tokens or self.default_completion) * chat.n
+        completion = getattr(chat, 'reserve_completion', None)
+        if completion is None:
+            completion = (chat.max_tokens or self.default_completion) * chat.n
         reserve_tokens = prompt + completion
         reserve_nano, _ = self.prices.cost_nano(model, provider, prompt, completion)
         weighted = [(c, weight_of(c, reserve_tokens, reserve_nano)) for c in checks]

@@ -25,6 +25,7 @@ from aegisflow.globs import GlobSet
 
 class Provider:
     type = ''
+    embeddings = False  # whether `embed` is implemented
 
     def __init__(self, config, *, concurrency=1):
         self.config = config
@@ -36,6 +37,10 @@ class Provider:
         raise NotImplementedError
 
     def stream(self, request, model):
+        raise NotImplementedError
+
+    def embed(self, request, model):
+        """An OpenAI ``list`` of embeddings for an `EmbeddingsRequest`."""
         raise NotImplementedError
 
     def close(self):

@@ -21,6 +21,8 @@ What it answers, so tests and demos can rely on it:
   before any output (seeded with ``seed`` for reproducible runs).
 """
 
+import hashlib
+import math
 import os
 import random
 import threading
@@ -35,6 +37,7 @@ from aegisflow.providers.base import upstream_error
 
 class MockProvider(Provider):
     type = 'mock'
+    embeddings = True
 
     def __init__(self, config, *, concurrency=1):
         super().__init__(config, concurrency=concurrency)
@@ -130,6 +133,35 @@ class MockProvider(Provider):
         }
 
     # -- the interface -------------------------------------------------------
+
+    def embed(self, request, model):
+        """Unit vectors derived from each text's hash: the same text always gets the
+        same vector (``dimensions``, default 8); usage is the texts' token count."""
+        self._maybe_fail()
+        if self._latency:
+            time.sleep(self._latency)
+        dims = request.dimensions or 8
+        data, used = [], 0
+        for i, text in enumerate(request.texts):
+            used += tokens.count_tokens(text)
+            raw = hashlib.blake2b(
+                text.encode('utf-8', 'surrogatepass'), digest_size=64
+            ).digest()
+            values = [(raw[j % 64] - 127.5) / 127.5 for j in range(dims)]
+            norm = math.sqrt(sum(v * v for v in values)) or 1.0
+            data.append(
+                {
+                    'object': 'embedding',
+                    'index': i,
+                    'embedding': [round(v / norm, 6) for v in values],
+                }
+            )
+        return {
+            'object': 'list',
+            'model': model,
+            'data': data,
+            'usage': {'prompt_tokens': used, 'total_tokens': used},
+        }
 
     def complete(self, request, model):
         self._maybe_fail()

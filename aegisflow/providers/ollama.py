@@ -148,6 +148,7 @@ def _finish(data, called):
 
 class OllamaProvider(Provider):
     type = 'ollama'
+    embeddings = True
 
     def __init__(self, config, *, concurrency=1):
         super().__init__(config, concurrency=concurrency)
@@ -193,6 +194,48 @@ class OllamaProvider(Provider):
         except (orjson.JSONDecodeError, AttributeError):
             detail = data[:200].decode('utf-8', 'replace')
         raise upstream_error(self.name, resp.status, detail)
+
+    def embed(self, request, model):
+        body = {'model': model, 'input': request.texts}
+        if request.dimensions:
+            body['dimensions'] = request.dimensions
+        url = self._url.rsplit('/api/chat', 1)[0] + '/api/embed'
+        try:
+            resp = self._pool.request(
+                'POST',
+                url,
+                body=orjson.dumps(body),
+                headers=self._headers,
+                timeout=self._timeout,
+                redirect=False,
+            )
+        except urllib3.exceptions.TimeoutError:
+            raise UpstreamTimeout(
+                f"Provider '{self.name}' did not answer in time."
+            ) from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise UpstreamFailed(
+                f"Provider '{self.name}' could not be reached ({type(exc).__name__})."
+            ) from None
+        if resp.status >= 400:
+            self._raise_for(resp, resp.data)
+        try:
+            data = orjson.loads(resp.data)
+            vectors = data['embeddings']
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise UpstreamFailed(
+                f"Provider '{self.name}' answered without embeddings."
+            ) from None
+        prompt = data.get('prompt_eval_count') or 0
+        return {
+            'object': 'list',
+            'model': data.get('model', model),
+            'data': [
+                {'object': 'embedding', 'index': i, 'embedding': v}
+                for i, v in enumerate(vectors)
+            ],
+            'usage': {'prompt_tokens': prompt, 'total_tokens': prompt},
+        }
 
     def complete(self, request, model):
         resp = self._post(to_chat(request, model), stream=False)

@@ -21,6 +21,7 @@ from aegisflow.providers.base import upstream_error
 
 class OpenAIProvider(Provider):
     type = 'openai'
+    embeddings = True
 
     def __init__(self, config, *, concurrency=1):
         super().__init__(config, concurrency=concurrency)
@@ -75,6 +76,38 @@ class OpenAIProvider(Provider):
             detail,
             retry_after=retry_after if retry_after else None,
         )
+
+    def embed(self, request, model):
+        body = dict(request.body, model=model)
+        url = self._url.rsplit('/chat/completions', 1)[0] + '/embeddings'
+        try:
+            resp = self._pool.request(
+                'POST',
+                url,
+                body=orjson.dumps(body),
+                headers=self._headers,
+                timeout=self._timeout,
+                redirect=False,
+            )
+        except urllib3.exceptions.TimeoutError:
+            raise UpstreamTimeout(
+                f"Provider '{self.name}' did not answer in time."
+            ) from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise UpstreamFailed(
+                f"Provider '{self.name}' could not be reached ({type(exc).__name__})."
+            ) from None
+        if resp.status >= 400:
+            self._raise_for(resp, resp.data)
+        try:
+            data = orjson.loads(resp.data)
+        except orjson.JSONDecodeError:
+            raise UpstreamFailed(
+                f"Provider '{self.name}' answered with invalid JSON."
+            ) from None
+        if not isinstance(data, dict) or not isinstance(data.get('data'), list):
+            raise UpstreamFailed(f"Provider '{self.name}' answered without embeddings.")
+        return data
 
     def complete(self, request, model):
         body = dict(request.body, model=model)

@@ -15,6 +15,7 @@ from aegisflow.gateway import Gateway
 from aegisflow.telemetry import events as ev
 from aegisflow.telemetry.tracecontext import new_request_id
 from aegisflow.web.chat import ChatCompletions
+from aegisflow.web.embeddings import Embeddings
 from aegisflow.web.health import Health
 from aegisflow.web.health import Ready
 from aegisflow.web.messages import Messages
@@ -123,6 +124,7 @@ def create_app(config, *, concurrency=1, gateway=None):
     app.resp_options.default_media_type = 'application/json'
     app.add_route('/v1/chat/completions', ChatCompletions(gw))
     app.add_route('/v1/messages', Messages(gw))
+    app.add_route('/v1/embeddings', Embeddings(gw))
     app.add_route('/v1/models', Models(gw))
     app.add_route('/v1/models/{model_id:path}', ModelItem(gw))
     app.add_route('/healthz', Health())

@@ -38,11 +38,13 @@ class Dispatcher:
         self.sleep = sleep
         self.clock = clock
 
-    def run(self, obs, chat, resolution):
+    def run(self, obs, chat, resolution, *, call=None, plan=None):
         """(the Target that answered, its result): a chat.completion dict, or for a
-        stream (the event iterator, its first chunk)."""
+        stream (the event iterator, its first chunk); or what `call(target)` returns
+        (embeddings), over `plan` (default: the resolution's targets)."""
         policy, state = self.policy, self.state
-        plan = resolution.plan
+        plan = resolution.plan if plan is None else plan
+        call = call or (lambda target: self._call(target, chat))
         order = resolution.strategy.order(plan, chat) if len(plan) > 1 else plan
         deadline = self.clock() + policy.total_timeout_s
         last_err, waits = None, []
@@ -57,7 +59,7 @@ class Dispatcher:
                 )
                 obs.attempts.append(attempt)
                 try:
-                    result = self._call(target, chat)
+                    result = call(target)
                 except ApiError as err:
                     status = getattr(err, 'upstream_status', 0)
                     attempt.end(status)

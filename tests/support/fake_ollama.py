@@ -39,6 +39,15 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get('Content-Length', 0))))
         self.server.fake.requests.append(body)
         model = body['model']
+        if self.path == '/api/embed':
+            return self._send(
+                200,
+                {
+                    'model': model,
+                    'prompt_eval_count': 5,
+                    'embeddings': [[0.1, 0.2] for _ in body['input']],
+                },
+            )
         if model == 'llama-404':
             return self._send(404, {'error': f"model '{model}' not found"})
         last = body['messages'][-1]

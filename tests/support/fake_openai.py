@@ -57,6 +57,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get('Content-Length', 0))
         body = json.loads(self.rfile.read(length))
         self.server.fake.requests.append((dict(self.headers), body))
+        if self.path.endswith('/embeddings'):
+            return self._embeddings(body)
         model = body.get('model', '')
         fake = self.server.fake
         with fake.lock:
@@ -83,6 +85,28 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get('stream'):
             return self._stream(body, model)
         return self._json(200, _completion(body, model))
+
+    def _embeddings(self, body):
+        inputs = body['input'] if isinstance(body['input'], list) else [body['input']]
+        self._json(
+            200,
+            {
+                'object': 'list',
+                'model': body['model'],
+                'data': [
+                    {
+                        'object': 'embedding',
+                        'index': i,
+                        'embedding': [0.5, -0.5, float(i)],
+                    }
+                    for i, _ in enumerate(inputs)
+                ],
+                'usage': {
+                    'prompt_tokens': 4 * len(inputs),
+                    'total_tokens': 4 * len(inputs),
+                },
+            },
+        )
 
     def _send(self, status, data, ctype, headers=()):
         self.send_response(status)

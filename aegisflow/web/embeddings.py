@@ -1,0 +1,166 @@
+"""``POST /v1/embeddings``: OpenAI's embeddings API, routed like chat.
+
+The request is checked (``input`` a string, a list of strings, or token arrays;
+``dimensions``; ``encoding_format``), routed to the route's targets whose provider
+offers embeddings (mock, openai, openai_compatible, ollama), with the same limits
+(tokens reserved for the input only), retries, fallback, breakers and accounting.
+Token-array input goes only to OpenAI-style providers, which take it as it is.
+"""
+
+import orjson
+
+from aegisflow.errors import InvalidRequest
+from aegisflow.web.body import read_json
+from aegisflow.web.chat import ChatCompletions
+from aegisflow.web.chat import check_model
+
+_MAX_INPUTS = 2048
+
+
+class EmbeddingsRequest:
+    __slots__ = (
+        'body',
+        'model',
+        'texts',
+        'token_ids',
+        'dimensions',
+        'messages',
+        'tools',
+        'max_tokens',
+        'n',
+        'stream',
+        'reserve_completion',
+    )
+
+    def __init__(self, body):
+        self.body = body
+        model = body.get('model')
+        if not isinstance(model, str) or not model.strip():
+            raise InvalidRequest(
+                "Missing required parameter: 'model'.",
+                param='model',
+                code='missing_required_parameter',
+            )
+        self.model = model
+        raw = body.get('input')
+        if isinstance(raw, str):
+            raw = [raw]
+        if not isinstance(raw, list) or not raw:
+            raise InvalidRequest(
+                "Invalid 'input': expected a string or a non-empty array.",
+                param='input',
+                code='invalid_type',
+            )
+        if len(raw) > _MAX_INPUTS:
+            raise InvalidRequest(
+                f"Invalid 'input': at most {_MAX_INPUTS} items.",
+                param='input',
+                code='invalid_value',
+            )
+        self.token_ids = not isinstance(raw[0], str)
+        for i, item in enumerate(raw):
+            ok = (
+                (isinstance(item, str) and item)
+                if not self.token_ids
+                else (isinstance(item, int) and not isinstance(item, bool))
+                or (
+                    isinstance(item, list)
+                    and item
+                    and all(
+                        isinstance(t, int) and not isinstance(t, bool) for t in item
+                    )
+                )
+            )
+            if not ok:
+                raise InvalidRequest(
+                    f"Invalid 'input[{i}]': expected a non-empty "
+                    'string (or, for all items, token ids).',
+                    param=f'input[{i}]',
+                    code='invalid_type',
+                )
+        self.texts = raw if not self.token_ids else []
+        dims = body.get('dimensions')
+        if dims is not None and (
+            not isinstance(dims, int)
+            or isinstance(dims, bool)
+            or not 1 <= dims <= 65536
+        ):
+            raise InvalidRequest(
+                "Invalid 'dimensions': expected an integer from 1 to 65536.",
+                param='dimensions',
+                code='invalid_value',
+            )
+        self.dimensions = dims
+        fmt = body.get('encoding_format')
+        if fmt is not None and fmt not in ('float', 'base64'):
+            raise InvalidRequest(
+                "Invalid 'encoding_format': expected float or base64.",
+                param='encoding_format',
+                code='invalid_value',
+            )
+        joined = '\n'.join(self.texts) if self.texts else ' '.join(str(t) for t in raw)
+        # What the limiter reads to reserve tokens: the input, nothing to complete.
+        self.messages = [{'role': 'user', 'content': joined}]
+        self.tools, self.max_tokens, self.n, self.stream = (), None, 1, False
+        self.reserve_completion = 0
+
+
+class Embeddings(ChatCompletions):
+    __slots__ = ()
+
+    def on_post(self, req, resp):
+        obs = req.context.obs
+        principal = self.authenticate(req, obs)
+        request = EmbeddingsRequest(read_json(req, self.limit))
+        labels = self.gw.labels
+        obs.requested_model = request.model
+        resolution = self.gw.router.resolve(request.model)
+        obs.model = labels.models.id(resolution.model)
+        check_model(principal, resolution)
+        plan = [
+            t
+            for t in resolution.plan
+            if t.provider.embeddings
+            and (
+                not request.token_ids
+                or t.provider.type in ('openai', 'openai_compatible')
+            )
+        ]
+        if not plan:
+            raise InvalidRequest(
+                f"No provider of the model '{request.model[:100]}' offers embeddings"
+                f'{" for token-id input" if request.token_ids else ""}.',
+                param='model',
+                code='embeddings_not_supported',
+            )
+        first = plan[0]
+        obs.provider = labels.providers.id(first.provider.name)
+        obs.priced_model, obs.provider_name = first.model, first.provider.name
+        if self.limiter.enabled:
+            self._admit(
+                req,
+                resp,
+                obs,
+                principal,
+                resolution.model,
+                first.provider,
+                first.model,
+                request,
+            )
+        target, result = self.dispatcher.run(
+            obs,
+            request,
+            resolution,
+            plan=plan,
+            call=lambda t: t.provider.embed(request, t.model),
+        )
+        obs.provider = labels.providers.id(target.provider.name)
+        obs.priced_model, obs.provider_name = target.model, target.provider.name
+        resp.set_header('X-AegisFlow-Provider', target.provider.name)
+        resp.set_header('X-AegisFlow-Model', target.model)
+        resp.set_header('X-AegisFlow-Attempts', str(len(obs.attempts)))
+        obs.response_model = obs.attempts[-1].response_model = str(
+            result.get('model') or target.model
+        )
+        obs.usage(result.get('usage'))
+        resp.data = orjson.dumps(result)
