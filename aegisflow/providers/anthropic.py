@@ -42,6 +42,7 @@ from aegisflow.errors import InvalidRequest
 from aegisflow.errors import UpstreamFailed
 from aegisflow.errors import UpstreamTimeout
 from aegisflow.providers.base import Provider
+from aegisflow.providers.base import iter_lines
 from aegisflow.providers.base import upstream_error
 
 VERSION = '2023-06-01'
@@ -430,7 +431,7 @@ class AnthropicProvider(Provider):
     def _events(self, resp):
         translator = StreamTranslator(int(time.time()))
         try:
-            for line in resp:
+            for line in iter_lines(resp):
                 if not line.startswith(b'data:'):
                     continue  # event names, comments and blank separators
                 try:

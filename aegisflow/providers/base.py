@@ -23,6 +23,29 @@ from aegisflow.errors import UpstreamTimeout
 from aegisflow.globs import GlobSet
 
 
+def iter_lines(resp, size=65536):
+    """Lines of a streaming response as soon as they arrive.
+
+    NOTE: urllib3's own line iterator reads fixed-size blocks, which for a stream
+    without chunked encoding waits for the whole block (or the end) before the first
+    line: the first token would reach the client only at the end. ``read1`` returns
+    whatever has arrived.
+    """
+    pending = b''
+    while True:
+        data = resp.read1(size)
+        if not data:
+            break
+        pending += data
+        if b'\n' not in data:
+            continue
+        *lines, pending = pending.split(b'\n')
+        for line in lines:
+            yield line.rstrip(b'\r')
+    if pending:
+        yield pending.rstrip(b'\r')
+
+
 class Provider:
     type = ''
     embeddings = False  # whether `embed` is implemented

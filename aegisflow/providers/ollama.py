@@ -28,6 +28,7 @@ from aegisflow.errors import InvalidRequest
 from aegisflow.errors import UpstreamFailed
 from aegisflow.errors import UpstreamTimeout
 from aegisflow.providers.base import Provider
+from aegisflow.providers.base import iter_lines
 from aegisflow.providers.base import upstream_error
 
 
@@ -304,7 +305,7 @@ class OllamaProvider(Provider):
 
         done, called, started = False, False, False
         try:
-            for line in resp:
+            for line in iter_lines(resp):
                 if not line.strip():
                     continue
                 try:

@@ -16,6 +16,7 @@ import urllib3
 from aegisflow.errors import UpstreamFailed
 from aegisflow.errors import UpstreamTimeout
 from aegisflow.providers.base import Provider
+from aegisflow.providers.base import iter_lines
 from aegisflow.providers.base import upstream_error
 
 
@@ -143,7 +144,7 @@ class OpenAIProvider(Provider):
     def _events(self, resp):
         done = False
         try:
-            for line in resp:
+            for line in iter_lines(resp):
                 if not line.startswith(b'data:'):
                     continue  # comments, event names and blank separators
                 payload = line[5:].strip()

@@ -136,3 +136,39 @@ def test_openai_broken_stream_ends_with_error_event_not_done(gw, model):
     last = json.loads(events[-1][6:])
     assert last['error']['type'] == 'api_error'
     assert last['error']['code'] == 'upstream_error'
+
+
+def test_client_disconnect_mid_stream_closes_the_upstream_request(gw, upstream):
+    import socket
+
+    from tests.support.gateway import wait_until
+    from tests.support.metrics import scrape
+    from tests.support.metrics import total
+
+    body = json.dumps(
+        {
+            'model': 'drip',
+            'stream': True,
+            'messages': [{'role': 'user', 'content': 'x'}],
+        }
+    ).encode()
+    with socket.create_connection(('127.0.0.1', gw.port), timeout=10) as s:
+        s.sendall(
+            b'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n'
+            b'Authorization: Bearer sk-tenant-1\r\nContent-Type: application/json\r\n'
+            b'Content-Length: ' + str(len(body)).encode() + b'\r\n\r\n' + body
+        )
+        received = b''
+        while b'w0' not in received:
+            received += s.recv(4096)
+        # The first chunk arrived while the upstream was still streaming: streams
+        # are passed on as they come, not buffered.
+        assert not upstream.drip_done.is_set()
+    # The gateway noticed on its next write and hung up on the upstream too, long
+    # before the upstream's 5 seconds of stream were over.
+    assert upstream.aborted.wait(4)
+    wait_until(
+        lambda: total(scrape(gw.url), 'aegisflow_client_aborts_total') >= 1,
+        timeout=10,
+        what='abort counted',
+    )

@@ -180,3 +180,9 @@ def test_circuit_state_metric(gw):
     assert found['dead/*'] == 1  # opened by the connection-refused tests
     assert {'primary/err-503-brk', 'primary/*', 'backup/w-model'} <= set(found)
     assert all(t.split('/')[0] in ('primary', 'backup', 'dead') for t in found)
+
+
+def test_stream_slow_first_token_times_out_and_falls_back(gw, primary):
+    r = ask(gw, 'slow-f', stream=True)
+    assert r.status_code == 200 and served(r)[0] == 'backup'
+    assert r.text.rstrip().endswith('data: [DONE]')

@@ -13,6 +13,8 @@ status codes. The requested model picks the behaviour:
   flaky-N-*   503 for the first N calls of that model name, then normal answers
   once429-*   429 with Retry-After: 1 on the first call of that name, then normal
   slow-*      a normal answer after two seconds
+  drip        a stream of 50 words, one every 0.1 s (``aborted`` is set when the
+              gateway hangs up before the end)
 
 A ``healthy=True`` instance answers every model normally (a fallback target).
 ``calls`` counts calls per model name.
@@ -33,6 +35,8 @@ class FakeOpenAI:
         self.calls = collections.Counter()
         self.lock = threading.Lock()
         self.requests = []  # (headers dict, body dict) per call
+        self.aborted = threading.Event()
+        self.drip_done = threading.Event()
         self.http = LoopbackServer(_Handler, fake=self)
 
     @property
@@ -76,6 +80,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(429, retry_after='1')
         if model.startswith('slow-'):
             time.sleep(2)
+        if model == 'drip':
+            return self._drip(body)
         if model.startswith('err-'):
             return self._error(int(model.split('-')[1]))
         if model == 'badjson':
@@ -85,6 +91,35 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get('stream'):
             return self._stream(body, model)
         return self._json(200, _completion(body, model))
+
+    def _drip(self, body):
+        self.send_response(200)
+        self.send_header('Content-Type', 'text/event-stream')
+        self.send_header('Connection', 'close')
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for i in range(50):
+                chunk = {
+                    'id': 'chatcmpl-drip',
+                    'object': 'chat.completion.chunk',
+                    'created': 1700000000,
+                    'model': 'drip',
+                    'choices': [
+                        {
+                            'index': 0,
+                            'delta': {'content': f'w{i} '},
+                            'finish_reason': None,
+                        }
+                    ],
+                }
+                self.wfile.write(b'data: ' + json.dumps(chunk).encode() + b'\n\n')
+                self.wfile.flush()
+                time.sleep(0.1)
+            self.wfile.write(b'data: [DONE]\n\n')
+            self.server.fake.drip_done.set()
+        except OSError:
+            self.server.fake.aborted.set()
 
     def _embeddings(self, body):
         inputs = body['input'] if isinstance(body['input'], list) else [body['input']]
