@@ -32,11 +32,14 @@ test: install redis-server lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 wrk:
-	@command -v wrk >/dev/null 2>&1 || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+	@command -v wrk >/dev/null 2>&1 && command -v nginx >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx; }
 
-bench: install wrk
-	$(PY) bench/load.py --rounds 3 --duration 10 --append bench/RESULTS.md
+# Load benchmarks (dated tables appended to bench/RESULTS.md) and the hot-path suites.
+bench: install wrk redis-server
+	$(PY) bench/load.py --rounds 3 --duration 10 --extra-config limits=bench/gateway-limits.yaml --append bench/RESULTS.md
+	$(PY) bench/upstream.py --rounds 3 --duration 10 --append bench/RESULTS.md
+	$(PY) -m pytest -q -p no:cacheprovider bench --benchmark-only
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -57,6 +57,8 @@ _HTTP_KEYS = (
     'connect_timeout_s',
     'headers',
     'stream_usage',
+    'query',
+    'api_key_header',
 )
 _PROVIDER_COMMON = ('name', 'type', 'models', 'optional', 'prices')
 _PRICE_KEYS = ('input', 'output', 'cached_input')
@@ -316,6 +318,10 @@ class _Builder:
             timeout_s=node.get('timeout_s').num(600.0, min=0.001),
             connect_timeout_s=node.get('connect_timeout_s').num(10.0, min=0.001),
             headers=self.headers(node.get('headers')),
+            query=self.query(node.get('query')),
+            api_key_header=node.get('api_key_header').str(
+                None, check=_HEADER_NAME.match, expected='an HTTP header name'
+            ),
             stream_usage=node.get('stream_usage').bool(True),
         )
 
@@ -358,6 +364,19 @@ class _Builder:
             )
             if value is not None:
                 out.append((key, value))
+        return tuple(out)
+
+    def query(self, node):
+        if node.missing:
+            return ()
+        if not isinstance(node.value, dict):
+            node.fail('a mapping of query parameter to value')
+            return ()
+        out = []
+        for key, child in node.items():
+            value = child.str(expected='a query parameter value')
+            if value is not None:
+                out.append((str(key), value))
         return tuple(out)
 
     def globs(self, node, *, what):

@@ -63,6 +63,8 @@ class ProviderConfig:
     timeout_s: float = 600.0
     connect_timeout_s: float = 10.0
     headers: tuple = ()
+    query: tuple = ()  # extra query parameters on every upstream URL
+    api_key_header: str | None = None  # send the key in this header, not as Bearer
     stream_usage: bool = True
     mock: MockOptions | None = None
     prices: dict = field(default_factory=dict)  # model -> Price, overrides the table

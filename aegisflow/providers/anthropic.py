@@ -34,16 +34,13 @@ Not translated (no equivalent in the Messages API): ``n`` > 1 (refused with 400)
 """
 
 import time
+from contextlib import closing
 
 import orjson
-import urllib3
 
 from aegisflow.errors import InvalidRequest
 from aegisflow.errors import UpstreamFailed
-from aegisflow.errors import UpstreamTimeout
-from aegisflow.providers.base import Provider
-from aegisflow.providers.base import iter_lines
-from aegisflow.providers.base import upstream_error
+from aegisflow.providers.http import HttpProvider
 
 VERSION = '2023-06-01'
 DEFAULT_MAX_TOKENS = 4096
@@ -346,92 +343,33 @@ class StreamTranslator:
         return []  # ping and events added to the API later
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(HttpProvider):
     type = 'anthropic'
 
     def __init__(self, config, *, concurrency=1):
-        super().__init__(config, concurrency=concurrency)
+        auth = {'x-api-key': config.api_key} if config.api_key else {}
+        super().__init__(
+            config,
+            concurrency=concurrency,
+            headers={'anthropic-version': VERSION, **auth},
+        )
         self._url = config.base_url + '/messages'
-        headers = {'Content-Type': 'application/json', 'anthropic-version': VERSION}
-        if config.api_key:
-            headers['x-api-key'] = config.api_key
-        headers.update(dict(config.headers))
-        self._headers = headers
-        self._timeout = urllib3.Timeout(
-            connect=config.connect_timeout_s, read=config.timeout_s
-        )
-        self._pool = urllib3.PoolManager(
-            num_pools=4, maxsize=max(1, concurrency), block=False, retries=False
-        )
-
-    def close(self):
-        self._pool.clear()
-
-    def _post(self, body, *, stream):
-        try:
-            return self._pool.request(
-                'POST',
-                self._url,
-                body=orjson.dumps(body),
-                headers=self._headers,
-                timeout=self._timeout,
-                preload_content=not stream,
-                redirect=False,
-            )
-        except urllib3.exceptions.TimeoutError:
-            raise UpstreamTimeout(
-                f"Provider '{self.name}' did not answer in time."
-            ) from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise UpstreamFailed(
-                f"Provider '{self.name}' could not be reached ({type(exc).__name__})."
-            ) from None
-
-    def _raise_for(self, resp, data):
-        detail = ''
-        try:
-            parsed = orjson.loads(data)
-            err = parsed.get('error') if isinstance(parsed, dict) else None
-            if isinstance(err, dict):
-                detail = f'{err.get("type", "")}: {err.get("message", "")}'
-        except orjson.JSONDecodeError:
-            detail = data[:200].decode('utf-8', 'replace')
-        raise upstream_error(
-            self.name,
-            resp.status,
-            detail,
-            retry_after=resp.headers.get('retry-after') or None,
-        )
 
     def complete(self, request, model):
-        resp = self._post(to_messages(request, model), stream=False)
-        if resp.status >= 400:
-            self._raise_for(resp, resp.data)
-        try:
-            data = orjson.loads(resp.data)
-        except orjson.JSONDecodeError:
-            raise UpstreamFailed(
-                f"Provider '{self.name}' answered with invalid JSON."
-            ) from None
-        if not isinstance(data, dict) or data.get('type') != 'message':
+        data = self.post_json(self._url, to_messages(request, model))
+        if data.get('type') != 'message':
             raise UpstreamFailed(f"Provider '{self.name}' answered without a message.")
         return from_message(data)
 
     def stream(self, request, model):
         body = to_messages(request, model)
         body['stream'] = True
-        resp = self._post(body, stream=True)
-        if resp.status >= 400:
-            try:
-                self._raise_for(resp, resp.read())
-            finally:
-                resp.release_conn()
-        return self._events(resp)
+        return self._events(self.post_stream(self._url, body))
 
     def _events(self, resp):
         translator = StreamTranslator(int(time.time()))
-        try:
-            for line in iter_lines(resp):
+        with closing(self.lines(resp, lambda: translator.finished)) as lines:
+            for line in lines:
                 if not line.startswith(b'data:'):
                     continue  # event names, comments and blank separators
                 try:
@@ -443,18 +381,3 @@ class AnthropicProvider(Provider):
                 yield from translator.feed(event)
                 if translator.finished:
                     break
-        except urllib3.exceptions.TimeoutError:
-            raise UpstreamTimeout(
-                f"Provider '{self.name}' stalled mid-stream."
-            ) from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise UpstreamFailed(
-                f"Provider '{self.name}' broke the stream ({type(exc).__name__})."
-            ) from None
-        finally:
-            if translator.finished:
-                resp.release_conn()
-            else:
-                resp.close()
-        if not translator.finished:
-            raise UpstreamFailed(f"Provider '{self.name}' ended the stream early.")

@@ -20,16 +20,13 @@ refused with 400), ``n`` > 1 (400), ``logprobs``, ``logit_bias``.
 
 import os
 import time
+from contextlib import closing
 
 import orjson
-import urllib3
 
 from aegisflow.errors import InvalidRequest
 from aegisflow.errors import UpstreamFailed
-from aegisflow.errors import UpstreamTimeout
-from aegisflow.providers.base import Provider
-from aegisflow.providers.base import iter_lines
-from aegisflow.providers.base import upstream_error
+from aegisflow.providers.http import HttpProvider
 
 
 def _content(content, param):
@@ -147,86 +144,24 @@ def _finish(data, called):
     return 'length' if data.get('done_reason') == 'length' else 'stop'
 
 
-class OllamaProvider(Provider):
+class OllamaProvider(HttpProvider):
     type = 'ollama'
     embeddings = True
 
     def __init__(self, config, *, concurrency=1):
-        super().__init__(config, concurrency=concurrency)
+        auth = {'Authorization': f'Bearer {config.api_key}'} if config.api_key else {}
+        super().__init__(config, concurrency=concurrency, headers=auth)
         self._url = config.base_url + '/api/chat'
-        headers = {'Content-Type': 'application/json'}
-        if config.api_key:
-            headers['Authorization'] = f'Bearer {config.api_key}'
-        headers.update(dict(config.headers))
-        self._headers = headers
-        self._timeout = urllib3.Timeout(
-            connect=config.connect_timeout_s, read=config.timeout_s
-        )
-        self._pool = urllib3.PoolManager(
-            num_pools=4, maxsize=max(1, concurrency), block=False, retries=False
-        )
-
-    def close(self):
-        self._pool.clear()
-
-    def _post(self, body, *, stream):
-        try:
-            return self._pool.request(
-                'POST',
-                self._url,
-                body=orjson.dumps(body),
-                headers=self._headers,
-                timeout=self._timeout,
-                preload_content=not stream,
-                redirect=False,
-            )
-        except urllib3.exceptions.TimeoutError:
-            raise UpstreamTimeout(
-                f"Provider '{self.name}' did not answer in time."
-            ) from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise UpstreamFailed(
-                f"Provider '{self.name}' could not be reached ({type(exc).__name__})."
-            ) from None
-
-    def _raise_for(self, resp, data):
-        try:
-            detail = str(orjson.loads(data).get('error', ''))
-        except (orjson.JSONDecodeError, AttributeError):
-            detail = data[:200].decode('utf-8', 'replace')
-        raise upstream_error(self.name, resp.status, detail)
+        self._embed_url = config.base_url + '/api/embed'
 
     def embed(self, request, model):
         body = {'model': model, 'input': request.texts}
         if request.dimensions:
             body['dimensions'] = request.dimensions
-        url = self._url.rsplit('/api/chat', 1)[0] + '/api/embed'
-        try:
-            resp = self._pool.request(
-                'POST',
-                url,
-                body=orjson.dumps(body),
-                headers=self._headers,
-                timeout=self._timeout,
-                redirect=False,
-            )
-        except urllib3.exceptions.TimeoutError:
-            raise UpstreamTimeout(
-                f"Provider '{self.name}' did not answer in time."
-            ) from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise UpstreamFailed(
-                f"Provider '{self.name}' could not be reached ({type(exc).__name__})."
-            ) from None
-        if resp.status >= 400:
-            self._raise_for(resp, resp.data)
-        try:
-            data = orjson.loads(resp.data)
-            vectors = data['embeddings']
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            raise UpstreamFailed(
-                f"Provider '{self.name}' answered without embeddings."
-            ) from None
+        data = self.post_json(self._embed_url, body)
+        vectors = data.get('embeddings')
+        if not isinstance(vectors, list):
+            raise UpstreamFailed(f"Provider '{self.name}' answered without embeddings.")
         prompt = data.get('prompt_eval_count') or 0
         return {
             'object': 'list',
@@ -239,15 +174,7 @@ class OllamaProvider(Provider):
         }
 
     def complete(self, request, model):
-        resp = self._post(to_chat(request, model), stream=False)
-        if resp.status >= 400:
-            self._raise_for(resp, resp.data)
-        try:
-            data = orjson.loads(resp.data)
-        except orjson.JSONDecodeError:
-            raise UpstreamFailed(
-                f"Provider '{self.name}' answered with invalid JSON."
-            ) from None
+        data = self.post_json(self._url, to_chat(request, model))
         message = data.get('message') or {}
         calls = _calls(message)
         out = {
@@ -274,13 +201,7 @@ class OllamaProvider(Provider):
         }
 
     def stream(self, request, model):
-        resp = self._post(to_chat(request, model), stream=True)
-        if resp.status >= 400:
-            try:
-                self._raise_for(resp, resp.read())
-            finally:
-                resp.release_conn()
-        return self._events(resp, model)
+        return self._events(self.post_stream(self._url, to_chat(request, model)), model)
 
     def _events(self, resp, model):
         base = {
@@ -304,8 +225,8 @@ class OllamaProvider(Provider):
             }
 
         done, called, started = False, False, False
-        try:
-            for line in iter_lines(resp):
+        with closing(self.lines(resp, lambda: done)) as lines:
+            for line in lines:
                 if not line.strip():
                     continue
                 try:
@@ -337,18 +258,3 @@ class OllamaProvider(Provider):
                     yield chunk({}, _finish(data, called))
                     yield {**base, 'choices': [], 'usage': _usage(data)}
                     break
-        except urllib3.exceptions.TimeoutError:
-            raise UpstreamTimeout(
-                f"Provider '{self.name}' stalled mid-stream."
-            ) from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise UpstreamFailed(
-                f"Provider '{self.name}' broke the stream ({type(exc).__name__})."
-            ) from None
-        finally:
-            if done:
-                resp.release_conn()
-            else:
-                resp.close()
-        if not done:
-            raise UpstreamFailed(f"Provider '{self.name}' ended the stream early.")

@@ -254,3 +254,26 @@ def test_error_event_mid_stream_ends_without_done(gw):
     assert r.status_code == 200 and '[DONE]' not in r.text
     last = json.loads(r.text.strip().splitlines()[-1][6:])
     assert 'overloaded_error' in last['error']['message']
+
+
+def test_anthropic_sdk_through_messages_to_the_anthropic_provider(gw, fake):
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=gw.url, api_key='sk-t', max_retries=0)
+    msg = client.messages.create(
+        model='claude-tool',
+        max_tokens=64,
+        messages=[{'role': 'user', 'content': 'Kyoto'}],
+        tools=[{'name': 'get_weather', 'input_schema': {'type': 'object'}}],
+    )
+    assert msg.stop_reason == 'tool_use'
+    text, tool = msg.content
+    assert text.text == 'Let me check.'
+    assert tool.id == 'toolu_01' and tool.input == {'city': 'Kyoto'}
+    assert msg.usage.cache_read_input_tokens == 3 and msg.usage.input_tokens == 12
+    with client.messages.stream(
+        model='claude-text',
+        max_tokens=64,
+        messages=[{'role': 'user', 'content': 'a b'}],
+    ) as stream:
+        assert ''.join(stream.text_stream) == 'echo: a b'

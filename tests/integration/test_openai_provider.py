@@ -172,3 +172,35 @@ def test_client_disconnect_mid_stream_closes_the_upstream_request(gw, upstream):
         timeout=10,
         what='abort counted',
     )
+
+
+def test_azure_style_deployment_query_and_key_header(gateway_factory, upstream):
+    gw = gateway_factory(
+        f'''
+server: {{workers: 1}}
+providers:
+  - name: azure
+    type: openai_compatible
+    base_url: "{upstream.base_url}/deployments/gpt4o"
+    query: {{api-version: "2024-10-21"}}
+    api_key_env: AZURE_KEY
+    api_key_header: api-key
+    models: [gpt-4o]
+routes: [{{match: "*", targets: [azure]}}]
+tenants: [{{id: t, keys: [{{key: sk-az}}]}}]
+''',
+        env={'AZURE_KEY': 'azure-secret'},
+    )
+    r = requests.post(
+        gw.base_url + '/chat/completions',
+        timeout=10,
+        headers={'Authorization': 'Bearer sk-az'},
+        json={'model': 'gpt-4o', 'messages': [{'role': 'user', 'content': 'x'}]},
+    )
+    assert r.status_code == 200
+    headers, _ = upstream.requests[-1]
+    assert headers['api-key'] == 'azure-secret' and 'Authorization' not in headers
+    assert (
+        upstream.paths[-1]
+        == '/v1/deployments/gpt4o/chat/completions?api-version=2024-10-21'
+    )

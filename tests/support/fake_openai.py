@@ -35,6 +35,7 @@ class FakeOpenAI:
         self.calls = collections.Counter()
         self.lock = threading.Lock()
         self.requests = []  # (headers dict, body dict) per call
+        self.paths = []
         self.aborted = threading.Event()
         self.drip_done = threading.Event()
         self.http = LoopbackServer(_Handler, fake=self)
@@ -61,6 +62,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get('Content-Length', 0))
         body = json.loads(self.rfile.read(length))
         self.server.fake.requests.append((dict(self.headers), body))
+        self.server.fake.paths.append(self.path)
         if self.path.endswith('/embeddings'):
             return self._embeddings(body)
         model = body.get('model', '')

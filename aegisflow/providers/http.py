@@ -1,0 +1,128 @@
+"""What every provider reached over HTTP shares: a keep-alive urllib3 pool sized to
+the worker's concurrency, timeouts, and one mapping of transport failures and
+upstream error statuses to the gateway's errors.
+
+A subclass sets its URLs and authentication headers and translates bodies; it calls
+`post_json` for a complete answer and `post_stream` plus `lines` for a stream.
+"""
+
+import orjson
+import urllib3
+
+from aegisflow.errors import UpstreamFailed
+from aegisflow.errors import UpstreamTimeout
+from aegisflow.providers.base import Provider
+from aegisflow.providers.base import iter_lines
+from aegisflow.providers.base import upstream_error
+
+
+class HttpProvider(Provider):
+    def __init__(self, config, *, concurrency=1, headers=None):
+        super().__init__(config, concurrency=concurrency)
+        self._headers = {
+            'Content-Type': 'application/json',
+            **(headers or {}),
+            **dict(config.headers),
+        }
+        self._timeout = urllib3.Timeout(
+            connect=config.connect_timeout_s, read=config.timeout_s
+        )
+        self._pool = urllib3.PoolManager(
+            num_pools=4, maxsize=max(1, concurrency), block=False, retries=False
+        )
+
+    def close(self):
+        self._pool.clear()
+
+    def _post(self, url, body, *, stream):
+        try:
+            return self._pool.request(
+                'POST',
+                url,
+                body=orjson.dumps(body),
+                headers=self._headers,
+                timeout=self._timeout,
+                preload_content=not stream,
+                redirect=False,
+            )
+        except urllib3.exceptions.TimeoutError:
+            raise UpstreamTimeout(
+                f"Provider '{self.name}' did not answer in time."
+            ) from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise UpstreamFailed(
+                f"Provider '{self.name}' could not be reached ({type(exc).__name__})."
+            ) from None
+
+    def error_detail(self, data):
+        """The upstream's own words about an error, from its error body."""
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return data[:200].decode('utf-8', 'replace')
+        err = parsed.get('error') if isinstance(parsed, dict) else None
+        if isinstance(err, dict):
+            kind = err.get('type')
+            message = err.get('message', '')
+            return (
+                f'{kind}: {message}' if kind and self.type == 'anthropic' else message
+            )
+        return str(err or '')
+
+    def _raise_for(self, resp, data):
+        raise upstream_error(
+            self.name,
+            resp.status,
+            self.error_detail(data),
+            retry_after=resp.headers.get('Retry-After') or None,
+        )
+
+    def post_json(self, url, body):
+        """The upstream's JSON object, or the matching error."""
+        resp = self._post(url, body, stream=False)
+        if resp.status >= 400:
+            self._raise_for(resp, resp.data)
+        try:
+            data = orjson.loads(resp.data)
+        except orjson.JSONDecodeError:
+            raise UpstreamFailed(
+                f"Provider '{self.name}' answered with invalid JSON."
+            ) from None
+        if not isinstance(data, dict):
+            raise UpstreamFailed(
+                f"Provider '{self.name}' answered with a JSON "
+                f'{type(data).__name__}, not an object.'
+            )
+        return data
+
+    def post_stream(self, url, body):
+        """An open streaming response (status checked)."""
+        resp = self._post(url, body, stream=True)
+        if resp.status >= 400:
+            try:
+                self._raise_for(resp, resp.read())
+            finally:
+                resp.release_conn()
+        return resp
+
+    def lines(self, resp, done):
+        """The stream's lines as they arrive. `done()` tells whether the stream
+        reached its proper end: then the connection goes back to the pool; otherwise
+        it is closed, and a stream that simply stopped is an error."""
+        try:
+            yield from iter_lines(resp)
+        except urllib3.exceptions.TimeoutError:
+            raise UpstreamTimeout(
+                f"Provider '{self.name}' stalled mid-stream."
+            ) from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise UpstreamFailed(
+                f"Provider '{self.name}' broke the stream ({type(exc).__name__})."
+            ) from None
+        finally:
+            if done():
+                resp.release_conn()
+            else:
+                resp.close()  # NOTE: an unfinished stream cannot go back to the pool
+        if not done():
+            raise UpstreamFailed(f"Provider '{self.name}' ended the stream early.")
