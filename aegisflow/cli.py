@@ -46,6 +46,65 @@ def _serve(args):
     return 0  # not reached
 
 
+def _usage(args):
+    import sqlite3
+
+    from aegisflow.errors import InvalidRequest
+    from aegisflow.usage.query import UsageQuery
+    from aegisflow.usage.query import to_csv
+    from aegisflow.usage.query import to_table
+
+    path = args.config or os.environ.get('AEGISFLOW_CONFIG') or DEFAULT_CONFIG
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f'aegisflow: {exc}', file=sys.stderr)
+        return 1
+    params = {
+        k: v
+        for k, v in (
+            ('tenant', args.tenant),
+            ('key', args.key),
+            ('model', args.model),
+            ('provider', args.provider),
+            ('from', args.since),
+            ('to', args.until),
+            ('group_by', args.group_by),
+        )
+        if v
+    }
+    try:
+        query = UsageQuery.from_params(params)
+    except InvalidRequest as exc:
+        print(f'aegisflow: {exc.message}', file=sys.stderr)
+        return 2
+    ledger = config.storage.sqlite_path
+    if not os.path.exists(ledger):
+        print(f'aegisflow: no usage ledger at {ledger} yet', file=sys.stderr)
+        return 1
+    db = sqlite3.connect(f'file:{ledger}?mode=ro', uri=True, timeout=5)
+    try:
+        rows, totals = query.run(db)
+    finally:
+        db.close()
+    if args.format == 'csv':
+        print(to_csv(rows, query.group_by), end='')
+    elif args.format == 'json':
+        import orjson
+
+        print(orjson.dumps({'rows': rows, 'totals': totals}).decode())
+    else:
+        print(
+            to_table(
+                rows + [dict(dict.fromkeys(query.group_by, 'TOTAL'), **totals)]
+                if query.group_by
+                else [totals],
+                query.group_by,
+            )
+        )
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='aegisflow', description=__doc__)
     sub = parser.add_subparsers(dest='command', required=True)
@@ -61,6 +120,21 @@ def main(argv=None):
     )
     check.add_argument('file')
     check.set_defaults(run=_check)
+    usage = sub.add_parser('usage', help='usage from the ledger, as a table')
+    usage.add_argument('--config', help='config file (for the ledger path)')
+    usage.add_argument('--tenant')
+    usage.add_argument('--key')
+    usage.add_argument('--model')
+    usage.add_argument('--provider')
+    usage.add_argument(
+        '--from', dest='since', help='ISO 8601 date/time or unix seconds'
+    )
+    usage.add_argument('--to', dest='until', help='ISO 8601 date/time or unix seconds')
+    usage.add_argument(
+        '--group-by', help='comma list of hour, day, tenant, key, model, provider'
+    )
+    usage.add_argument('--format', choices=('table', 'csv', 'json'), default='table')
+    usage.set_defaults(run=_usage)
     version = sub.add_parser('version', help='print the version')
     version.set_defaults(run=lambda args: print(aegisflow.__version__) or 0)
     args = parser.parse_args(argv)

@@ -128,6 +128,7 @@ class MasterRuntime:
         self.rings = [Ring(self.segment, s) for s in range(self.layout.slots)]
         self.table = KeyedTable(self.segment, self.locks)
         self.ledger = Ledger(config.storage.sqlite_path)
+        self.ledger.ensure()
         self.planner = Planner(config)
         self.redis = redis_store(config) if config.state.backend == 'redis' else None
         seed_budgets(config, self.planner, self.table, self.redis)
@@ -154,6 +155,7 @@ class MasterRuntime:
     def _before_fork(self):
         if os.getpid() == self.pid:
             self.gate.acquire()
+            self.ledger.disconnect()  # ORDER: no SQLite connection crosses a fork
 
     def _after_fork_parent(self):
         if os.getpid() == self.pid:

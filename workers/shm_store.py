@@ -49,8 +49,9 @@ class ShmStore(TransactionalStore):
                 keys, now_ns, timeout=self.timeout, evict_idle_ns=EVICT_IDLE_NS
             )
         except (LockTimeout, TableFull) as exc:
+            unavailable = self._unavailable(exc)  # ORDER: count under the local lock
             self._local.release()
-            raise self._unavailable(exc) from None
+            raise unavailable from None
         except BaseException:
             self._local.release()
             raise
@@ -62,8 +63,9 @@ class ShmStore(TransactionalStore):
                 [c.ref for c in charges], timeout=self.timeout
             )
         except LockTimeout as exc:
+            unavailable = self._unavailable(exc)  # ORDER: count under the local lock
             self._local.release()
-            raise self._unavailable(exc) from None
+            raise unavailable from None
         # NOTE: an entry idle past the eviction time may hold another key by now.
         held = [c for c in charges if self.table.holds(c.ref, *c.check.key)]
         return stripes, held

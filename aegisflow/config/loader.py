@@ -47,7 +47,9 @@ _TOP = (
     'retry',
     'circuit_breaker',
 )
-_SERVER = tuple(f for f in m.ServerConfig.__dataclass_fields__)
+_SERVER = tuple(f for f in m.ServerConfig.__dataclass_fields__ if f != 'admin_key') + (
+    'admin_key_env',
+)
 _MOCK_KEYS = tuple(m.MockOptions.__dataclass_fields__)
 _HTTP_KEYS = (
     'base_url',
@@ -214,6 +216,11 @@ class _Builder:
                 d.graceful_timeout_s, min=0
             ),
             keepalive_s=node.get('keepalive_s').int(d.keepalive_s, min=0),
+            admin_key=(
+                None
+                if node.get('admin_key_env').missing
+                else self.required_env(node.get('admin_key_env'))
+            ),
         )
 
     # -- providers -----------------------------------------------------------------

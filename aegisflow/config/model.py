@@ -39,6 +39,7 @@ class ServerConfig:
     timeout_s: int = 120
     graceful_timeout_s: int = 30
     keepalive_s: int = 5
+    admin_key: str | None = field(default=None, repr=False)  # from admin_key_env
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ process. Nothing here does I/O: a finished request costs a few dict lookups, a d
 integer adds and one ``struct.pack``.
 """
 
+import threading
 import time
 
 from aegisflow.telemetry import events as ev
@@ -122,13 +123,17 @@ def _int(value):
 
 
 class Recorder:
-    __slots__ = ('sink', 'labels', 'prices', 'sampler')
+    __slots__ = ('sink', 'labels', 'prices', 'sampler', '_lock')
 
     def __init__(self, sink, labels, prices, sampler):
         self.sink = sink
         self.labels = labels
         self.prices = prices
         self.sampler = sampler
+        # NOTE: the cells and the ring have one writer per worker *process*, but a
+        # gthread worker finishes requests on many threads: two threads must not
+        # read-add-store the same counter or claim the same ring record at once.
+        self._lock = threading.Lock()
         for family in ev.FAMILIES:
             sink.reserve(ev.fallback(family))
 
@@ -140,6 +145,10 @@ class Recorder:
         """Count the request once. Safe to call twice: the second call does nothing."""
         if obs.done:
             return
+        with self._lock:
+            self._finish(obs, status, flags)
+
+    def _finish(self, obs, status, flags):
         obs.done = True
         obs.status = status
         obs.flags |= flags

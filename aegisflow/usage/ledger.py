@@ -131,6 +131,25 @@ class Ledger:
                 pass
             self._db = None
 
+    def ensure(self):
+        """Create the file and its schema now (so readers never find it empty)."""
+        self._connect()
+        self.disconnect()
+
+    def disconnect(self):
+        """Close the connection without writing; the next flush reconnects.
+
+        NOTE: called before every fork: SQLite forbids carrying a connection into a
+        child, whose exit could close the copy and checkpoint the WAL behind the
+        parent's back.
+        """
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+            self._db = None
+
     def close(self):
         self.flush()
         self._reset()

@@ -14,6 +14,7 @@ from aegisflow import errors
 from aegisflow.gateway import Gateway
 from aegisflow.telemetry import events as ev
 from aegisflow.telemetry.tracecontext import new_request_id
+from aegisflow.web import admin
 from aegisflow.web.chat import ChatCompletions
 from aegisflow.web.embeddings import Embeddings
 from aegisflow.web.health import Health
@@ -33,6 +34,7 @@ _ROUTE_OF = {
     '/v1/messages': ev.ROUTE_IDS['messages'],
     '/v1/embeddings': ev.ROUTE_IDS['embeddings'],
 }
+# NOTE: health, readiness, metrics and the admin API are not traffic: not counted.
 _UNCOUNTED = frozenset(('/healthz', '/readyz', '/metrics'))
 
 
@@ -54,7 +56,7 @@ class RequestTelemetry:
         ctx.request_id = rid
         resp.set_header('X-Request-ID', rid)
         path = req.path
-        if path in _UNCOUNTED:
+        if path in _UNCOUNTED or path.startswith('/admin/'):
             ctx.obs = None
             return
         route = _ROUTE_OF.get(path)
@@ -127,6 +129,7 @@ def create_app(config, *, concurrency=1, gateway=None):
     app.add_route('/v1/embeddings', Embeddings(gw))
     app.add_route('/v1/models', Models(gw))
     app.add_route('/v1/models/{model_id:path}', ModelItem(gw))
+    admin.add_routes(app, gw)
     app.add_route('/healthz', Health())
     app.add_route('/readyz', Ready(gw, gw.telemetry.checks()))
     app.add_route('/metrics', Metrics(gw))

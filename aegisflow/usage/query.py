@@ -1,0 +1,172 @@
+"""Usage queries over the ledger: filters, a time range, grouping, totals.
+
+Filters are exact matches on ``tenant``, ``key``, ``model`` and ``provider``; ``from``
+and ``to`` take ISO 8601 dates or times (UTC when no offset is given) or unix seconds,
+``from`` inclusive and ``to`` exclusive; ``group_by`` is a comma list of ``hour``,
+``day``, ``tenant``, ``key``, ``model``, ``provider``. Every row sums requests, errors
+(status >= 400 or a broken stream), the four token counts and the cost.
+"""
+
+import csv
+import datetime
+import io
+from dataclasses import dataclass
+
+from aegisflow.errors import InvalidRequest
+
+GROUPS = {
+    'hour': "strftime('%Y-%m-%dT%H:00:00Z', ts_ns / 1000000000, 'unixepoch')",
+    'day': "strftime('%Y-%m-%d', ts_ns / 1000000000, 'unixepoch')",
+    'tenant': 'tenant',
+    'key': 'key_name',
+    'model': 'model',
+    'provider': 'provider',
+}
+FILTERS = {
+    'tenant': 'tenant',
+    'key': 'key_name',
+    'model': 'model',
+    'provider': 'provider',
+}
+SUMS = (
+    'requests',
+    'errors',
+    'prompt_tokens',
+    'completion_tokens',
+    'cached_tokens',
+    'reasoning_tokens',
+    'cost_usd',
+)
+_SELECT_SUMS = (
+    "COUNT(*), SUM(CASE WHEN status >= 400 OR outcome != 'ok' THEN 1 ELSE 0 "
+    'END), SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens), '
+    'SUM(reasoning_tokens), SUM(cost_usd)'
+)
+
+
+_LATEST = (2**63 - 1) / 1e9  # the ledger keeps nanoseconds in 64 bits: year 2262
+
+
+def parse_time(value, param):
+    """Unix seconds from an ISO 8601 date/time or a number (1970 to 2262)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = _parse_iso(value, param)
+    if not 0 <= seconds < _LATEST:
+        raise InvalidRequest(
+            f"Invalid '{param}': expected a time from 1970 to 2262.", param=param
+        )
+    return seconds
+
+
+def _parse_iso(value, param):
+    try:
+        when = datetime.datetime.fromisoformat(value.replace('Z', '+00:00'))
+    except ValueError:
+        raise InvalidRequest(
+            f"Invalid '{param}': expected an ISO 8601 date or time, or unix seconds.",
+            param=param,
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp()
+
+
+@dataclass(frozen=True)
+class UsageQuery:
+    filters: tuple = ()  # ((column, value), ...)
+    start: float | None = None
+    end: float | None = None
+    group_by: tuple = ()
+
+    @classmethod
+    def from_params(cls, params):
+        unknown = set(params) - set(FILTERS) - {'from', 'to', 'group_by', 'format'}
+        if unknown:
+            name = sorted(unknown)[0]
+            raise InvalidRequest(
+                f"Unknown query parameter '{name[:40]}'; expected "
+                'tenant, key, model, provider, from, to, group_by, '
+                'format.',
+                param=name[:40],
+            )
+        filters = tuple((FILTERS[k], str(params[k])) for k in FILTERS if params.get(k))
+        start = parse_time(params['from'], 'from') if params.get('from') else None
+        end = parse_time(params['to'], 'to') if params.get('to') else None
+        groups = tuple(
+            g.strip() for g in (params.get('group_by') or '').split(',') if g.strip()
+        )
+        for g in groups:
+            if g not in GROUPS:
+                raise InvalidRequest(
+                    f"Invalid 'group_by' value '{g[:40]}'; expected "
+                    'hour, day, tenant, key, model or provider.',
+                    param='group_by',
+                )
+        if start is not None and end is not None and end <= start:
+            raise InvalidRequest("'to' must be after 'from'.", param='to')
+        return cls(filters, start, end, groups)
+
+    def sql(self):
+        where, args = [], []
+        for column, value in self.filters:
+            where.append(f'{column} = ?')
+            args.append(value)
+        if self.start is not None:
+            where.append('ts_ns >= ?')
+            args.append(int(self.start * 1e9))
+        if self.end is not None:
+            where.append('ts_ns < ?')
+            args.append(int(self.end * 1e9))
+        groups = [GROUPS[g] for g in self.group_by]
+        select = ', '.join(groups + [_SELECT_SUMS])
+        sql = f'SELECT {select} FROM usage'
+        if where:
+            sql += ' WHERE ' + ' AND '.join(where)
+        if groups:
+            order = ', '.join(str(i + 1) for i in range(len(groups)))
+            sql += f' GROUP BY {order} ORDER BY {order}'
+        return sql, args
+
+    def run_empty(self):
+        return [], dict.fromkeys(SUMS, 0)
+
+    def run(self, db):
+        sql, args = self.sql()
+        rows = []
+        totals = dict.fromkeys(SUMS, 0)
+        for record in db.execute(sql, args):
+            keys, sums = record[: len(self.group_by)], record[len(self.group_by) :]
+            if not self.group_by and not sums[0]:
+                continue
+            row = dict(zip(self.group_by, keys, strict=True))
+            for name, value in zip(SUMS, sums, strict=True):
+                value = value or 0
+                row[name] = round(value, 9) if name == 'cost_usd' else int(value)
+                totals[name] += row[name]
+            rows.append(row)
+        totals['cost_usd'] = round(totals['cost_usd'], 9)
+        return rows, totals
+
+
+def to_csv(rows, group_by):
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator='\n')
+    writer.writerow(list(group_by) + list(SUMS))
+    for row in rows:
+        writer.writerow([row[g] for g in group_by] + [row[s] for s in SUMS])
+    return out.getvalue()
+
+
+def to_table(rows, group_by):
+    """A plain-text table for the terminal."""
+    header = list(group_by) + list(SUMS)
+    lines = [[str(row[h]) for h in header] for row in rows]
+    widths = [
+        max([len(h)] + [len(line[i]) for line in lines]) for i, h in enumerate(header)
+    ]
+    fmt = '  '.join(
+        ('{:<' if i < len(group_by) else '{:>') + f'{w}}}' for i, w in enumerate(widths)
+    )
+    return '\n'.join([fmt.format(*header)] + [fmt.format(*line) for line in lines])

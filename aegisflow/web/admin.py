@@ -1,0 +1,183 @@
+"""The admin API under ``/admin/v1/``, with its own key (``server.admin_key_env``).
+
+A tenant key is refused there (403, never data); no key or a wrong one is 401; with
+no admin key configured the admin API does not exist (404). Endpoints so far:
+
+- ``GET /admin/v1/usage``: the usage ledger with filters and grouping, JSON or CSV;
+- ``GET /admin/v1/config``: the config serving now (digest, source, counts);
+- ``POST /admin/v1/reload``: ask the master to re-read the config (as SIGHUP does).
+"""
+
+import hashlib
+import hmac
+import os
+import signal
+import sqlite3
+
+import orjson
+
+from aegisflow.errors import AuthenticationFailed
+from aegisflow.errors import InvalidRequest
+from aegisflow.errors import NotFound
+from aegisflow.errors import PermissionDenied
+from aegisflow.errors import ServiceUnavailable
+from aegisflow.usage.query import UsageQuery
+from aegisflow.usage.query import to_csv
+
+
+class AdminAuth:
+    __slots__ = ('digest', 'keys')
+
+    def __init__(self, gw):
+        key = gw.config.server.admin_key
+        self.digest = hashlib.sha256(key.encode()).digest() if key else None
+        self.keys = gw.keys
+
+    def check(self, req):
+        if self.digest is None:
+            raise NotFound(
+                'The admin API is not enabled (set server.admin_key_env).',
+                code='unknown_url',
+            )
+        presented = None
+        auth = req.get_header('Authorization') or ''
+        scheme, _, value = auth.partition(' ')
+        if scheme.lower() == 'bearer' and value.strip():
+            presented = value.strip()
+        presented = presented or (req.get_header('X-API-Key') or '').strip()
+        if not presented:
+            raise AuthenticationFailed(
+                'The admin API needs the admin key.', code='missing_api_key'
+            )
+        digest = hashlib.sha256(presented.encode('utf-8', 'surrogatepass')).digest()
+        if hmac.compare_digest(digest, self.digest):
+            return
+        try:
+            self.keys.authenticate(f'Bearer {presented}', None)
+        except AuthenticationFailed:
+            raise AuthenticationFailed('Invalid admin key.') from None
+        raise PermissionDenied(
+            'Tenant keys cannot use the admin API.', code='admin_only'
+        )
+
+
+class AdminUsage:
+    __slots__ = ('auth', 'path')
+
+    def __init__(self, gw, auth):
+        self.auth = auth
+        self.path = gw.config.storage.sqlite_path
+
+    def on_get(self, req, resp):
+        self.auth.check(req)
+        params = {k: v for k, v in req.params.items() if isinstance(v, str)}
+        query = UsageQuery.from_params(params)
+        fmt = params.get('format') or (
+            'csv' if 'text/csv' in (req.accept or '') else 'json'
+        )
+        if fmt not in ('json', 'csv'):
+            raise InvalidRequest(
+                "Invalid 'format': expected json or csv.", param='format'
+            )
+        rows, totals = self._run(query)
+        if fmt == 'csv':
+            resp.text = to_csv(rows, query.group_by)
+            resp.content_type = 'text/csv; charset=utf-8'
+            return
+        resp.data = orjson.dumps(
+            {
+                'from': query.start,
+                'to': query.end,
+                'group_by': list(query.group_by),
+                'rows': rows,
+                'totals': totals,
+            }
+        )
+
+    def _run(self, query):
+        if not os.path.exists(self.path):
+            return [], dict.fromkeys(
+                (
+                    'requests',
+                    'errors',
+                    'prompt_tokens',
+                    'completion_tokens',
+                    'cached_tokens',
+                    'reasoning_tokens',
+                    'cost_usd',
+                ),
+                0,
+            )
+        try:
+            db = sqlite3.connect(f'file:{self.path}?mode=ro', uri=True, timeout=5)
+            try:
+                return query.run(db)
+            finally:
+                db.close()
+        except sqlite3.OperationalError as exc:
+            if 'no such table' in str(exc):
+                return query.run_empty()
+            raise ServiceUnavailable(
+                f'The usage ledger cannot be read right now ({type(exc).__name__}).',
+                code='ledger_unavailable',
+                headers={'Retry-After': '1'},
+            ) from None
+        except sqlite3.Error as exc:
+            raise ServiceUnavailable(
+                f'The usage ledger cannot be read right now ({type(exc).__name__}).',
+                code='ledger_unavailable',
+                headers={'Retry-After': '1'},
+            ) from None
+
+
+class AdminConfig:
+    __slots__ = ('gw', 'auth')
+
+    def __init__(self, gw, auth):
+        self.gw = gw
+        self.auth = auth
+
+    def on_get(self, req, resp):
+        self.auth.check(req)
+        config = self.gw.config
+        resp.data = orjson.dumps(
+            {
+                'digest': config.digest,
+                'source': config.source,
+                'providers': [p.name for p in config.providers],
+                'disabled_providers': [name for name, _ in config.disabled],
+                'tenants': len(config.tenants),
+                'routes': len(config.routes),
+            }
+        )
+
+
+class AdminReload:
+    __slots__ = ('auth',)
+
+    def __init__(self, gw, auth):
+        self.auth = auth
+
+    def on_post(self, req, resp):
+        self.auth.check(req)
+        master = os.getppid()
+        if master <= 1:
+            raise ServiceUnavailable('No master process to reload.', code='no_master')
+        os.kill(master, signal.SIGHUP)
+        resp.status = 202
+        resp.data = orjson.dumps(
+            {
+                'status': 'reload requested',
+                'note': (
+                    'the master re-reads the config; an invalid file is refused '
+                    'and the current config keeps serving'
+                ),
+            }
+        )
+
+
+def add_routes(app, gw):
+    auth = AdminAuth(gw)
+    app.add_route('/admin/v1/usage', AdminUsage(gw, auth))
+    app.add_route('/admin/v1/config', AdminConfig(gw, auth))
+    app.add_route('/admin/v1/reload', AdminReload(gw, auth))
