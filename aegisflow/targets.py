@@ -125,6 +125,17 @@ class TargetState:
         finally:
             self.store.unlock(handle)
 
+    def force(self, target, state, seconds=0.0):
+        """Admin override: open the breaker for `seconds`, or close it now."""
+        now, handle, (b,), words = self._locked([target.breaker])
+        try:
+            words[b] = state
+            words[b + 1] = now + int(seconds * 1e9) if state == OPEN else 0
+            words[b + 2] = now if state != OPEN else words[b + 2]
+            words[b + 3] = 0
+        finally:
+            self.store.unlock(handle)
+
     def is_open(self, target):
         state, until, _, now = self.snapshot(target)
         return state == OPEN and now < until

@@ -105,6 +105,9 @@ class ShmStore(TransactionalStore):
         values = self.table.peek(*check.key)
         return None if values is None else values[0]
 
+    def peek(self, check):
+        return self.table.peek(*check.key)
+
 
 def release_dead(segment, table, slot):
     """Master, after reaping the worker of `slot`: give back its parallel slots.

@@ -36,3 +36,7 @@ class LocalStore(TransactionalStore):
     def peek_spend(self, check):
         base = self._index.get(check.key)
         return None if base is None else self.words[base]
+
+    def peek(self, check):
+        base = self._index.get(check.key)
+        return None if base is None else tuple(self.words[base : base + 5])

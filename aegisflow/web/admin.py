@@ -23,6 +23,8 @@ from aegisflow.errors import PermissionDenied
 from aegisflow.errors import ServiceUnavailable
 from aegisflow.usage.query import UsageQuery
 from aegisflow.usage.query import to_csv
+from aegisflow.web.admin_state import AdminBreakers
+from aegisflow.web.admin_state import AdminTenants
 
 
 class AdminAuth:
@@ -181,3 +183,8 @@ def add_routes(app, gw):
     app.add_route('/admin/v1/usage', AdminUsage(gw, auth))
     app.add_route('/admin/v1/config', AdminConfig(gw, auth))
     app.add_route('/admin/v1/reload', AdminReload(gw, auth))
+    tenants = AdminTenants(gw, auth)
+    app.add_route('/admin/v1/tenants', tenants)
+    app.add_route('/admin/v1/tenants/{tenant_id}', tenants)
+    breakers = AdminBreakers(gw, auth)
+    app.add_route('/admin/v1/breakers', breakers)
