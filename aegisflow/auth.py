@@ -6,6 +6,7 @@ constant-time comparison. Keys themselves are never stored or logged.
 
 import hashlib
 import hmac
+import threading
 from dataclasses import dataclass
 
 from aegisflow.errors import AuthenticationFailed
@@ -35,18 +36,60 @@ class Principal:
 
 
 class KeyIndex:
-    __slots__ = ('_by_digest',)
+    """Config keys plus keys created at run time (`keystore`), reloaded when the
+    shared `generation` moves (checked on every request: one read)."""
 
-    def __init__(self, tenants):
-        index = {}
-        for tenant in tenants:
-            allowed = GlobSet(tenant.allowed_models)
+    __slots__ = (
+        '_by_digest',
+        '_tenants',
+        '_config',
+        '_store',
+        '_generation',
+        '_seen',
+        '_lock',
+    )
+
+    def __init__(self, tenants, *, store=None, generation=None):
+        self._tenants = {t.id: (t, GlobSet(t.allowed_models)) for t in tenants}
+        self._config = {}
+        for tenant, allowed in self._tenants.values():
             for key in tenant.keys:
-                index[key.digest] = (key.digest, Principal(tenant, key.name, allowed))
-        self._by_digest = index
+                self._config[key.digest] = (
+                    key.digest,
+                    Principal(tenant, key.name, allowed),
+                )
+        self._by_digest = self._config
+        self._store = store
+        self._generation = generation
+        self._seen = None
+        self._lock = threading.Lock()
+
+    def _refresh(self):
+        with self._lock:
+            current = self._generation.get()
+            if current == self._seen:
+                return
+            index = dict(self._config)
+            for tenant_id, name, digest, _ in self._store.active():
+                found = self._tenants.get(tenant_id)
+                if found is not None and digest not in index:
+                    tenant, allowed = found
+                    index[digest] = (digest, Principal(tenant, name, allowed))
+            self._by_digest = index  # ORDER: publish the whole index at once
+            self._seen = current
+
+    def names(self, tenant_id):
+        """Names of the tenant's keys in use (config and run time)."""
+        if self._generation is not None and self._generation.get() != self._seen:
+            self._refresh()
+        return {
+            p.key_name for _, p in self._by_digest.values() if p.tenant.id == tenant_id
+        }
 
     def authenticate(self, authorization, api_key_header):
         """The `Principal` for the presented credentials, or `AuthenticationFailed`."""
+        if self._generation is not None and self._generation.get() != self._seen:
+            self._refresh()
         key = None
         if authorization:
             scheme, _, value = authorization.partition(' ')

@@ -9,6 +9,8 @@ from aegisflow.routing import Router
 from aegisflow.targets import TargetState
 from aegisflow.telemetry.aggregate import LocalTelemetry
 from aegisflow.telemetry.labels import LabelSpace
+from aegisflow.usage.keystore import Generation
+from aegisflow.usage.keystore import KeyStore
 
 
 class Gateway:
@@ -23,13 +25,28 @@ class Gateway:
         'limiter',
         'recorder',
         'targets',
+        'keystore',
+        'key_generation',
     )
 
     def __init__(
-        self, config, *, concurrency=1, labels=None, telemetry=None, limiter=None
+        self,
+        config,
+        *,
+        concurrency=1,
+        labels=None,
+        telemetry=None,
+        limiter=None,
+        key_generation=None,
     ):
         self.config = config
-        self.keys = KeyIndex(config.tenants)
+        # Keys created through the admin API live beside the usage ledger; every
+        # worker sees a change through the shared generation number.
+        self.keystore = KeyStore(config.storage.sqlite_path)
+        self.key_generation = key_generation or Generation()
+        self.keys = KeyIndex(
+            config.tenants, store=self.keystore, generation=self.key_generation
+        )
         self.providers = build_providers(config, concurrency=concurrency)
         self.labels = labels or LabelSpace(config)
         self.telemetry = telemetry or LocalTelemetry(config, self.labels)

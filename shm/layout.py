@@ -33,6 +33,10 @@ LINE = 64
 HEADER = struct.Struct('<8sIIQQQQQ16s')
 GENERATION_OFFSET = 40
 FLAGS_OFFSET = 48
+# Eight u64 words in the header page left to the application (any process may write
+# them; what they mean is up to it).
+USER_WORDS_OFFSET = 2048
+USER_WORDS = 8
 DIRECTORY = struct.Struct('<QQ')
 REGIONS = ('slots', 'stamps', 'cells', 'rings', 'table', 'page')
 assert HEADER.size == 72

@@ -21,5 +21,6 @@ gateway = Gateway(
     labels=_telemetry.runtime.labels if _telemetry else None,
     telemetry=_telemetry,
     limiter=_telemetry.limiter(config) if _telemetry else None,
+    key_generation=_telemetry.key_generation() if _telemetry else None,
 )
 application = create_app(config, gateway=gateway)

@@ -9,7 +9,9 @@ from aegisflow.pricing import PriceTable
 from aegisflow.telemetry.recorder import LocalSink
 from aegisflow.telemetry.recorder import Recorder
 from aegisflow.telemetry.tracecontext import Sampler
+from aegisflow.usage.keystore import Generation
 from shm.cells import CellWriter
+from shm.layout import USER_WORDS_OFFSET
 from shm.page import Page
 from shm.ring import Ring
 from workers.shm_store import ShmStore
@@ -60,6 +62,10 @@ class WorkerTelemetry:
 
     def metrics(self):
         return self.page.read()
+
+    def key_generation(self):
+        """The shared word that moves when keys are created or revoked."""
+        return Generation(self.runtime.segment.words, USER_WORDS_OFFSET // 8)
 
     def limiter(self, config):
         """This worker's limiter: the shared-memory store, or Redis with the

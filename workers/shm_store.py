@@ -77,7 +77,11 @@ class ShmStore(TransactionalStore):
             self._local.release()
 
     def _enter(self):
-        if not self._local.acquire(timeout=self.timeout):
+        # NOTE: this lock only orders the threads of this process, whose holder is
+        # alive and runs for microseconds, so waiting long for it is safe (a thread
+        # starved of the GIL can wait a while); only the semaphores, which a dead or
+        # stuck process may hold, get the short timeout.
+        if not self._local.acquire(timeout=max(10.0, self.timeout)):
             raise StoreUnavailable('worker-local limiter lock timed out')
 
     def _unavailable(self, exc):

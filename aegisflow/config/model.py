@@ -144,7 +144,7 @@ class StateConfig:
     redis_url: str | None = field(default=None, repr=False)
     on_backend_error: str = 'fail_open'
     key_prefix: str = 'aegisflow'
-    redis_timeout_ms: int = 50
+    redis_timeout_ms: int = 250
 
 
 @dataclass(frozen=True, slots=True)

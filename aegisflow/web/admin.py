@@ -23,6 +23,10 @@ from aegisflow.errors import PermissionDenied
 from aegisflow.errors import ServiceUnavailable
 from aegisflow.usage.query import UsageQuery
 from aegisflow.usage.query import to_csv
+from aegisflow.web.admin_keys import AdminAudit
+from aegisflow.web.admin_keys import AdminKey
+from aegisflow.web.admin_keys import AdminKeys
+from aegisflow.web.admin_keys import audit
 from aegisflow.web.admin_state import AdminBreakers
 from aegisflow.web.admin_state import AdminTenants
 
@@ -155,9 +159,10 @@ class AdminConfig:
 
 
 class AdminReload:
-    __slots__ = ('auth',)
+    __slots__ = ('gw', 'auth')
 
     def __init__(self, gw, auth):
+        self.gw = gw
         self.auth = auth
 
     def on_post(self, req, resp):
@@ -166,6 +171,7 @@ class AdminReload:
         if master <= 1:
             raise ServiceUnavailable('No master process to reload.', code='no_master')
         os.kill(master, signal.SIGHUP)
+        audit(self.gw, req, 'config.reload')
         resp.status = 202
         resp.data = orjson.dumps(
             {
@@ -186,5 +192,8 @@ def add_routes(app, gw):
     tenants = AdminTenants(gw, auth)
     app.add_route('/admin/v1/tenants', tenants)
     app.add_route('/admin/v1/tenants/{tenant_id}', tenants)
+    app.add_route('/admin/v1/tenants/{tenant_id}/keys', AdminKeys(gw, auth))
+    app.add_route('/admin/v1/keys/{key_id}', AdminKey(gw, auth))
+    app.add_route('/admin/v1/audit', AdminAudit(gw, auth))
     breakers = AdminBreakers(gw, auth)
     app.add_route('/admin/v1/breakers', breakers)

@@ -16,6 +16,7 @@ from aegisflow.resilience import HALF_OPEN
 from aegisflow.resilience import OPEN
 from aegisflow.resilience import STATE_NAMES
 from aegisflow.targets import Target
+from aegisflow.web.admin_keys import audit
 from aegisflow.web.body import read_json
 
 
@@ -192,6 +193,13 @@ class AdminBreakers:
             raise InvalidRequest(
                 "Invalid 'action': expected open or close.", param='action'
             )
+        audit(
+            self.gw,
+            req,
+            f'breaker.{action}',
+            target=name,
+            seconds=body.get('seconds') if action == 'open' else None,
+        )
         resp.data = orjson.dumps(
             {'target': name, 'state': 'open' if action == 'open' else 'closed'}
         )

@@ -206,3 +206,113 @@ def test_usage_command_prints_a_table(gw):
     expected.append(['TOTAL', str(api['totals']['requests'])])
     assert [line.split()[:2] for line in lines[1:]] == expected
     assert ['acme', '6'] in expected
+
+
+def _fresh(gw, key):
+    """A request on a new connection: connections spread over the workers."""
+    return requests.get(
+        gw.base_url + '/models',
+        timeout=5,
+        headers={'Authorization': f'Bearer {key}', 'Connection': 'close'},
+    )
+
+
+def test_keys_created_and_revoked_live_on_every_worker(gw):
+    r = requests.post(
+        gw.url + '/admin/v1/tenants/globex/keys',
+        headers=ADMIN,
+        json={'name': 'batch'},
+        timeout=5,
+    )
+    assert r.status_code == 201, r.text
+    created = r.json()
+    key = created['key']
+    assert key.startswith('sk-af-') and created['tenant'] == 'globex'
+    # No waiting: every worker checks the shared key generation on each request.
+    assert [_fresh(gw, key).status_code for _ in range(12)] == [200] * 12
+    models = _fresh(gw, key).json()['data']
+    assert {m['id'] for m in models} == {'mock', 'mock-fast'}
+    listing = requests.get(
+        gw.url + '/admin/v1/tenants/globex/keys', headers=ADMIN, timeout=5
+    )
+    assert key not in listing.text
+    names = {(k['name'], k['source']) for k in listing.json()['keys']}
+    assert names == {('svc', 'config'), ('batch', 'admin')}
+    again = requests.post(
+        gw.url + '/admin/v1/tenants/globex/keys',
+        headers=ADMIN,
+        json={'name': 'svc'},
+        timeout=5,
+    )
+    assert again.status_code == 409 and again.json()['error']['param'] == 'name'
+    gone = requests.delete(
+        gw.url + f'/admin/v1/keys/{created["id"]}', headers=ADMIN, timeout=5
+    )
+    assert gone.status_code == 200
+    assert [_fresh(gw, key).status_code for _ in range(12)] == [401] * 12
+    assert (
+        requests.delete(
+            gw.url + f'/admin/v1/keys/{created["id"]}', headers=ADMIN, timeout=5
+        ).status_code
+        == 404
+    )
+
+
+@pytest.mark.parametrize(
+    'path, body, status, param',
+    [
+        ('/admin/v1/tenants/globex/keys', {'name': 'bad name'}, 400, 'name'),
+        ('/admin/v1/tenants/globex/keys', {}, 400, 'name'),
+        ('/admin/v1/tenants/nobody/keys', {'name': 'x'}, 404, None),
+    ],
+)
+def test_key_creation_errors(gw, path, body, status, param):
+    r = requests.post(gw.url + path, headers=ADMIN, json=body, timeout=5)
+    assert r.status_code == status and r.json()['error']['param'] == param
+
+
+def test_audit_log_records_admin_actions_without_secrets(gw):
+    r = requests.post(
+        gw.url + '/admin/v1/tenants/acme/keys',
+        headers=ADMIN,
+        json={'name': 'audited'},
+        timeout=5,
+    )
+    secret = r.json()['key']
+    entries = requests.get(
+        gw.url + '/admin/v1/audit', headers=ADMIN, timeout=5, params={'tenant': 'acme'}
+    ).json()['entries']
+    assert entries[0]['action'] == 'key.create'
+    assert entries[0]['detail']['name'] == 'audited'
+    assert entries[0]['detail']['request_id'] == r.headers['X-Request-ID']
+    everything = requests.get(gw.url + '/admin/v1/audit', headers=ADMIN, timeout=5)
+    actions = {e['action'] for e in everything.json()['entries']}
+    assert {'key.create', 'key.revoke'} <= actions
+    assert secret not in everything.text and 'admin-secret-1' not in everything.text
+    assert (
+        requests.get(
+            gw.url + '/admin/v1/audit', headers=ADMIN, timeout=5, params={'limit': '0'}
+        ).status_code
+        == 400
+    )
+
+
+def test_run_time_keys_survive_a_restart(tmp_path):
+    from tests.support.gateway import GatewayProcess
+
+    gw = GatewayProcess(CONFIG, tmp_path, env={'ADMIN_KEY': 'admin-secret-1'}).start()
+    try:
+        key = requests.post(
+            gw.url + '/admin/v1/tenants/acme/keys',
+            headers=ADMIN,
+            json={'name': 'durable'},
+            timeout=5,
+        ).json()['key']
+        assert _fresh(gw, key).status_code == 200
+    finally:
+        gw.stop()
+    gw.start()
+    try:
+        assert _fresh(gw, key).status_code == 200
+    finally:
+        gw.stop()

@@ -40,6 +40,7 @@ state:
   redis_url: "{redis_url}"
   on_backend_error: {mode}
   key_prefix: gw-test
+  redis_timeout_ms: 2000  # only a real outage (refused, at once) may trip fallback
 storage: {{sqlite_path: usage.sqlite}}
 telemetry: {{access_log: false, flush_interval_ms: 50}}
 '''

@@ -28,13 +28,13 @@ RESERVED = 3 + 3 + 50 + 20
 PRICE = 1000.0  # USD per million tokens, input and output: 76 tokens cost $0.076
 
 CONFIG = f"""
-server: {{workers: 4, threads: 16}}
+server: {{workers: 4, threads: 16, admin_key_env: LIMITS_ADMIN}}
 providers:
   - name: mock
     type: mock
     models: [mock, mock-b]
     prices: {{mock: {{input: {PRICE}, output: {PRICE}}}, mock-b: {{input: 1, output: 1}}}}
-  - {{name: slow, type: mock, models: [slow], latency_ms: 1500}}
+  - {{name: slow, type: mock, models: [slow], latency_ms: 2500}}
 routes:
   - {{match: "slow", targets: [slow]}}
   - {{match: "*", targets: [mock]}}
@@ -57,7 +57,9 @@ telemetry: {{access_log: false, flush_interval_ms: 50}}
 
 @pytest.fixture(scope='module')
 def gw(tmp_path_factory):
-    gw = GatewayProcess(CONFIG, tmp_path_factory.mktemp('limits')).start()
+    gw = GatewayProcess(
+        CONFIG, tmp_path_factory.mktemp('limits'), env={'LIMITS_ADMIN': 'limits-admin'}
+    ).start()
     yield gw
     gw.stop()
 
@@ -160,10 +162,19 @@ def test_parallel_slots_of_a_killed_worker_are_given_back(gw):
     for t in threads:
         t.start()
 
-    def full():
-        return post(gw, 'sk-par').status_code == 429
+    def in_flight():
+        # NOTE: read through the admin API: a probe request would take a slot itself.
+        state = requests.get(
+            gw.url + '/admin/v1/tenants/par',
+            timeout=5,
+            headers={'Authorization': 'Bearer limits-admin'},
+        ).json()
+        return next(
+            c['in_flight'] for c in state['counters'] if c['kind'] == 'parallel'
+        )
 
-    wait_until(full, timeout=10, what='3 slow requests in flight')
+    wait_until(lambda: in_flight() == 3, timeout=10, what='3 slow requests in flight')
+    assert post(gw, 'sk-par').status_code == 429
     for pid in gw.worker_pids():
         os.kill(pid, signal.SIGKILL)
     for t in threads:

@@ -1,0 +1,207 @@
+"""Keys created through the admin API, and the audit log, in the ledger database.
+
+``api_keys``: one row per key created at run time (its SHA-256 digest only; the key
+itself is shown once, to the admin who created it). ``audit``: one row per admin
+action. Both live next to the usage rows so they survive restarts and, with a shared
+database, are seen by every host.
+
+Workers learn about changes through a generation number (``Generation``): the worker
+that creates or revokes a key bumps it, and every worker compares it with the one it
+loaded on each request (one read), reloading its key index when it moved.
+"""
+
+import hashlib
+import os
+import secrets
+import sqlite3
+import time
+
+import orjson
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    digest TEXT NOT NULL UNIQUE,
+    created_ns INTEGER NOT NULL,
+    revoked_ns INTEGER
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    ts_ns INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    tenant TEXT,
+    target TEXT,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts_ns);
+"""
+
+
+class Generation:
+    """A counter every worker can read; `words[index]` in shared memory, or a list."""
+
+    __slots__ = ('words', 'index')
+
+    def __init__(self, words=None, index=0):
+        self.words = words if words is not None else [0]
+        self.index = index
+
+    def get(self):
+        return self.words[self.index]
+
+    def bump(self):
+        # NOTE: two workers bumping at once may lose one increment; the value still
+        # changes, which is all readers look for.
+        self.words[self.index] = self.words[self.index] + 1
+
+
+class KeyStore:
+    def __init__(self, path):
+        self.path = path
+
+    def _db(self):
+        directory = os.path.dirname(self.path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+        db.execute('PRAGMA journal_mode=WAL')
+        db.executescript(SCHEMA)
+        return db
+
+    def active(self):
+        """[(tenant, name, digest bytes, id)] of keys not revoked."""
+        if not os.path.exists(self.path):
+            return []
+        db = self._db()
+        try:
+            return [
+                (t, n, bytes.fromhex(d), i)
+                for t, n, d, i in db.execute(
+                    'SELECT tenant, name, digest, id FROM api_keys '
+                    'WHERE revoked_ns IS NULL'
+                )
+            ]
+        finally:
+            db.close()
+
+    def listing(self, tenant):
+        db = self._db()
+        try:
+            return [
+                {
+                    'id': i,
+                    'name': n,
+                    'source': 'admin',
+                    'created_ns': c,
+                    'revoked_ns': r,
+                }
+                for i, n, c, r in db.execute(
+                    'SELECT id, name, created_ns, revoked_ns FROM api_keys '
+                    'WHERE tenant = ? ORDER BY created_ns',
+                    (tenant,),
+                )
+            ]
+        finally:
+            db.close()
+
+    def create(self, tenant, name, taken_names):
+        """(id, key): the key is returned here and nowhere else."""
+        key = 'sk-af-' + secrets.token_urlsafe(32)
+        key_id = 'key_' + secrets.token_hex(8)
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        db = self._db()
+        try:
+            db.execute('BEGIN IMMEDIATE')
+            live = {
+                n
+                for (n,) in db.execute(
+                    'SELECT name FROM api_keys WHERE tenant = ? AND revoked_ns IS NULL',
+                    (tenant,),
+                )
+            }
+            if name in live or name in taken_names:
+                db.execute('ROLLBACK')
+                return None, None
+            db.execute(
+                'INSERT INTO api_keys (id, tenant, name, digest, created_ns) '
+                'VALUES (?, ?, ?, ?, ?)',
+                (key_id, tenant, name, digest, time.time_ns()),
+            )
+            db.execute('COMMIT')
+        finally:
+            db.close()
+        return key_id, key
+
+    def revoke(self, key_id):
+        """The revoked key's tenant, or None when there is no such live key."""
+        db = self._db()
+        try:
+            row = db.execute(
+                'SELECT tenant FROM api_keys WHERE id = ? AND revoked_ns IS NULL',
+                (key_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                'UPDATE api_keys SET revoked_ns = ? WHERE id = ?',
+                (time.time_ns(), key_id),
+            )
+            return row[0]
+        finally:
+            db.close()
+
+    def audit(self, actor, action, *, tenant=None, target=None, **detail):
+        db = self._db()
+        try:
+            db.execute(
+                'INSERT INTO audit (ts_ns, actor, action, tenant, target, detail) '
+                'VALUES (?, ?, ?, ?, ?, ?)',
+                (
+                    time.time_ns(),
+                    actor,
+                    action,
+                    tenant,
+                    target,
+                    orjson.dumps(detail).decode(),
+                ),
+            )
+        finally:
+            db.close()
+
+    def audit_rows(self, *, tenant=None, action=None, start=None, end=None, limit=1000):
+        if not os.path.exists(self.path):
+            return []
+        where, args = [], []
+        for column, value in (('tenant', tenant), ('action', action)):
+            if value:
+                where.append(f'{column} = ?')
+                args.append(value)
+        if start is not None:
+            where.append('ts_ns >= ?')
+            args.append(int(start * 1e9))
+        if end is not None:
+            where.append('ts_ns < ?')
+            args.append(int(end * 1e9))
+        sql = 'SELECT ts_ns, actor, action, tenant, target, detail FROM audit'
+        if where:
+            sql += ' WHERE ' + ' AND '.join(where)
+        sql += ' ORDER BY ts_ns DESC LIMIT ?'
+        args.append(limit)
+        db = self._db()
+        try:
+            return [
+                {
+                    'ts_ns': ts,
+                    'actor': a,
+                    'action': act,
+                    'tenant': t,
+                    'target': g,
+                    'detail': orjson.loads(d),
+                }
+                for ts, a, act, t, g, d in db.execute(sql, args)
+            ]
+        finally:
+            db.close()
