@@ -143,6 +143,7 @@ class MasterRuntime:
         self._last_process = 0.0
         self._process_gauges = {}
         self._page_generation = 0
+        self._next_prune = 0.0  # NOTE: prune at the first tick, then hourly
         os.register_at_fork(
             before=self._before_fork,
             after_in_parent=self._after_fork_parent,
@@ -182,6 +183,18 @@ class MasterRuntime:
             except Exception:
                 log.exception('aggregator tick failed')
 
+    def _prune(self):
+        days = self.config.storage.retention_days
+        if days is None or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + 3600
+        deleted = self.ledger.prune(time.time_ns() - int(days * 86400e9))
+        if deleted:
+            log.info(
+                'pruned usage rows past retention',
+                extra={'rows': deleted, 'retention_days': days},
+            )
+
     def tick(self):
         with self.gate:
             payloads = []
@@ -190,6 +203,7 @@ class MasterRuntime:
             self.aggregator.ingest(payloads)
             self._render()
         self.aggregator.flush()
+        self._prune()
 
     def _render(self):
         totals = self.retired.copy()

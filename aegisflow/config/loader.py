@@ -804,12 +804,16 @@ class _Builder:
 
     def storage(self, node):
         d = m.StorageConfig()
-        if not node.mapping(('backend', 'sqlite_path'), optional=True):
+        if not node.mapping(
+            ('backend', 'sqlite_path', 'retention_days'), optional=True
+        ):
             return d
         backend = node.get('backend').str(d.backend, choices=m.STORAGE_BACKENDS)
         path = node.get('sqlite_path').str(d.sqlite_path, expected='a file path')
         return m.StorageConfig(
-            backend=backend, sqlite_path=os.path.join(self.base_dir, path or '')
+            backend=backend,
+            sqlite_path=os.path.join(self.base_dir, path or ''),
+            retention_days=node.get('retention_days').num(None, min=0.01, max=36500),
         )
 
     def price_file(self, node):

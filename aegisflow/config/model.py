@@ -151,6 +151,7 @@ class StateConfig:
 class StorageConfig:
     backend: str = 'sqlite'
     sqlite_path: str = 'aegisflow.sqlite'  # resolved against the config's directory
+    retention_days: float | None = None  # per-request rows older than this are pruned
 
 
 @dataclass(frozen=True, slots=True)

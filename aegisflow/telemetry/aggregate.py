@@ -169,6 +169,10 @@ class Aggregator:
                 'Ledger writes that failed (rows kept).',
                 self.ledger.errors,
             )
+            out['aegisflow_ledger_rows_pruned'] = (
+                'Usage rows deleted past storage.retention_days.',
+                self.ledger.pruned,
+            )
             out['aegisflow_ledger_rows_dropped'] = (
                 'Pending rows dropped past the cap.',
                 self.ledger.dropped,

@@ -11,6 +11,7 @@ import collections
 import logging
 import os
 import sqlite3
+import threading
 
 log = logging.getLogger('aegisflow.ledger')
 
@@ -75,6 +76,10 @@ class Ledger:
         self.errors = 0
         self.dropped = 0
         self.written = 0
+        self.pruned = 0
+        # NOTE: flush and prune run on the aggregator thread, disconnect on the thread
+        # that forks: one connection, used by one of them at a time.
+        self._lock = threading.RLock()
         self._db = None
 
     def _connect(self):
@@ -99,6 +104,10 @@ class Ledger:
 
     def flush(self, batch=5000):
         """Write pending rows; returns how many were written. Never raises."""
+        with self._lock:
+            return self._flush(batch)
+
+    def _flush(self, batch):
         total = 0
         while self.pending:
             rows = [self.pending[i] for i in range(min(batch, len(self.pending)))]
@@ -131,6 +140,26 @@ class Ledger:
                 pass
             self._db = None
 
+    def prune(self, before_ns):
+        """Delete per-request rows older than `before_ns`; the count, or None when the
+        database refused (tried again at the next prune)."""
+        with self._lock:
+            return self._prune(before_ns)
+
+    def _prune(self, before_ns):
+        try:
+            db = self._connect()
+            deleted = db.execute(
+                'DELETE FROM usage WHERE ts_ns < ?', (before_ns,)
+            ).rowcount
+        except (sqlite3.Error, OSError) as exc:
+            self.errors += 1
+            self._reset()
+            log.error('usage ledger prune failed', extra={'error': str(exc)})
+            return None
+        self.pruned += deleted
+        return deleted
+
     def ensure(self):
         """Create the file and its schema now (so readers never find it empty)."""
         self._connect()
@@ -143,12 +172,13 @@ class Ledger:
         child, whose exit could close the copy and checkpoint the WAL behind the
         parent's back.
         """
-        if self._db is not None:
-            try:
-                self._db.close()
-            except sqlite3.Error:
-                pass
-            self._db = None
+        with self._lock:
+            if self._db is not None:
+                try:
+                    self._db.close()
+                except sqlite3.Error:
+                    pass
+                self._db = None
 
     def close(self):
         self.flush()

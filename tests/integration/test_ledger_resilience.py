@@ -1,0 +1,132 @@
+"""Nothing lost when the ledger cannot be written, and retention of per-request rows."""
+
+import sqlite3
+import time
+
+import requests
+
+from tests.support.gateway import GatewayProcess
+from tests.support.gateway import wait_until
+from tests.support.metrics import scrape
+from tests.support.metrics import total
+
+CONFIG = """
+server: {workers: 2}
+providers: [{name: mock, type: mock, models: [mock]}]
+routes: [{match: "*", targets: [mock]}]
+tenants: [{id: acme, keys: [{key: sk-ledger}]}]
+storage: {sqlite_path: usage.sqlite, retention_days: 1}
+telemetry: {flush_interval_ms: 50, access_log: false}
+"""
+
+
+def ask(gw):
+    return requests.post(
+        gw.base_url + '/chat/completions',
+        timeout=10,
+        headers={'Authorization': 'Bearer sk-ledger'},
+        json={'model': 'mock', 'messages': [{'role': 'user', 'content': 'x'}]},
+    )
+
+
+def rows(path):
+    db = sqlite3.connect(path, timeout=10)
+    try:
+        return db.execute('SELECT count(*) FROM usage').fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_locked_ledger_loses_nothing_and_serving_goes_on(tmp_path):
+    gw = GatewayProcess(CONFIG, tmp_path).start()
+    path = tmp_path / 'usage.sqlite'
+    try:
+        assert ask(gw).status_code == 200
+        wait_until(lambda: rows(path) == 1, timeout=10, what='first row written')
+        blocker = sqlite3.connect(path, isolation_level=None, timeout=10)
+        blocker.execute('BEGIN EXCLUSIVE')  # as a stuck writer or a full disk would
+        try:
+            assert [ask(gw).status_code for _ in range(30)] == [200] * 30
+            wait_until(
+                lambda: (
+                    total(scrape(gw.url), 'aegisflow_ledger_errors_total') >= 1
+                    and total(scrape(gw.url), 'aegisflow_ledger_rows_pending') == 30
+                ),
+                timeout=20,
+                what='rows kept pending while the ledger is locked',
+            )
+        finally:
+            blocker.execute('COMMIT')
+            blocker.close()
+        wait_until(lambda: rows(path) == 31, timeout=20, what='pending rows written')
+        assert total(scrape(gw.url), 'aegisflow_requests_total') == 31
+    finally:
+        gw.stop()
+    assert rows(path) == 31
+
+
+def test_retention_prunes_old_rows_at_start(tmp_path):
+    from aegisflow.usage.ledger import Ledger
+
+    path = tmp_path / 'usage.sqlite'
+    ledger = Ledger(str(path))
+    old = time.time_ns() - 3 * 86400 * 10**9
+    for i in range(5):
+        ledger.add(
+            (
+                old + i,
+                f'old-{i}',
+                'acme',
+                'k',
+                'mock',
+                'mock',
+                'mock',
+                'mock',
+                200,
+                0,
+                'ok',
+                1,
+                1,
+                0,
+                0,
+                0.0,
+                1.0,
+                None,
+                1,
+            )
+        )
+    ledger.add(
+        (
+            time.time_ns(),
+            'recent',
+            'acme',
+            'k',
+            'mock',
+            'mock',
+            'mock',
+            'mock',
+            200,
+            0,
+            'ok',
+            1,
+            1,
+            0,
+            0,
+            0.0,
+            1.0,
+            None,
+            1,
+        )
+    )
+    ledger.close()
+    assert rows(path) == 6
+    gw = GatewayProcess(CONFIG, tmp_path).start()
+    try:
+        wait_until(lambda: rows(path) == 1, timeout=10, what='old rows pruned')
+        wait_until(
+            lambda: total(scrape(gw.url), 'aegisflow_ledger_rows_pruned_total') == 5,
+            timeout=10,
+            what='prune counted',
+        )
+    finally:
+        gw.stop()
