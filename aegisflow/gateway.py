@@ -76,6 +76,7 @@ class Gateway:
                 obs.prompt,
                 obs.completion,
                 obs.cached,
+                obs.cache_write,
             )
             obs.limits = None
         self.recorder.finish(obs, status, flags=flags)

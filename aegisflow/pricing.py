@@ -3,7 +3,12 @@
 Prices are USD per million tokens (`config.model.Price`). Cached prompt tokens are
 part of the prompt tokens (OpenAI's convention, which the gateway uses internally):
 
-    cost = (prompt - cached) * input + cached * cached_input + completion * output
+    cost = (prompt - cached - written) * input + cached * cached_input
+           + written * cache_write_input + completion * output
+
+``cached`` are prompt tokens read from the provider's prompt cache, ``written`` those
+written to it (Anthropic bills them above the input price). A missing cached_input or
+cache_write_input price falls back to the input price.
 
 Costs are integers of nano-USD (1e-9 USD) so sums across processes stay exact. A model
 with no price costs 0 and is reported as unpriced, never priced by a guess.
@@ -42,16 +47,21 @@ class PriceTable:
             self._cache[model] = price
         return price
 
-    def cost_nano(self, model, provider, prompt, completion, cached=0):
+    def cost_nano(self, model, provider, prompt, completion, cached=0, written=0):
         """(cost in nano-USD, priced?)."""
         price = self.lookup(model, provider)
         if price is None:
             return 0, False
         cached = min(cached, prompt)
+        written = min(written, prompt - cached)
         cached_rate = price.input if price.cached_input is None else price.cached_input
+        write_rate = (
+            price.input if price.cache_write_input is None else price.cache_write_input
+        )
         micro = (
-            (prompt - cached) * price.input
+            (prompt - cached - written) * price.input
             + cached * cached_rate
+            + written * write_rate
             + completion * price.output
         )
         # per-million prices x tokens = micro-USD; x 1000 = nano-USD

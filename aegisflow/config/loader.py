@@ -63,7 +63,7 @@ _HTTP_KEYS = (
     'api_key_header',
 )
 _PROVIDER_COMMON = ('name', 'type', 'models', 'optional', 'prices')
-_PRICE_KEYS = ('input', 'output', 'cached_input')
+_PRICE_KEYS = ('input', 'output', 'cached_input', 'cache_write_input')
 _TENANT_KEYS = (
     'id',
     'keys',
@@ -818,8 +818,8 @@ class _Builder:
 
     def price_file(self, node):
         """The top-level ``prices`` key: a YAML file of ``{model: {input, output,
-        cached_input}}`` in USD per million tokens. Default: prices.yaml beside the
-        config, when present."""
+        cached_input, cache_write_input}}`` in USD per million tokens. Default:
+        prices.yaml beside the config, when present."""
         default = os.path.join(self.base_dir, 'prices.yaml')
         if node.missing:
             if not os.path.exists(default):
@@ -849,7 +849,10 @@ class _Builder:
         if node.missing:
             return {}
         if not isinstance(node.value, dict):
-            node.fail('a mapping of model name to {input, output, cached_input}')
+            node.fail(
+                'a mapping of model name to {input, output, cached_input, '
+                'cache_write_input}'
+            )
             return {}
         out = {}
         for model, child in node.items():
@@ -858,8 +861,14 @@ class _Builder:
             inp = child.get('input').num(min=0)
             outp = child.get('output').num(min=0)
             cached = child.get('cached_input').num(None, min=0)
+            written = child.get('cache_write_input').num(None, min=0)
             if inp is not None and outp is not None:
-                out[str(model)] = m.Price(input=inp, output=outp, cached_input=cached)
+                out[str(model)] = m.Price(
+                    input=inp,
+                    output=outp,
+                    cached_input=cached,
+                    cache_write_input=written,
+                )
         return out
 
 

@@ -181,6 +181,7 @@ class Price:
     input: float
     output: float
     cached_input: float | None = None
+    cache_write_input: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

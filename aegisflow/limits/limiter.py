@@ -76,10 +76,14 @@ class Limiter:
                 pass
         return Decision(True, degraded=True, store=None)
 
-    def settle(self, decision, model, provider, prompt, completion, cached=0):
+    def settle(
+        self, decision, model, provider, prompt, completion, cached=0, cache_write=0
+    ):
         if decision is None or not decision.charges or decision.store is None:
             return
-        cost, _ = self.prices.cost_nano(model, provider, prompt, completion, cached)
+        cost, _ = self.prices.cost_nano(
+            model, provider, prompt, completion, cached, cache_write
+        )
         try:
             decision.store.settle(
                 decision.charges, time.monotonic_ns(), prompt + completion, cost

@@ -26,11 +26,12 @@ _FIELDS = (
     'prompt_tokens',
     'completion_tokens',
     'cached_tokens',
+    'cache_write_tokens',
     'cost_usd',
     'attempts',
 )
 # positions of those fields in a ledger row (aegisflow.usage.ledger.COLUMNS)
-_FROM_ROW = (1, 2, 3, 4, 5, 7, 8, 10, 9, 16, 11, 12, 13, 15, 18)
+_FROM_ROW = (1, 2, 3, 4, 5, 7, 8, 10, 9, 16, 11, 12, 13, 19, 15, 18)
 
 
 class AccessLog:

@@ -111,6 +111,7 @@ class Aggregator:
             round(e.duration_ns / 1e6, 3),
             round(e.ttft_ns / 1e6, 3) if e.ttft_ns else None,
             e.attempts,
+            e.cache_write,
         )
 
     def flush(self):

@@ -1,7 +1,7 @@
 """The fixed-size record each request leaves in its worker's ring, and the counter
 families each request adds to its worker's metric cells.
 
-Record (248 bytes payload, little-endian, `RECORD`):
+Record (248 bytes payload, little-endian, `RECORD`, version 2):
 
     kind u16 (REQUEST or ATTEMPT)  version u16  flags u32
     start_unix_ns u64  duration_ns u64  ttft_ns u64
@@ -9,12 +9,14 @@ Record (248 bytes payload, little-endian, `RECORD`):
     tenant u16  key u16  model u16  provider u16  status u16  attempt u16
     prompt u32  completion u32  cached u32  reasoning u32
     cost_nano u64
-    route u8  attempts u8  outcome u8  (pad) u8
-    request_id 48s  response_model 48s  requested_model 48s
+    route u8  attempts u8  outcome u8  (pad) u8  cache_write u32
+    request_id 44s  response_model 48s  requested_model 48s
 
 A REQUEST record is the server span of a request; an ATTEMPT record is one upstream
 call (a client span) whose parent is the request's span. Strings are UTF-8, truncated
-to 48 bytes, NUL-padded.
+to their field's size (request_id 44 bytes, models 48), NUL-padded. ``cached`` counts
+prompt tokens read from a provider's prompt cache, ``cache_write`` those written to it;
+both are part of ``prompt``.
 
 Counter cells are keyed ``family << 56 | a << 42 | b << 28 | c << 18 | d``, with the
 label ids of `labels.LabelSpace` (a: tenant, b: model, c: provider, d: status).
@@ -23,10 +25,11 @@ label ids of `labels.LabelSpace` (a: tenant, b: model, c: provider, d: status).
 import bisect
 import struct
 
-RECORD = struct.Struct('<HHIQQQ16s8s8sHHHHHHIIIIQBBBB48s48s48s')
+RECORD = struct.Struct('<HHIQQQ16s8s8sHHHHHHIIIIQBBBBI44s48s48s')
 assert RECORD.size == 248
 
-VERSION = 1
+VERSION = 2
+REQUEST_ID_SIZE = 44
 REQUEST, ATTEMPT = 1, 2
 
 # flags
@@ -45,7 +48,7 @@ ROUTE_IDS = {name: i for i, name in enumerate(ROUTES)}
 # counter families and what their values hold
 F_REQUESTS = 1  # a=tenant b=model c=provider d=status: [count, stream_errors, aborts]
 F_TOKENS = 2  # a=tenant b=model: [prompt, completion, cached, cost_nano, reasoning,
-#               unpriced_requests]
+#               unpriced_requests, cache_write]
 F_DURATION = 3  # a=tenant b=model: [buckets..., +Inf, sum_us]
 F_TTFT = 4  # a=tenant b=model: same shape as F_DURATION
 F_UPSTREAM = 5  # c=provider d=upstream status: [attempts, retries]
@@ -145,6 +148,7 @@ class Event:
         'cached',
         'reasoning',
         'cost_nano',
+        'cache_write',
         'route',
         'attempts',
         'request_id',
@@ -178,6 +182,7 @@ class Event:
             self.attempts,
             _,
             _,
+            self.cache_write,
             rid,
             rmodel,
             qmodel,

@@ -187,6 +187,7 @@ class GatewayCollector:
                 (0, 'prompt'),
                 (1, 'completion'),
                 (2, 'cached'),
+                (6, 'cache_write'),
                 (4, 'reasoning'),
             ):
                 f['tokens'].add_metric([tenant, model, direction], v[i])

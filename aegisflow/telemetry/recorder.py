@@ -67,6 +67,7 @@ class Observation:
         'prompt',
         'completion',
         'cached',
+        'cache_write',
         'reasoning',
         'ttft_ns',
         'attempts',
@@ -93,6 +94,7 @@ class Observation:
         self.tenant = self.key = self.model = self.provider = NONE
         self.requested_model = self.response_model = ''
         self.prompt = self.completion = self.cached = self.reasoning = 0
+        self.cache_write = 0
         self.ttft_ns = 0
         self.attempts = []
         self.done = False
@@ -110,9 +112,9 @@ class Observation:
         self.prompt = _int(usage.get('prompt_tokens'))
         self.completion = _int(usage.get('completion_tokens'))
         details = usage.get('prompt_tokens_details')
-        self.cached = (
-            _int(details.get('cached_tokens')) if isinstance(details, dict) else 0
-        )
+        if isinstance(details, dict):
+            self.cached = _int(details.get('cached_tokens'))
+            self.cache_write = _int(details.get('cache_write_tokens'))
         details = usage.get('completion_tokens_details')
         if isinstance(details, dict):
             self.reasoning = _int(details.get('reasoning_tokens'))
@@ -155,7 +157,7 @@ class Recorder:
         duration = time.perf_counter_ns() - obs.t0
         sink, labels = self.sink, self.labels
         words, cell = sink.words, sink.cell
-        rid = ev.fixed(obs.request_id)
+        rid = ev.fixed(obs.request_id, ev.REQUEST_ID_SIZE)
         provider_name = labels.providers.name(obs.provider) if obs.provider else None
         cost, priced = self.prices.cost_nano(
             obs.response_model or labels.models.name(obs.model),
@@ -163,6 +165,7 @@ class Recorder:
             obs.prompt,
             obs.completion,
             obs.cached,
+            obs.cache_write,
         )
         if not priced and (obs.prompt or obs.completion):
             obs.flags |= ev.UNPRICED
@@ -185,6 +188,7 @@ class Recorder:
             words[b + 4] += obs.reasoning
             if obs.flags & ev.UNPRICED:
                 words[b + 5] += 1
+            words[b + 6] += obs.cache_write
         b = cell(ev.F_DURATION << 56 | tm, ev.FALLBACK_DURATION)
         words[b + ev.duration_bucket(duration)] += 1
         words[b + ev.SUM_INDEX] += duration // 1000
@@ -235,6 +239,7 @@ class Recorder:
                 len(obs.attempts),
                 0,
                 0,
+                obs.cache_write,
                 rid,
                 ev.fixed(obs.response_model),
                 ev.fixed(obs.requested_model),
@@ -264,6 +269,7 @@ class Recorder:
             0,
             0,
             obs.route,
+            0,
             0,
             0,
             0,

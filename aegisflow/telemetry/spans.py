@@ -88,6 +88,8 @@ class SpanBuilder:
             )
             if event.cached:
                 attrs['gen_ai.usage.cache_read.input_tokens'] = event.cached
+            if event.cache_write:
+                attrs['gen_ai.usage.cache_creation.input_tokens'] = event.cache_write
             if event.ttft_ns:
                 attrs['aegisflow.time_to_first_token_s'] = event.ttft_ns / 1e9
             if event.flags & ev.CLIENT_ABORT:

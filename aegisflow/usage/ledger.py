@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS usage (
     cost_usd REAL NOT NULL,
     duration_ms REAL NOT NULL,
     ttft_ms REAL,
-    attempts INTEGER NOT NULL
+    attempts INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts_ns);
 CREATE INDEX IF NOT EXISTS usage_tenant_ts ON usage (tenant, ts_ns);
@@ -61,11 +62,22 @@ COLUMNS = (
     'duration_ms',
     'ttft_ms',
     'attempts',
+    'cache_write_tokens',
 )
 _INSERT = (
     f'INSERT INTO usage ({", ".join(COLUMNS)}) '
     f'VALUES ({", ".join("?" for _ in COLUMNS)})'
 )
+
+
+def _migrate(db):
+    """Bring a ledger written by an older release up to `SCHEMA`: columns added
+    since are added with their default (old rows keep their data)."""
+    have = {row[1] for row in db.execute('PRAGMA table_info(usage)')}
+    if 'cache_write_tokens' not in have:
+        db.execute(
+            'ALTER TABLE usage ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0'
+        )
 
 
 class Ledger:
@@ -93,6 +105,7 @@ class Ledger:
             db.execute('PRAGMA journal_mode=WAL')
             db.execute('PRAGMA synchronous=NORMAL')
             db.executescript(SCHEMA)
+            _migrate(db)
             self._db = db
         return self._db
 

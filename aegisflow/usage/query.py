@@ -34,13 +34,14 @@ SUMS = (
     'prompt_tokens',
     'completion_tokens',
     'cached_tokens',
+    'cache_write_tokens',
     'reasoning_tokens',
     'cost_usd',
 )
 _SELECT_SUMS = (
     "COUNT(*), SUM(CASE WHEN status >= 400 OR outcome != 'ok' THEN 1 ELSE 0 "
     'END), SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens), '
-    'SUM(reasoning_tokens), SUM(cost_usd)'
+    'SUM(cache_write_tokens), SUM(reasoning_tokens), SUM(cost_usd)'
 )
 
 

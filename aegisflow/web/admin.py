@@ -102,18 +102,7 @@ class AdminUsage:
 
     def _run(self, query):
         if not os.path.exists(self.path):
-            return [], dict.fromkeys(
-                (
-                    'requests',
-                    'errors',
-                    'prompt_tokens',
-                    'completion_tokens',
-                    'cached_tokens',
-                    'reasoning_tokens',
-                    'cost_usd',
-                ),
-                0,
-            )
+            return query.run_empty()
         try:
             db = sqlite3.connect(f'file:{self.path}?mode=ro', uri=True, timeout=5)
             try:

@@ -2,12 +2,16 @@
 against a fake Anthropic server, through real Gunicorn."""
 
 import json
+import sqlite3
 
 import openai
 import pytest
 import requests
 
 from tests.support.fake_anthropic import FakeAnthropic
+from tests.support.gateway import wait_until
+from tests.support.metrics import scrape
+from tests.support.metrics import total
 
 TOOLS = [
     {
@@ -40,7 +44,7 @@ providers:
   - {{name: claude, type: anthropic, base_url: "{fake.base_url}",
      api_key_env: ANTHROPIC_TEST_KEY, models: ["claude-*"]}}
 routes: [{{match: "*", targets: [claude]}}]
-tenants: [{{id: t, keys: [{{key: sk-t}}]}}]
+tenants: [{{id: t, keys: [{{key: sk-t}}]}}, {{id: tc, keys: [{{key: sk-tc}}]}}]
 retry: {{max_attempts: 1}}
 circuit_breaker: {{enabled: false}}
 ''',
@@ -277,3 +281,37 @@ def test_anthropic_sdk_through_messages_to_the_anthropic_provider(gw, fake):
         messages=[{'role': 'user', 'content': 'a b'}],
     ) as stream:
         assert ''.join(stream.text_stream) == 'echo: a b'
+
+
+def test_cache_reads_and_writes_reach_metrics_and_the_ledger(gw):
+    own = openai.OpenAI(base_url=gw.base_url, api_key='sk-tc', max_retries=0)
+    for _ in range(3):
+        own.chat.completions.create(
+            model='claude-text', messages=[{'role': 'user', 'content': 'hi'}]
+        )
+
+    def tokens(direction):
+        return total(
+            scrape(gw.url), 'aegisflow_tokens_total', tenant='tc', direction=direction
+        )
+
+    wait_until(lambda: tokens('prompt') == 3 * 17, timeout=10, what='tokens counted')
+    assert (tokens('cached'), tokens('cache_write')) == (3 * 3, 3 * 2)
+    ledger = gw.workdir / 'aegisflow.sqlite'
+
+    def rows():
+        if not ledger.exists():
+            return []
+        db = sqlite3.connect(f'file:{ledger}?mode=ro', uri=True)
+        try:
+            return db.execute(
+                'SELECT prompt_tokens, cached_tokens, cache_write_tokens FROM usage '
+                "WHERE tenant = 'tc'"
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            db.close()
+
+    wait_until(lambda: len(rows()) == 3, timeout=10, what='ledger rows')
+    assert rows() == [(17, 3, 2)] * 3

@@ -93,6 +93,7 @@ def test_retention_prunes_old_rows_at_start(tmp_path):
                 1.0,
                 None,
                 1,
+                0,
             )
         )
     ledger.add(
@@ -116,6 +117,7 @@ def test_retention_prunes_old_rows_at_start(tmp_path):
             1.0,
             None,
             1,
+            0,
         )
     )
     ledger.close()

@@ -182,6 +182,7 @@ def test_ledger_keeps_rows_while_locked_and_writes_them_later(tmp_path):
         1.0,
         None,
         1,
+        0,
     )
     ledger.add(row)
     assert ledger.flush() == 1
@@ -232,3 +233,74 @@ def test_log_formats_carry_extra_fields_and_exceptions():
             assert 'ERROR aegisflow.x failed request_id=r-7' in line
             assert 'ValueError: boom' in line
         logger.handlers.clear()
+
+
+def test_ledger_from_an_older_release_gains_cache_write_and_keeps_its_rows(tmp_path):
+    path = tmp_path / 'old.sqlite'
+    old = sqlite3.connect(path)
+    old.execute(
+        'CREATE TABLE usage (id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, '
+        'request_id TEXT NOT NULL, tenant TEXT NOT NULL, key_name TEXT NOT NULL, '
+        'model TEXT NOT NULL, requested_model TEXT NOT NULL, '
+        'response_model TEXT NOT NULL, provider TEXT NOT NULL, '
+        'status INTEGER NOT NULL, streamed INTEGER NOT NULL, outcome TEXT NOT NULL, '
+        'prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, '
+        'cached_tokens INTEGER NOT NULL, reasoning_tokens INTEGER NOT NULL, '
+        'cost_usd REAL NOT NULL, duration_ms REAL NOT NULL, ttft_ms REAL, '
+        'attempts INTEGER NOT NULL)'
+    )
+    old.execute(
+        "INSERT INTO usage VALUES (1, 5, 'before', 'acme', 'k', 'm', 'm', 'm', 'p', "
+        "200, 0, 'ok', 10, 2, 3, 0, 0.5, 1.0, NULL, 1)"
+    )
+    old.commit()
+    old.close()
+    ledger = Ledger(str(path))
+    ledger.add(
+        (6, 'after', 'acme', 'k', 'm', 'm', 'm', 'p', 200, 0, 'ok', 10, 2, 3, 0)
+        + (0.5, 1.0, None, 1, 4)
+    )
+    assert ledger.flush() == 1
+    ledger.close()
+    got = sqlite3.connect(path).execute(
+        'SELECT request_id, cached_tokens, cache_write_tokens FROM usage ORDER BY id'
+    )
+    assert got.fetchall() == [('before', 3, 0), ('after', 3, 4)]
+
+
+def test_cache_writes_are_counted_priced_and_carried_in_the_record():
+    prices = parse_config(
+        """
+providers:
+  - name: mock
+    type: mock
+    models: [mock]
+    prices: {mock: {input: 3, output: 15, cached_input: 0.3, cache_write_input: 3.75}}
+routes: [{match: "*", targets: [mock]}]
+tenants: [{id: acme, keys: [{key: k, name: ci}]}]
+""",
+        env={},
+    )
+    table = PriceTable(prices.prices, prices.providers)
+    # 100 prompt = 60 fresh + 30 read + 10 written; 20 completion
+    cost, priced = table.cost_nano('mock', 'mock', 100, 20, 30, 10)
+    assert priced and cost == round((60 * 3 + 30 * 0.3 + 10 * 3.75 + 20 * 15) * 1000)
+    # reads and writes never exceed the prompt they are part of
+    assert table.cost_nano('mock', 'mock', 10, 0, 8, 50)[0] == round(
+        (8 * 0.3 + 2 * 3.75) * 1000
+    )
+    rec, labels = recorder()
+    _observed(
+        rec,
+        labels,
+        prompt_tokens=100,
+        completion_tokens=20,
+        prompt_tokens_details={'cached_tokens': 30, 'cache_write_tokens': 10},
+    )
+    event = ev.Event(rec.sink.records[-1])
+    assert (event.cached, event.cache_write) == (30, 10)
+    agg = Aggregator(CONFIG, labels)
+    agg.ingest(rec.sink.records)
+    text = agg.render(Totals().add(rec.sink.cells())).decode()
+    assert total(text, 'aegisflow_tokens_total', direction='cache_write') == 10
+    assert total(text, 'aegisflow_tokens_total', direction='cached') == 30
