@@ -2,7 +2,6 @@
 against a fake Anthropic server, through real Gunicorn."""
 
 import json
-import sqlite3
 
 import openai
 import pytest
@@ -10,6 +9,7 @@ import requests
 
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.gateway import wait_until
+from tests.support.ledger import usage_rows
 from tests.support.metrics import scrape
 from tests.support.metrics import total
 
@@ -297,21 +297,12 @@ def test_cache_reads_and_writes_reach_metrics_and_the_ledger(gw):
 
     wait_until(lambda: tokens('prompt') == 3 * 17, timeout=10, what='tokens counted')
     assert (tokens('cached'), tokens('cache_write')) == (3 * 3, 3 * 2)
-    ledger = gw.workdir / 'aegisflow.sqlite'
-
-    def rows():
-        if not ledger.exists():
-            return []
-        db = sqlite3.connect(f'file:{ledger}?mode=ro', uri=True)
-        try:
-            return db.execute(
-                'SELECT prompt_tokens, cached_tokens, cache_write_tokens FROM usage '
-                "WHERE tenant = 'tc'"
-            ).fetchall()
-        except sqlite3.OperationalError:
-            return []
-        finally:
-            db.close()
-
-    wait_until(lambda: len(rows()) == 3, timeout=10, what='ledger rows')
-    assert rows() == [(17, 3, 2)] * 3
+    # the same request streamed: usage from message_start and message_delta
+    stream = own.chat.completions.create(
+        model='claude-text',
+        messages=[{'role': 'user', 'content': 'hi'}],
+        stream=True,
+        stream_options={'include_usage': True},
+    )
+    assert [c.usage for c in stream if c.usage][-1].prompt_tokens == 17
+    assert usage_rows(gw, 'tc', 4) == [(0, 17, 5, 3, 2)] * 3 + [(1, 17, 5, 3, 2)]

@@ -8,6 +8,7 @@ import openai
 import pytest
 
 from tests.support.fake_ollama import FakeOllama
+from tests.support.ledger import usage_rows
 
 TOOLS = [
     {
@@ -36,7 +37,7 @@ def gw(gateway_factory, fake):
 server: {{workers: 2}}
 providers: [{{name: local, type: ollama, base_url: "{fake.base_url}", models: ["*"]}}]
 routes: [{{match: "*", targets: [local]}}]
-tenants: [{{id: t, keys: [{{key: sk-t}}]}}]
+tenants: [{{id: t, keys: [{{key: sk-t}}]}}, {{id: tu, keys: [{{key: sk-tu}}]}}]
 retry: {{max_attempts: 1}}
 ''')
 
@@ -158,3 +159,14 @@ def test_anthropic_sdk_through_messages_to_ollama(gw):
         messages=[{'role': 'user', 'content': 'Hola'}],
     )
     assert msg.content[0].text == 'echo: Hola' and msg.usage.output_tokens == 7
+
+
+def test_usage_in_the_ledger_equals_what_ollama_reported(gw):
+    own = openai.OpenAI(base_url=gw.base_url, api_key='sk-tu', max_retries=0)
+    messages = [{'role': 'user', 'content': 'Hi there'}]
+    own.chat.completions.create(model='llama-text', messages=messages)
+    list(
+        own.chat.completions.create(model='llama-text', messages=messages, stream=True)
+    )
+    # prompt_eval_count 26, eval_count 7, on the final object streamed or not
+    assert usage_rows(gw, 'tu', 2) == [(0, 26, 7, 0, 0), (1, 26, 7, 0, 0)]

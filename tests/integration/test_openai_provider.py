@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.ledger import usage_rows
 
 
 @pytest.fixture(scope='module')
@@ -33,6 +34,7 @@ routes:
   - {{match: "*", targets: [up]}}
 tenants:
   - {{id: t, keys: [{{key: sk-tenant-1}}]}}
+  - {{id: tu, keys: [{{key: sk-tenant-usage}}]}}
 retry: {{max_attempts: 1}}  # these tests are about how each failure maps; one try
 circuit_breaker: {{enabled: false}}
 ''',
@@ -204,3 +206,12 @@ tenants: [{{id: t, keys: [{{key: sk-az}}]}}]
         upstream.paths[-1]
         == '/v1/deployments/gpt4o/chat/completions?api-version=2024-10-21'
     )
+
+
+def test_usage_in_the_ledger_equals_what_the_upstream_reported(gw):
+    own = openai.OpenAI(base_url=gw.base_url, api_key='sk-tenant-usage', max_retries=0)
+    _ask(own, 'ok-1')
+    # a stream whose client did not ask for usage is still counted: the gateway asks
+    list(_ask(own, 'ok-1', stream=True))
+    # 'ping pong' + 5 prompt tokens, 'echo: ping pong' 3 completion tokens
+    assert usage_rows(gw, 'tu', 2) == [(0, 7, 3, 0, 0), (1, 7, 3, 0, 0)]
