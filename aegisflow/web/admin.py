@@ -27,6 +27,7 @@ from aegisflow.web.admin_keys import AdminAudit
 from aegisflow.web.admin_keys import AdminKey
 from aegisflow.web.admin_keys import AdminKeys
 from aegisflow.web.admin_keys import audit
+from aegisflow.web.admin_resource import AdminResource
 from aegisflow.web.admin_state import AdminBreakers
 from aegisflow.web.admin_state import AdminTenants
 
@@ -125,12 +126,8 @@ class AdminUsage:
             ) from None
 
 
-class AdminConfig:
-    __slots__ = ('gw', 'auth')
-
-    def __init__(self, gw, auth):
-        self.gw = gw
-        self.auth = auth
+class AdminConfig(AdminResource):
+    __slots__ = ()
 
     def on_get(self, req, resp):
         self.auth.check(req)
@@ -147,12 +144,8 @@ class AdminConfig:
         )
 
 
-class AdminReload:
-    __slots__ = ('gw', 'auth')
-
-    def __init__(self, gw, auth):
-        self.gw = gw
-        self.auth = auth
+class AdminReload(AdminResource):
+    __slots__ = ()
 
     def on_post(self, req, resp):
         self.auth.check(req)

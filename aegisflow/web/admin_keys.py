@@ -19,6 +19,7 @@ from aegisflow.errors import ApiError
 from aegisflow.errors import InvalidRequest
 from aegisflow.errors import NotFound
 from aegisflow.usage.query import parse_time
+from aegisflow.web.admin_resource import AdminResource
 from aegisflow.web.body import read_json
 
 _NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z')
@@ -40,12 +41,8 @@ def audit(gw, req, action, **fields):
     )
 
 
-class AdminKeys:
-    __slots__ = ('gw', 'auth')
-
-    def __init__(self, gw, auth):
-        self.gw = gw
-        self.auth = auth
+class AdminKeys(AdminResource):
+    __slots__ = ()
 
     def _tenant(self, tenant_id):
         tenant = next((t for t in self.gw.config.tenants if t.id == tenant_id), None)
@@ -90,12 +87,8 @@ class AdminKeys:
         )
 
 
-class AdminKey:
-    __slots__ = ('gw', 'auth')
-
-    def __init__(self, gw, auth):
-        self.gw = gw
-        self.auth = auth
+class AdminKey(AdminResource):
+    __slots__ = ()
 
     def on_delete(self, req, resp, key_id):
         self.auth.check(req)
@@ -111,12 +104,8 @@ class AdminKey:
         resp.data = orjson.dumps({'id': key_id, 'tenant': tenant, 'revoked': True})
 
 
-class AdminAudit:
-    __slots__ = ('gw', 'auth')
-
-    def __init__(self, gw, auth):
-        self.gw = gw
-        self.auth = auth
+class AdminAudit(AdminResource):
+    __slots__ = ()
 
     def on_get(self, req, resp):
         self.auth.check(req)

@@ -17,6 +17,7 @@ from aegisflow.resilience import OPEN
 from aegisflow.resilience import STATE_NAMES
 from aegisflow.targets import Target
 from aegisflow.web.admin_keys import audit
+from aegisflow.web.admin_resource import AdminResource
 from aegisflow.web.body import read_json
 
 
@@ -70,12 +71,8 @@ def _counter(store, check, now_ns):
     return out
 
 
-class AdminTenants:
-    __slots__ = ('gw', 'auth')
-
-    def __init__(self, gw, auth):
-        self.gw = gw
-        self.auth = auth
+class AdminTenants(AdminResource):
+    __slots__ = ()
 
     def _tenant(self, tenant, detail):
         out = {
@@ -136,12 +133,8 @@ def _targets(gw):
     return out
 
 
-class AdminBreakers:
-    __slots__ = ('gw', 'auth')
-
-    def __init__(self, gw, auth):
-        self.gw = gw
-        self.auth = auth
+class AdminBreakers(AdminResource):
+    __slots__ = ()
 
     def on_get(self, req, resp):
         self.auth.check(req)

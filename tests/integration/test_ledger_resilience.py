@@ -7,6 +7,7 @@ import requests
 
 from tests.support.gateway import GatewayProcess
 from tests.support.gateway import wait_until
+from tests.support.ledger import ledger_row
 from tests.support.metrics import scrape
 from tests.support.metrics import total
 
@@ -72,54 +73,8 @@ def test_retention_prunes_old_rows_at_start(tmp_path):
     ledger = Ledger(str(path))
     old = time.time_ns() - 3 * 86400 * 10**9
     for i in range(5):
-        ledger.add(
-            (
-                old + i,
-                f'old-{i}',
-                'acme',
-                'k',
-                'mock',
-                'mock',
-                'mock',
-                'mock',
-                200,
-                0,
-                'ok',
-                1,
-                1,
-                0,
-                0,
-                0.0,
-                1.0,
-                None,
-                1,
-                0,
-            )
-        )
-    ledger.add(
-        (
-            time.time_ns(),
-            'recent',
-            'acme',
-            'k',
-            'mock',
-            'mock',
-            'mock',
-            'mock',
-            200,
-            0,
-            'ok',
-            1,
-            1,
-            0,
-            0,
-            0.0,
-            1.0,
-            None,
-            1,
-            0,
-        )
-    )
+        ledger.add(ledger_row(ts_ns=old + i, request_id=f'old-{i}'))
+    ledger.add(ledger_row(ts_ns=time.time_ns(), request_id='recent'))
     ledger.close()
     assert rows(path) == 6
     gw = GatewayProcess(CONFIG, tmp_path).start()

@@ -16,6 +16,7 @@ from aegisflow.telemetry.recorder import Recorder
 from aegisflow.telemetry.tracecontext import Sampler
 from aegisflow.telemetry.tracecontext import parse_traceparent
 from aegisflow.usage.ledger import Ledger
+from tests.support.ledger import ledger_row
 from tests.support.metrics import total
 
 CONFIG = parse_config(
@@ -162,33 +163,12 @@ def test_sampler_ratio_is_applied_to_new_traces():
 def test_ledger_keeps_rows_while_locked_and_writes_them_later(tmp_path):
     path = tmp_path / 'u.sqlite'
     ledger = Ledger(str(path))
-    row = (
-        1,
-        'r1',
-        'acme',
-        'ci',
-        'mock',
-        'mock',
-        'mock',
-        'mock',
-        200,
-        0,
-        'ok',
-        1,
-        2,
-        0,
-        0,
-        0.0,
-        1.0,
-        None,
-        1,
-        0,
-    )
+    row = ledger_row(key_name='ci', completion_tokens=2)
     ledger.add(row)
     assert ledger.flush() == 1
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute('BEGIN EXCLUSIVE')
-    ledger.add(row[:1] + ('r2',) + row[2:])
+    ledger.add(ledger_row(request_id='r2'))
     assert ledger.flush() == 0 and ledger.errors == 1 and len(ledger.pending) == 1
     blocker.execute('COMMIT')
     assert ledger.flush() == 1 and not ledger.pending
