@@ -5,6 +5,12 @@ database refuses a write (disk full, locked, read-only), the error is logged and
 counted, the rows stay pending in memory, and the next flush tries again, oldest
 first. Pending rows are capped (`max_pending`); past the cap the oldest are dropped and
 counted, so a dead disk cannot grow the master without bound.
+
+Each batch also adds itself, in the same transaction, to ``usage_hourly``: one row per
+hour, tenant, key, model and provider with the sums a usage query reports. Retention
+(`prune`) deletes per-request rows only; the hourly rollups stay, so totals and budget
+spend outlive the detail. A ledger from an older release is brought up to date in
+place when first opened (`_migrate`; ``PRAGMA user_version`` records the schema).
 """
 
 import collections
@@ -41,7 +47,51 @@ CREATE TABLE IF NOT EXISTS usage (
 );
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts_ns);
 CREATE INDEX IF NOT EXISTS usage_tenant_ts ON usage (tenant, ts_ns);
+CREATE TABLE IF NOT EXISTS usage_hourly (
+    hour_ns INTEGER NOT NULL,
+    tenant TEXT NOT NULL,
+    key_name TEXT NOT NULL,
+    model TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    reasoning_tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL,
+    PRIMARY KEY (hour_ns, tenant, key_name, model, provider)
+);
 """
+SCHEMA_VERSION = 2
+HOUR_NS = 3600 * 10**9
+ROLLUP_SUMS = (
+    'requests',
+    'errors',
+    'prompt_tokens',
+    'completion_tokens',
+    'cached_tokens',
+    'cache_write_tokens',
+    'reasoning_tokens',
+    'cost_usd',
+)
+_ROLLUP_KEYS = ('hour_ns', 'tenant', 'key_name', 'model', 'provider')
+_UPSERT = (
+    f'INSERT INTO usage_hourly ({", ".join(_ROLLUP_KEYS + ROLLUP_SUMS)}) '
+    f'VALUES ({", ".join("?" for _ in _ROLLUP_KEYS + ROLLUP_SUMS)}) '
+    f'ON CONFLICT ({", ".join(_ROLLUP_KEYS)}) DO UPDATE SET '
+    + ', '.join(f'{c} = {c} + excluded.{c}' for c in ROLLUP_SUMS)
+)
+# an error is a status >= 400 or an outcome other than ok (a broken stream, an abort)
+ERROR_SQL = "CASE WHEN status >= 400 OR outcome != 'ok' THEN 1 ELSE 0 END"
+_BACKFILL = (
+    f'INSERT INTO usage_hourly ({", ".join(_ROLLUP_KEYS + ROLLUP_SUMS)}) '
+    f'SELECT ts_ns - ts_ns % {HOUR_NS}, tenant, key_name, model, provider, COUNT(*), '
+    f'SUM({ERROR_SQL}), SUM(prompt_tokens), SUM(completion_tokens), '
+    'SUM(cached_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), '
+    'SUM(cost_usd) FROM usage GROUP BY 1, 2, 3, 4, 5'
+)
 COLUMNS = (
     'ts_ns',
     'request_id',
@@ -72,12 +122,44 @@ _INSERT = (
 
 def _migrate(db):
     """Bring a ledger written by an older release up to `SCHEMA`: columns added
-    since are added with their default (old rows keep their data)."""
-    have = {row[1] for row in db.execute('PRAGMA table_info(usage)')}
-    if 'cache_write_tokens' not in have:
-        db.execute(
-            'ALTER TABLE usage ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0'
-        )
+    since are added with their default (old rows keep their data), and the hourly
+    rollups are built from the rows already there. One transaction."""
+    db.execute('BEGIN IMMEDIATE')
+    try:
+        have = {row[1] for row in db.execute('PRAGMA table_info(usage)')}
+        if 'cache_write_tokens' not in have:
+            db.execute(
+                'ALTER TABLE usage ADD COLUMN '
+                'cache_write_tokens INTEGER NOT NULL DEFAULT 0'
+            )
+        db.execute('DELETE FROM usage_hourly')
+        db.execute(_BACKFILL)
+        db.execute(f'PRAGMA user_version = {SCHEMA_VERSION}')
+        db.execute('COMMIT')
+    except BaseException:
+        db.rollback()
+        raise
+
+
+_I = {name: i for i, name in enumerate(COLUMNS)}
+_KEY_AT = tuple(_I[c] for c in ('tenant', 'key_name', 'model', 'provider'))
+_SUM_AT = tuple(_I[c] for c in ROLLUP_SUMS[2:])  # after requests and errors
+_TS, _STATUS, _OUTCOME = _I['ts_ns'], _I['status'], _I['outcome']
+
+
+def rollup(rows):
+    """The ``usage_hourly`` rows (keys, then `ROLLUP_SUMS`) that `rows` add."""
+    out = {}
+    for row in rows:
+        k = (row[_TS] - row[_TS] % HOUR_NS,) + tuple(row[i] for i in _KEY_AT)
+        sums = out.get(k)
+        if sums is None:
+            sums = out[k] = [0] * len(ROLLUP_SUMS)
+        sums[0] += 1
+        sums[1] += row[_STATUS] >= 400 or row[_OUTCOME] != 'ok'
+        for j, i in enumerate(_SUM_AT, 2):
+            sums[j] += row[i] or 0
+    return [k + tuple(v) for k, v in out.items()]
 
 
 class Ledger:
@@ -104,8 +186,10 @@ class Ledger:
             )
             db.execute('PRAGMA journal_mode=WAL')
             db.execute('PRAGMA synchronous=NORMAL')
+            (version,) = db.execute('PRAGMA user_version').fetchone()
             db.executescript(SCHEMA)
-            _migrate(db)
+            if version < SCHEMA_VERSION:
+                _migrate(db)
             self._db = db
         return self._db
 
@@ -128,6 +212,7 @@ class Ledger:
                 db = self._connect()
                 db.execute('BEGIN')
                 db.executemany(_INSERT, rows)
+                db.executemany(_UPSERT, rollup(rows))
                 db.execute('COMMIT')
             except (sqlite3.Error, OSError) as exc:
                 self.errors += 1
@@ -200,21 +285,36 @@ class Ledger:
 
 def spent_since(path, tenant, key_name, start_unix, end_unix):
     """Nano-USD the ledger at `path` recorded for a tenant (or one of its keys)
-    between two unix times; 0 when there is no ledger yet."""
+    between two unix times; 0 when there is no ledger yet.
+
+    Whole hours are read from the hourly rollups (so spend outlives retention), the
+    partial hours at either end from the per-request rows."""
     if not os.path.exists(path):
         return 0
-    sql = (
-        'SELECT COALESCE(SUM(cost_usd), 0) FROM usage WHERE tenant = ? '
-        'AND ts_ns >= ? AND ts_ns < ?'
-    )
-    args = [tenant, int(start_unix * 1e9), int(end_unix * 1e9)]
-    if key_name is not None:
-        sql += ' AND key_name = ?'
-        args.append(key_name)
+    start, end = int(start_unix * 1e9), int(end_unix * 1e9)
+    first = -(-start // HOUR_NS) * HOUR_NS  # the first whole hour
+    last = end - end % HOUR_NS  # the end of the last whole hour
+    who = 'tenant = ?' + ('' if key_name is None else ' AND key_name = ?')
+    who_args = [tenant] + ([] if key_name is None else [key_name])
+    rows_sql = f'SELECT COALESCE(SUM(cost_usd), 0) FROM usage WHERE {who} AND '
+    if first < last:
+        parts = [
+            (rows_sql + 'ts_ns >= ? AND ts_ns < ?', [*who_args, start, first]),
+            (rows_sql + 'ts_ns >= ? AND ts_ns < ?', [*who_args, last, end]),
+            (
+                'SELECT COALESCE(SUM(cost_usd), 0) FROM usage_hourly WHERE '
+                f'{who} AND hour_ns >= ? AND hour_ns < ?',
+                [*who_args, first, last],
+            ),
+        ]
+    else:
+        parts = [(rows_sql + 'ts_ns >= ? AND ts_ns < ?', [*who_args, start, end])]
+    total = 0.0
     try:
         db = sqlite3.connect(f'file:{path}?mode=ro', uri=True, timeout=5)
         try:
-            (total,) = db.execute(sql, args).fetchone()
+            for sql, args in parts:
+                total += db.execute(sql, args).fetchone()[0]
         finally:
             db.close()
     except sqlite3.Error as exc:

@@ -4,7 +4,11 @@ Filters are exact matches on ``tenant``, ``key``, ``model`` and ``provider``; ``
 and ``to`` take ISO 8601 dates or times (UTC when no offset is given) or unix seconds,
 ``from`` inclusive and ``to`` exclusive; ``group_by`` is a comma list of ``hour``,
 ``day``, ``tenant``, ``key``, ``model``, ``provider``. Every row sums requests, errors
-(status >= 400 or a broken stream), the four token counts and the cost.
+(status >= 400 or a broken stream), the five token counts and the cost.
+
+A query whose range starts and ends on whole hours (or is open) is answered from the
+hourly rollups, which outlive per-request retention; any other from the per-request
+rows. Both give the same answer while the rows are kept.
 """
 
 import csv
@@ -13,6 +17,9 @@ import io
 from dataclasses import dataclass
 
 from aegisflow.errors import InvalidRequest
+from aegisflow.usage.ledger import ERROR_SQL
+from aegisflow.usage.ledger import HOUR_NS
+from aegisflow.usage.ledger import ROLLUP_SUMS
 
 GROUPS = {
     'hour': "strftime('%Y-%m-%dT%H:00:00Z', ts_ns / 1000000000, 'unixepoch')",
@@ -38,11 +45,13 @@ SUMS = (
     'reasoning_tokens',
     'cost_usd',
 )
+assert SUMS == ROLLUP_SUMS
 _SELECT_SUMS = (
-    "COUNT(*), SUM(CASE WHEN status >= 400 OR outcome != 'ok' THEN 1 ELSE 0 "
-    'END), SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens), '
-    'SUM(cache_write_tokens), SUM(reasoning_tokens), SUM(cost_usd)'
+    f'COUNT(*), SUM({ERROR_SQL}), SUM(prompt_tokens), SUM(completion_tokens), '
+    'SUM(cached_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), '
+    'SUM(cost_usd)'
 )
+_SELECT_ROLLUP_SUMS = ', '.join(f'SUM({c})' for c in ROLLUP_SUMS)
 
 
 _LATEST = (2**63 - 1) / 1e9  # the ledger keeps nanoseconds in 64 bits: year 2262
@@ -109,20 +118,30 @@ class UsageQuery:
             raise InvalidRequest("'to' must be after 'from'.", param='to')
         return cls(filters, start, end, groups)
 
-    def sql(self):
+    @property
+    def hourly(self):
+        """Whether the hourly rollups can answer (the range is on whole hours)."""
+        return all(
+            t is None or int(t * 1e9) % HOUR_NS == 0 for t in (self.start, self.end)
+        )
+
+    def sql(self, hourly=None):
+        hourly = self.hourly if hourly is None else hourly
+        ts = 'hour_ns' if hourly else 'ts_ns'
         where, args = [], []
         for column, value in self.filters:
             where.append(f'{column} = ?')
             args.append(value)
         if self.start is not None:
-            where.append('ts_ns >= ?')
+            where.append(f'{ts} >= ?')
             args.append(int(self.start * 1e9))
         if self.end is not None:
-            where.append('ts_ns < ?')
+            where.append(f'{ts} < ?')
             args.append(int(self.end * 1e9))
-        groups = [GROUPS[g] for g in self.group_by]
-        select = ', '.join(groups + [_SELECT_SUMS])
-        sql = f'SELECT {select} FROM usage'
+        groups = [GROUPS[g].replace('ts_ns', ts) for g in self.group_by]
+        sums = _SELECT_ROLLUP_SUMS if hourly else _SELECT_SUMS
+        select = ', '.join(groups + [sums])
+        sql = f'SELECT {select} FROM {"usage_hourly" if hourly else "usage"}'
         if where:
             sql += ' WHERE ' + ' AND '.join(where)
         if groups:
@@ -133,8 +152,8 @@ class UsageQuery:
     def run_empty(self):
         return [], dict.fromkeys(SUMS, 0)
 
-    def run(self, db):
-        sql, args = self.sql()
+    def run(self, db, hourly=None):
+        sql, args = self.sql(hourly)
         rows = []
         totals = dict.fromkeys(SUMS, 0)
         for record in db.execute(sql, args):

@@ -15,7 +15,10 @@ from aegisflow.telemetry.recorder import LocalSink
 from aegisflow.telemetry.recorder import Recorder
 from aegisflow.telemetry.tracecontext import Sampler
 from aegisflow.telemetry.tracecontext import parse_traceparent
+from aegisflow.usage.ledger import COLUMNS
 from aegisflow.usage.ledger import Ledger
+from aegisflow.usage.ledger import spent_since
+from aegisflow.usage.query import UsageQuery
 from tests.support.ledger import ledger_row
 from tests.support.metrics import total
 
@@ -246,6 +249,11 @@ def test_ledger_from_an_older_release_gains_cache_write_and_keeps_its_rows(tmp_p
         'SELECT request_id, cached_tokens, cache_write_tokens FROM usage ORDER BY id'
     )
     assert got.fetchall() == [('before', 3, 0), ('after', 3, 4)]
+    hourly = sqlite3.connect(path).execute(
+        'SELECT requests, prompt_tokens, cached_tokens, cache_write_tokens '
+        'FROM usage_hourly'
+    )
+    assert hourly.fetchall() == [(2, 20, 6, 4)]  # the old row was rolled up too
 
 
 def test_cache_writes_are_counted_priced_and_carried_in_the_record():
@@ -284,3 +292,73 @@ tenants: [{id: acme, keys: [{key: k, name: ci}]}]
     text = agg.render(Totals().add(rec.sink.cells())).decode()
     assert total(text, 'aegisflow_tokens_total', direction='cache_write') == 10
     assert total(text, 'aegisflow_tokens_total', direction='cached') == 30
+
+
+HOUR = 3600 * 10**9
+
+
+def _spread_ledger(path):
+    """Rows over three hours, two tenants, two models, some errors."""
+    ledger = Ledger(str(path))
+    base = 1_800_000_000 * 10**9 - (1_800_000_000 * 10**9) % HOUR
+    rows = []
+    for i in range(60):
+        rows.append(
+            ledger_row(
+                ts_ns=base + (i % 3) * HOUR + i * 10**9,
+                request_id=f'r{i}',
+                tenant=('acme', 'globex')[i % 2],
+                model=('m1', 'm2')[i % 4 // 2],
+                status=500 if i % 7 == 0 else 200,
+                outcome='stream_error' if i % 11 == 0 else 'ok',
+                prompt_tokens=i,
+                completion_tokens=2 * i,
+                cached_tokens=i % 5,
+                cache_write_tokens=i % 3,
+                reasoning_tokens=i % 2,
+                cost_usd=i * 1e-6,
+            )
+        )
+    for row in rows:
+        ledger.add(row)
+    assert ledger.flush() == 60
+    return ledger, base, rows
+
+
+@pytest.mark.parametrize(
+    'params',
+    [
+        {},
+        {'group_by': 'hour'},
+        {'group_by': 'day,tenant,model'},
+        {'group_by': 'provider,key', 'tenant': 'acme'},
+        {'group_by': 'hour', 'model': 'm2', 'from': '2027-01-15T08:00:00Z'},
+    ],
+)
+def test_hourly_rollups_answer_exactly_what_the_rows_answer(tmp_path, params):
+    ledger, base, _ = _spread_ledger(tmp_path / 'u.sqlite')
+    ledger.close()
+    query = UsageQuery.from_params(params)
+    assert query.hourly
+    db = sqlite3.connect(tmp_path / 'u.sqlite')
+    from_rows, from_rollups = query.run(db, hourly=False), query.run(db, hourly=True)
+    assert from_rows == from_rollups
+    assert from_rows[1]['requests'] > 0 or 'from' in params
+    assert not UsageQuery.from_params({'from': '1800000001'}).hourly
+
+
+def test_retention_keeps_rollups_so_totals_and_spend_outlive_rows(tmp_path):
+    path = tmp_path / 'u.sqlite'
+    ledger, base, rows = _spread_ledger(path)
+    expected = sum(r[COLUMNS.index('cost_usd')] for r in rows if r[2] == 'acme')
+    assert ledger.prune(base + 3 * HOUR) == 60  # every per-request row gone
+    ledger.close()
+    db = sqlite3.connect(path)
+    assert db.execute('SELECT COUNT(*) FROM usage').fetchone() == (0,)
+    _, totals = UsageQuery.from_params({'tenant': 'acme'}).run(db)
+    assert totals['requests'] == 30
+    assert totals['cost_usd'] == pytest.approx(expected)
+    # spend over whole hours comes from the rollups, the partial ends from rows
+    start, end = (base - HOUR // 2) / 1e9, (base + 3 * HOUR + 5) / 1e9
+    assert spent_since(str(path), 'acme', None, start, end) == round(expected * 1e9)
+    assert spent_since(str(path), 'acme', 'nobody', start, end) == 0
