@@ -15,9 +15,9 @@ content_block_stop, message_delta, message_stop.
 """
 
 import json
-from http.server import BaseHTTPRequestHandler
 
-from tests.support.httpserver import LoopbackServer
+from tests.support.httpserver import FakeHandler
+from tests.support.httpserver import FakeServer
 
 ERRORS = {
     400: 'invalid_request_error',
@@ -28,21 +28,11 @@ ERRORS = {
 }
 
 
-class FakeAnthropic:
+class FakeAnthropic(FakeServer):
+    prefix = '/v1'
+
     def __init__(self):
-        self.requests = []  # (headers, body)
-        self.http = LoopbackServer(_Handler, fake=self)
-
-    @property
-    def base_url(self):
-        return self.http.url + '/v1'
-
-    def start(self):
-        self.http.start()
-        return self
-
-    def stop(self):
-        self.http.stop()
+        super().__init__(_Handler)  # requests: (headers, body)
 
 
 def _last_user(body):
@@ -92,12 +82,7 @@ USAGE = {
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.1'
-
-    def log_message(self, *args):
-        pass
-
+class _Handler(FakeHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers.get('Content-Length', 0))))
         self.server.fake.requests.append((dict(self.headers), body))
@@ -108,7 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
         blocks, stop = _reply(body)
         if body.get('stream'):
             return self._stream(body, blocks, stop)
-        self._json(
+        self.send_json(
             200,
             {
                 'id': 'msg_01',
@@ -122,19 +107,9 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
-    def _json(self, status, obj, headers=()):
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header('Content-Type', 'application/json')
-        self.send_header('Content-Length', str(len(data)))
-        for k, v in headers:
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
     def _error(self, status):
         headers = [('retry-after', '3')] if status == 429 else []
-        self._json(
+        self.send_json(
             status,
             {
                 'type': 'error',

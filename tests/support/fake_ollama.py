@@ -7,40 +7,23 @@ done_reason "length"; ``llama-404`` answers 404 {"error": "model not found"}.
 """
 
 import json
-from http.server import BaseHTTPRequestHandler
 
-from tests.support.httpserver import LoopbackServer
+from tests.support.httpserver import FakeHandler
+from tests.support.httpserver import FakeServer
 
 
-class FakeOllama:
+class FakeOllama(FakeServer):
     def __init__(self):
-        self.requests = []
-        self.http = LoopbackServer(_Handler, fake=self)
-
-    @property
-    def base_url(self):
-        return self.http.url
-
-    def start(self):
-        self.http.start()
-        return self
-
-    def stop(self):
-        self.http.stop()
+        super().__init__(_Handler)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.1'
-
-    def log_message(self, *args):
-        pass
-
+class _Handler(FakeHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers.get('Content-Length', 0))))
         self.server.fake.requests.append(body)
         model = body['model']
         if self.path == '/api/embed':
-            return self._send(
+            return self.send_json(
                 200,
                 {
                     'model': model,
@@ -49,7 +32,7 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
         if model == 'llama-404':
-            return self._send(404, {'error': f"model '{model}' not found"})
+            return self.send_json(404, {'error': f"model '{model}' not found"})
         last = body['messages'][-1]
         message = {'role': 'assistant', 'content': ''}
         reason = 'length' if model == 'llama-long' else 'stop'
@@ -75,7 +58,7 @@ class _Handler(BaseHTTPRequestHandler):
             'eval_count': 7,
         }
         if not body.get('stream'):
-            return self._send(200, dict(final, message=message))
+            return self.send_json(200, dict(final, message=message))
         lines = []
         for word in message['content'].split(' ') if message['content'] else []:
             lines.append(
@@ -91,14 +74,6 @@ class _Handler(BaseHTTPRequestHandler):
         data = b''.join(json.dumps(line).encode() + b'\n' for line in lines)
         self.send_response(200)
         self.send_header('Content-Type', 'application/x-ndjson')
-        self.send_header('Content-Length', str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _send(self, status, obj):
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header('Content-Type', 'application/json')
         self.send_header('Content-Length', str(len(data)))
         self.end_headers()
         self.wfile.write(data)

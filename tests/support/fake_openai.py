@@ -24,40 +24,25 @@ import collections
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler
 
-from tests.support.httpserver import LoopbackServer
+from tests.support.httpserver import FakeHandler
+from tests.support.httpserver import FakeServer
 
 
-class FakeOpenAI:
+class FakeOpenAI(FakeServer):
+    prefix = '/v1'
+
     def __init__(self, healthy=False):
+        super().__init__(_Handler)  # requests: (headers dict, body dict) per call
         self.healthy = healthy
         self.calls = collections.Counter()
         self.lock = threading.Lock()
-        self.requests = []  # (headers dict, body dict) per call
         self.paths = []
         self.aborted = threading.Event()
         self.drip_done = threading.Event()
-        self.http = LoopbackServer(_Handler, fake=self)
-
-    @property
-    def base_url(self):
-        return self.http.url + '/v1'
-
-    def start(self):
-        self.http.start()
-        return self
-
-    def stop(self):
-        self.http.stop()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.1'
-
-    def log_message(self, *args):
-        pass
-
+class _Handler(FakeHandler):
     def do_POST(self):
         length = int(self.headers.get('Content-Length', 0))
         body = json.loads(self.rfile.read(length))
@@ -74,7 +59,7 @@ class _Handler(BaseHTTPRequestHandler):
             return (
                 self._stream(body, model)
                 if body.get('stream')
-                else self._json(200, _completion(body, model))
+                else self.send_json(200, _completion(body, model))
             )
         if model.startswith('flaky-') and seen <= int(model.split('-')[1]):
             return self._error(503)
@@ -89,10 +74,10 @@ class _Handler(BaseHTTPRequestHandler):
         if model == 'badjson':
             if body.get('stream'):
                 return self._sse([b'data: {"id": oops\n\n'])
-            return self._send(200, b'<html>not json</html>', 'text/html')
+            return self.send_bytes(200, b'<html>not json</html>', 'text/html')
         if body.get('stream'):
             return self._stream(body, model)
-        return self._json(200, _completion(body, model))
+        return self.send_json(200, _completion(body, model))
 
     def _drip(self, body):
         self.send_response(200)
@@ -125,7 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _embeddings(self, body):
         inputs = body['input'] if isinstance(body['input'], list) else [body['input']]
-        self._json(
+        self.send_json(
             200,
             {
                 'object': 'list',
@@ -145,18 +130,6 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
-    def _send(self, status, data, ctype, headers=()):
-        self.send_response(status)
-        self.send_header('Content-Type', ctype)
-        self.send_header('Content-Length', str(len(data)))
-        for k, v in headers:
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _json(self, status, obj, headers=()):
-        self._send(status, json.dumps(obj).encode(), 'application/json', headers)
-
     def _error(self, status, retry_after='7'):
         kinds = {
             400: 'invalid_request_error',
@@ -166,7 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
             503: 'server_error',
         }
         headers = [('Retry-After', retry_after)] if status == 429 else []
-        self._json(
+        self.send_json(
             status,
             {
                 'error': {

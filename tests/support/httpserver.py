@@ -1,6 +1,8 @@
 """A threaded HTTP server on a free loopback port, with a bounded stop."""
 
+import json
 import threading
+from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 
 
@@ -24,3 +26,46 @@ class LoopbackServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)
+
+
+class FakeHandler(BaseHTTPRequestHandler):
+    """A quiet HTTP/1.1 handler with helpers to answer bytes or JSON."""
+
+    protocol_version = 'HTTP/1.1'
+
+    def log_message(self, *args):
+        pass
+
+    def send_bytes(self, status, data, ctype, headers=()):
+        self.send_response(status)
+        self.send_header('Content-Type', ctype)
+        self.send_header('Content-Length', str(len(data)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def send_json(self, status, obj, headers=()):
+        self.send_bytes(status, json.dumps(obj).encode(), 'application/json', headers)
+
+
+class FakeServer:
+    """A fake provider on a loopback port; its handler reaches it as
+    ``self.server.fake``. `prefix` is the path its base URL ends with."""
+
+    prefix = ''
+
+    def __init__(self, handler):
+        self.requests = []
+        self.http = LoopbackServer(handler, fake=self)
+
+    @property
+    def base_url(self):
+        return self.http.url + self.prefix
+
+    def start(self):
+        self.http.start()
+        return self
+
+    def stop(self):
+        self.http.stop()
