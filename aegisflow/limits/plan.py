@@ -89,34 +89,25 @@ def periods(now_unix):
 def _budget_checks(scope_id, scope_words, budget, now_unix):
     if budget is None:
         return []
-    (day, day_start, day_end), (month, month_start, month_end) = periods(now_unix)
+    day, month = periods(now_unix)
     out = []
-    if budget.daily_usd is not None:
-        out.append(
-            Check(
-                SPEND,
-                f'{SPEND}:day:{day}:{scope_id}',
-                scope_words,
-                limit=round(budget.daily_usd * NANO_USD),
-                period='day',
-                period_start=day_start,
-                period_end=day_end,
-                warn_at=budget.warn_at,
+    for period, usd, (label, start, end) in (
+        ('day', budget.daily_usd, day),
+        ('month', budget.monthly_usd, month),
+    ):
+        if usd is not None:
+            out.append(
+                Check(
+                    SPEND,
+                    f'{SPEND}:{period}:{label}:{scope_id}',
+                    scope_words,
+                    limit=round(usd * NANO_USD),
+                    period=period,
+                    period_start=start,
+                    period_end=end,
+                    warn_at=budget.warn_at,
+                )
             )
-        )
-    if budget.monthly_usd is not None:
-        out.append(
-            Check(
-                SPEND,
-                f'{SPEND}:month:{month}:{scope_id}',
-                scope_words,
-                limit=round(budget.monthly_usd * NANO_USD),
-                period='month',
-                period_start=month_start,
-                period_end=month_end,
-                warn_at=budget.warn_at,
-            )
-        )
     return out
 
 

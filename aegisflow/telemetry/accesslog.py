@@ -12,6 +12,8 @@ import time
 
 import orjson
 
+from aegisflow.usage.ledger import COLUMNS
+
 _FIELDS = (
     'request_id',
     'tenant',
@@ -31,7 +33,7 @@ _FIELDS = (
     'attempts',
 )
 # positions of those fields in a ledger row (aegisflow.usage.ledger.COLUMNS)
-_FROM_ROW = (1, 2, 3, 4, 5, 7, 8, 10, 9, 16, 11, 12, 13, 19, 15, 18)
+_FROM_ROW = tuple(COLUMNS.index(name) for name in _FIELDS)
 
 
 class AccessLog:
