@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= conf/aegisflow.yaml
 
-.PHONY: install run test lint redis-server wrk bench clean
+.PHONY: install run test lint redis-server postgresql wrk bench clean
 
 install: $(STAMP)
 
@@ -25,10 +25,17 @@ redis-server:
 	  echo 'installing redis-server'; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
+# the tests start their own PostgreSQL (a throwaway cluster on a free port) from
+# Debian's server binaries; the package's own cluster is not used
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+	  echo 'installing postgresql'; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
 lint: install
 	$(VENV)/bin/ruff check .
 
-test: install redis-server lint
+test: install redis-server postgresql lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 wrk:

@@ -29,8 +29,11 @@ setup(
         # meinheld itself is installed with --no-deps (its greenlet<0.5 pin does not
         # build on Python 3.11); this extra brings the greenlet it runs on.
         'meinheld': ['greenlet>=3'],
+        # the shared ledger (storage.backend: postgresql)
+        'postgresql': ['psycopg[binary]>=3.1'],
         'dev': [
             'greenlet>=3',
+            'psycopg[binary]>=3.1',
             'pytest>=8',
             'pytest-benchmark>=4',
             'pytest-timeout>=2',

@@ -47,10 +47,11 @@ def _serve(args):
 
 
 def _usage(args):
-    import sqlite3
-
     from aegisflow.errors import InvalidRequest
+    from aegisflow.usage.database import ERRORS as DB_ERRORS
+    from aegisflow.usage.database import Database
     from aegisflow.usage.query import UsageQuery
+    from aegisflow.usage.query import run_usage
     from aegisflow.usage.query import to_csv
     from aegisflow.usage.query import to_table
 
@@ -78,15 +79,21 @@ def _usage(args):
     except InvalidRequest as exc:
         print(f'aegisflow: {exc.message}', file=sys.stderr)
         return 2
-    ledger = config.storage.sqlite_path
-    if not os.path.exists(ledger):
-        print(f'aegisflow: no usage ledger at {ledger} yet', file=sys.stderr)
+    database = Database.of(config.storage)
+    if not database.exists():
+        print(
+            f'aegisflow: no usage ledger at {database.describe()} yet', file=sys.stderr
+        )
         return 1
-    db = sqlite3.connect(f'file:{ledger}?mode=ro', uri=True, timeout=5)
     try:
-        rows, totals = query.run(db)
-    finally:
-        db.close()
+        rows, totals = run_usage(database, query)
+    except DB_ERRORS as exc:
+        print(
+            f'aegisflow: cannot read the ledger at {database.describe()}: '
+            f'{type(exc).__name__}',
+            file=sys.stderr,
+        )
+        return 1
     if args.format == 'csv':
         print(to_csv(rows, query.group_by), end='')
     elif args.format == 'json':

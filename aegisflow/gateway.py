@@ -42,7 +42,7 @@ class Gateway:
         self.config = config
         # Keys created through the admin API live beside the usage ledger; every
         # worker sees a change through the shared generation number.
-        self.keystore = KeyStore(config.storage.sqlite_path)
+        self.keystore = KeyStore(config.storage)
         self.key_generation = key_generation or Generation()
         self.keys = KeyIndex(
             config.tenants, store=self.keystore, generation=self.key_generation

@@ -3,6 +3,7 @@ import textwrap
 import pytest
 
 from tests.support.gateway import GatewayProcess
+from tests.support.postgres_server import PostgresServer
 
 # The configuration of the gateway-core acceptance criteria.
 ACCEPTANCE_CONFIG = textwrap.dedent("""
@@ -35,3 +36,11 @@ def gateway_factory(tmp_path_factory):
     yield start
     for gw in started:
         gw.stop()
+
+
+@pytest.fixture(scope='session')
+def postgres():
+    """One PostgreSQL server for the session; modules take their own database."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()

@@ -32,9 +32,13 @@ from aegisflow.telemetry import events as ev
 from aegisflow.telemetry.aggregate import Aggregator
 from aegisflow.telemetry.labels import LabelSpace
 from aegisflow.telemetry.metrics import Totals
+from aegisflow.usage.database import ERRORS as DB_ERRORS
+from aegisflow.usage.keystore import Generation
+from aegisflow.usage.keystore import KeyStore
 from aegisflow.usage.ledger import Ledger
 from aegisflow.usage.ledger import spent_since
 from shm import cells
+from shm.layout import USER_WORDS_OFFSET
 from shm.layout import Layout
 from shm.locks import StripedLocks
 from shm.page import Page
@@ -50,6 +54,7 @@ log = logging.getLogger('aegisflow.master')
 _TICK = os.sysconf('SC_CLK_TCK')
 _PAGE = os.sysconf('SC_PAGE_SIZE')
 _PROCESS_EVERY_S = 1.0
+_KEY_POLL_S = 0.25  # keys changed on another host work here within a second
 
 
 def seed_budgets(config, planner, table, redis):
@@ -61,7 +66,7 @@ def seed_budgets(config, planner, table, redis):
         kind, _, who = scope.partition(':')
         tenant, _, key_name = who.partition('/')
         nano = spent_since(
-            config.storage.sqlite_path,
+            config.storage,
             tenant,
             key_name if kind == 'key' else None,
             check.period_start,
@@ -127,8 +132,13 @@ class MasterRuntime:
         self.page = Page(self.segment)
         self.rings = [Ring(self.segment, s) for s in range(self.layout.slots)]
         self.table = KeyedTable(self.segment, self.locks)
-        self.ledger = Ledger(config.storage.sqlite_path)
+        self.ledger = Ledger(config.storage)
         self.ledger.ensure()
+        # a shared ledger: keys created or revoked on other hosts are noticed here
+        shared = self.ledger.database.shared
+        self.keystore = KeyStore(config.storage) if shared else None
+        self._key_version = None
+        self._next_key_poll = 0.0
         self.planner = Planner(config)
         self.redis = redis_store(config) if config.state.backend == 'redis' else None
         seed_budgets(config, self.planner, self.table, self.redis)
@@ -202,8 +212,22 @@ class MasterRuntime:
                 payloads.extend(ring.drain())
             self.aggregator.ingest(payloads)
             self._render()
+            self._poll_keys()  # ORDER: under the gate: no connection crosses a fork
         self.aggregator.flush()
         self._prune()
+
+    def _poll_keys(self):
+        if self.keystore is None or time.monotonic() < self._next_key_poll:
+            return
+        self._next_key_poll = time.monotonic() + _KEY_POLL_S
+        try:
+            version = self.keystore.version()
+        except DB_ERRORS as exc:
+            log.warning('could not poll the key table', extra={'error': str(exc)})
+            return
+        if self._key_version is not None and version != self._key_version:
+            Generation(self.segment.words, USER_WORDS_OFFSET // 8).bump()
+        self._key_version = version
 
     def _render(self):
         totals = self.retired.copy()

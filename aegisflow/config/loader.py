@@ -805,16 +805,48 @@ class _Builder:
     def storage(self, node):
         d = m.StorageConfig()
         if not node.mapping(
-            ('backend', 'sqlite_path', 'retention_days'), optional=True
+            ('backend', 'sqlite_path', 'dsn', 'dsn_env', 'retention_days'),
+            optional=True,
         ):
-            return d
+            return m.StorageConfig(
+                sqlite_path=os.path.join(self.base_dir, d.sqlite_path)
+            )
         backend = node.get('backend').str(d.backend, choices=m.STORAGE_BACKENDS)
         path = node.get('sqlite_path').str(d.sqlite_path, expected='a file path')
         return m.StorageConfig(
             backend=backend,
             sqlite_path=os.path.join(self.base_dir, path or ''),
+            dsn=self.dsn(node, backend),
             retention_days=node.get('retention_days').num(None, min=0.01, max=36500),
         )
+
+    def dsn(self, node, backend):
+        """``storage.dsn`` or ``storage.dsn_env``: a PostgreSQL URI
+        (postgresql://user:password@host:port/db) or libpq key=value string."""
+        dsn_node, env_node = node.get('dsn'), node.get('dsn_env')
+        if not dsn_node.missing and not env_node.missing:
+            env_node.fail('either dsn or dsn_env, not both', found='both')
+            return None
+        expected = 'a PostgreSQL DSN (postgresql://... or key=value pairs)'
+        if not env_node.missing:
+            dsn, where = self.required_env(env_node), env_node
+        elif not dsn_node.missing:
+            dsn, where = dsn_node.str(expected=expected, secret=True), dsn_node
+        else:
+            if backend == 'postgresql':
+                dsn_node.fail(f'{expected} (or dsn_env) for backend postgresql')
+            return None
+        if dsn is None:
+            return None
+        if not (dsn.startswith(('postgresql://', 'postgres://')) or '=' in dsn):
+            where.fail(expected, found='another form')
+            return None
+        if backend != 'postgresql':
+            where.fail(
+                'no DSN unless storage.backend is postgresql',
+                found=f'backend {backend}',
+            )
+        return dsn
 
     def price_file(self, node):
         """The top-level ``prices`` key: a YAML file of ``{model: {input, output,

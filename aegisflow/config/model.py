@@ -26,7 +26,7 @@ STRATEGIES = (
 TRACE_EXPORTERS = ('none', 'console', 'otlp_http', 'otlp_grpc')
 STATE_BACKENDS = ('shm', 'redis')
 BACKEND_ERROR_MODES = ('fail_open', 'fail_closed')
-STORAGE_BACKENDS = ('sqlite',)
+STORAGE_BACKENDS = ('sqlite', 'postgresql')
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +151,7 @@ class StateConfig:
 class StorageConfig:
     backend: str = 'sqlite'
     sqlite_path: str = 'aegisflow.sqlite'  # resolved against the config's directory
+    dsn: str | None = field(default=None, repr=False)  # postgresql; may hold a password
     retention_days: float | None = None  # per-request rows older than this are pruned
 
 

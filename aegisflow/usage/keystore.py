@@ -11,12 +11,12 @@ loaded on each request (one read), reloading its key index when it moved.
 """
 
 import hashlib
-import os
 import secrets
-import sqlite3
 import time
 
 import orjson
+
+from aegisflow.usage.database import Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -59,21 +59,40 @@ class Generation:
 
 
 class KeyStore:
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, target):
+        """`target`: a SQLite path, a storage config or a `Database`."""
+        self.database = Database.of(target)
+        self._schema_ready = False
 
     def _db(self):
-        directory = os.path.dirname(self.path)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
-        db.execute('PRAGMA journal_mode=WAL')
-        db.executescript(SCHEMA)
+        db = self.database.connect()
+        if not self._schema_ready:
+            try:
+                self.database.create_schema(db, SCHEMA)
+            except BaseException:
+                db.close()
+                raise
+            self._schema_ready = True
         return db
+
+    def version(self):
+        """A value that changes whenever a key is created or revoked, on any host
+        sharing the database (polled by the master for shared ledgers)."""
+        db = self._db()
+        try:
+            return tuple(
+                db.execute(
+                    'SELECT COUNT(*), COUNT(revoked_ns), '
+                    'COALESCE(MAX(created_ns), 0), COALESCE(MAX(revoked_ns), 0) '
+                    'FROM api_keys'
+                ).fetchone()
+            )
+        finally:
+            db.close()
 
     def active(self):
         """[(tenant, name, digest bytes, id)] of keys not revoked."""
-        if not os.path.exists(self.path):
+        if not self.database.exists():
             return []
         db = self._db()
         try:
@@ -114,7 +133,7 @@ class KeyStore:
         digest = hashlib.sha256(key.encode()).hexdigest()
         db = self._db()
         try:
-            db.execute('BEGIN IMMEDIATE')
+            self.database.begin_exclusive(db)
             live = {
                 n
                 for (n,) in db.execute(
@@ -140,16 +159,11 @@ class KeyStore:
         db = self._db()
         try:
             row = db.execute(
-                'SELECT tenant FROM api_keys WHERE id = ? AND revoked_ns IS NULL',
-                (key_id,),
-            ).fetchone()
-            if row is None:
-                return None
-            db.execute(
-                'UPDATE api_keys SET revoked_ns = ? WHERE id = ?',
+                'UPDATE api_keys SET revoked_ns = ? '
+                'WHERE id = ? AND revoked_ns IS NULL RETURNING tenant',
                 (time.time_ns(), key_id),
-            )
-            return row[0]
+            ).fetchone()
+            return None if row is None else row[0]
         finally:
             db.close()
 
@@ -172,7 +186,7 @@ class KeyStore:
             db.close()
 
     def audit_rows(self, *, tenant=None, action=None, start=None, end=None, limit=1000):
-        if not os.path.exists(self.path):
+        if not self.database.exists():
             return []
         where, args = [], []
         for column, value in (('tenant', tenant), ('action', action)):

@@ -1,4 +1,6 @@
-"""The usage ledger in SQLite (WAL), written in batches by the master's aggregator.
+"""The usage ledger, written in batches by the master's aggregator: embedded SQLite
+(WAL) on one host, or a PostgreSQL server that gateways on several hosts share (see
+`aegisflow.usage.database`).
 
 One row per answered request. Rows are appended in one transaction per batch; when the
 database refuses a write (disk full, locked, read-only), the error is logged and
@@ -10,14 +12,19 @@ Each batch also adds itself, in the same transaction, to ``usage_hourly``: one r
 hour, tenant, key, model and provider with the sums a usage query reports. Retention
 (`prune`) deletes per-request rows only; the hourly rollups stay, so totals and budget
 spend outlive the detail. A ledger from an older release is brought up to date in
-place when first opened (`_migrate`; ``PRAGMA user_version`` records the schema).
+place when first opened (`_migrate`; ``PRAGMA user_version`` records the schema);
+PostgreSQL ledgers start at the current schema.
+
+NOTE: the rollup rows of a batch are upserted in key order, so two gateways flushing
+into one PostgreSQL ledger lock the same rows in the same order and cannot deadlock.
 """
 
 import collections
 import logging
-import os
-import sqlite3
 import threading
+
+from aegisflow.usage.database import ERRORS
+from aegisflow.usage.database import Database
 
 log = logging.getLogger('aegisflow.ledger')
 
@@ -81,7 +88,7 @@ _UPSERT = (
     f'INSERT INTO usage_hourly ({", ".join(_ROLLUP_KEYS + ROLLUP_SUMS)}) '
     f'VALUES ({", ".join("?" for _ in _ROLLUP_KEYS + ROLLUP_SUMS)}) '
     f'ON CONFLICT ({", ".join(_ROLLUP_KEYS)}) DO UPDATE SET '
-    + ', '.join(f'{c} = {c} + excluded.{c}' for c in ROLLUP_SUMS)
+    + ', '.join(f'{c} = usage_hourly.{c} + excluded.{c}' for c in ROLLUP_SUMS)
 )
 # an error is a status >= 400 or an outcome other than ok (a broken stream, an abort)
 ERROR_SQL = "CASE WHEN status >= 400 OR outcome != 'ok' THEN 1 ELSE 0 END"
@@ -159,12 +166,13 @@ def rollup(rows):
         sums[1] += row[_STATUS] >= 400 or row[_OUTCOME] != 'ok'
         for j, i in enumerate(_SUM_AT, 2):
             sums[j] += row[i] or 0
-    return [k + tuple(v) for k, v in out.items()]
+    return [k + tuple(v) for k, v in sorted(out.items())]
 
 
 class Ledger:
-    def __init__(self, path, *, max_pending=1_000_000):
-        self.path = path
+    def __init__(self, target, *, max_pending=1_000_000):
+        """`target`: a SQLite path, a storage config or a `Database`."""
+        self.database = Database.of(target)
         self.pending = collections.deque()
         self.max_pending = max_pending
         self.errors = 0
@@ -178,18 +186,19 @@ class Ledger:
 
     def _connect(self):
         if self._db is None:
-            directory = os.path.dirname(self.path)
-            if directory:
-                os.makedirs(directory, exist_ok=True)
-            db = sqlite3.connect(
-                self.path, timeout=1.0, isolation_level=None, check_same_thread=False
-            )
-            db.execute('PRAGMA journal_mode=WAL')
-            db.execute('PRAGMA synchronous=NORMAL')
-            (version,) = db.execute('PRAGMA user_version').fetchone()
-            db.executescript(SCHEMA)
-            if version < SCHEMA_VERSION:
-                _migrate(db)
+            database = self.database
+            db = database.connect(timeout=1.0)
+            try:
+                if database.dialect == 'sqlite':
+                    (version,) = db.execute('PRAGMA user_version').fetchone()
+                    database.create_schema(db, SCHEMA)
+                    if version < SCHEMA_VERSION:
+                        _migrate(db)
+                else:
+                    database.create_schema(db, SCHEMA)
+            except BaseException:
+                db.close()
+                raise
             self._db = db
         return self._db
 
@@ -214,7 +223,7 @@ class Ledger:
                 db.executemany(_INSERT, rows)
                 db.executemany(_UPSERT, rollup(rows))
                 db.execute('COMMIT')
-            except (sqlite3.Error, OSError) as exc:
+            except ERRORS as exc:
                 self.errors += 1
                 self._reset()
                 log.error(
@@ -234,7 +243,7 @@ class Ledger:
             try:
                 self._db.rollback()
                 self._db.close()
-            except sqlite3.Error:
+            except ERRORS:
                 pass
             self._db = None
 
@@ -250,7 +259,7 @@ class Ledger:
             deleted = db.execute(
                 'DELETE FROM usage WHERE ts_ns < ?', (before_ns,)
             ).rowcount
-        except (sqlite3.Error, OSError) as exc:
+        except ERRORS as exc:
             self.errors += 1
             self._reset()
             log.error('usage ledger prune failed', extra={'error': str(exc)})
@@ -274,7 +283,7 @@ class Ledger:
             if self._db is not None:
                 try:
                     self._db.close()
-                except sqlite3.Error:
+                except ERRORS:
                     pass
                 self._db = None
 
@@ -283,13 +292,14 @@ class Ledger:
         self._reset()
 
 
-def spent_since(path, tenant, key_name, start_unix, end_unix):
-    """Nano-USD the ledger at `path` recorded for a tenant (or one of its keys)
-    between two unix times; 0 when there is no ledger yet.
+def spent_since(target, tenant, key_name, start_unix, end_unix):
+    """Nano-USD the ledger at `target` (as for `Ledger`) recorded for a tenant (or
+    one of its keys) between two unix times; 0 when there is no ledger yet.
 
     Whole hours are read from the hourly rollups (so spend outlives retention), the
     partial hours at either end from the per-request rows."""
-    if not os.path.exists(path):
+    database = Database.of(target)
+    if not database.exists():
         return 0
     start, end = int(start_unix * 1e9), int(end_unix * 1e9)
     first = -(-start // HOUR_NS) * HOUR_NS  # the first whole hour
@@ -311,17 +321,13 @@ def spent_since(path, tenant, key_name, start_unix, end_unix):
         parts = [(rows_sql + 'ts_ns >= ? AND ts_ns < ?', [*who_args, start, end])]
     total = 0.0
     try:
-        db = sqlite3.connect(f'file:{path}?mode=ro', uri=True, timeout=5)
+        db = database.connect(readonly=True)
         try:
             for sql, args in parts:
-                total += db.execute(sql, args).fetchone()[0]
+                total += float(db.execute(sql, args).fetchone()[0])
         finally:
             db.close()
-    except sqlite3.Error as exc:
+    except ERRORS as exc:
         log.error('could not read spend from the ledger', extra={'error': str(exc)})
         return 0
     return round(total * 1e9)
-
-
-def open_readonly(path):
-    return sqlite3.connect(f'file:{path}?mode=ro', uri=True)

@@ -14,16 +14,18 @@ rows. Both give the same answer while the rows are kept.
 import csv
 import datetime
 import io
+import sqlite3
 from dataclasses import dataclass
 
 from aegisflow.errors import InvalidRequest
+from aegisflow.usage.database import Database
 from aegisflow.usage.ledger import ERROR_SQL
 from aegisflow.usage.ledger import HOUR_NS
 from aegisflow.usage.ledger import ROLLUP_SUMS
 
 GROUPS = {
-    'hour': "strftime('%Y-%m-%dT%H:00:00Z', ts_ns / 1000000000, 'unixepoch')",
-    'day': "strftime('%Y-%m-%d', ts_ns / 1000000000, 'unixepoch')",
+    'hour': None,  # per database: Database.group_expr
+    'day': None,
     'tenant': 'tenant',
     'key': 'key_name',
     'model': 'model',
@@ -125,8 +127,9 @@ class UsageQuery:
             t is None or int(t * 1e9) % HOUR_NS == 0 for t in (self.start, self.end)
         )
 
-    def sql(self, hourly=None):
+    def sql(self, hourly=None, database=None):
         hourly = self.hourly if hourly is None else hourly
+        database = database or _SQLITE
         ts = 'hour_ns' if hourly else 'ts_ns'
         where, args = [], []
         for column, value in self.filters:
@@ -138,7 +141,7 @@ class UsageQuery:
         if self.end is not None:
             where.append(f'{ts} < ?')
             args.append(int(self.end * 1e9))
-        groups = [GROUPS[g].replace('ts_ns', ts) for g in self.group_by]
+        groups = [GROUPS[g] or database.group_expr(g, ts) for g in self.group_by]
         sums = _SELECT_ROLLUP_SUMS if hourly else _SELECT_SUMS
         select = ', '.join(groups + [sums])
         sql = f'SELECT {select} FROM {"usage_hourly" if hourly else "usage"}'
@@ -152,8 +155,8 @@ class UsageQuery:
     def run_empty(self):
         return [], dict.fromkeys(SUMS, 0)
 
-    def run(self, db, hourly=None):
-        sql, args = self.sql(hourly)
+    def run(self, db, hourly=None, database=None):
+        sql, args = self.sql(hourly, database)
         rows = []
         totals = dict.fromkeys(SUMS, 0)
         for record in db.execute(sql, args):
@@ -168,6 +171,30 @@ class UsageQuery:
             rows.append(row)
         totals['cost_usd'] = round(totals['cost_usd'], 9)
         return rows, totals
+
+
+_SQLITE = Database.sqlite(':memory:')
+
+
+def run_usage(database, query):
+    """(rows, totals) of `query` on `database`; empty when there is no ledger yet.
+    Raises database.ERRORS when the ledger cannot be read."""
+    if not database.exists():
+        return query.run_empty()
+    try:
+        db = database.connect(readonly=True)
+    except sqlite3.OperationalError:
+        if not database.exists():  # NOTE: removed between the two looks
+            return query.run_empty()
+        raise
+    try:
+        return query.run(db, database=database)
+    except sqlite3.OperationalError as exc:
+        if 'no such table' in str(exc):  # created, schema not yet written
+            return query.run_empty()
+        raise
+    finally:
+        db.close()
 
 
 def to_csv(rows, group_by):

@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import os
 import signal
-import sqlite3
 
 import orjson
 
@@ -21,7 +20,10 @@ from aegisflow.errors import InvalidRequest
 from aegisflow.errors import NotFound
 from aegisflow.errors import PermissionDenied
 from aegisflow.errors import ServiceUnavailable
+from aegisflow.usage.database import ERRORS as DB_ERRORS
+from aegisflow.usage.database import Database
 from aegisflow.usage.query import UsageQuery
+from aegisflow.usage.query import run_usage
 from aegisflow.usage.query import to_csv
 from aegisflow.web.admin_keys import AdminAudit
 from aegisflow.web.admin_keys import AdminKey
@@ -69,11 +71,11 @@ class AdminAuth:
 
 
 class AdminUsage:
-    __slots__ = ('auth', 'path')
+    __slots__ = ('auth', 'database')
 
     def __init__(self, gw, auth):
         self.auth = auth
-        self.path = gw.config.storage.sqlite_path
+        self.database = Database.of(gw.config.storage)
 
     def on_get(self, req, resp):
         self.auth.check(req)
@@ -102,23 +104,9 @@ class AdminUsage:
         )
 
     def _run(self, query):
-        if not os.path.exists(self.path):
-            return query.run_empty()
         try:
-            db = sqlite3.connect(f'file:{self.path}?mode=ro', uri=True, timeout=5)
-            try:
-                return query.run(db)
-            finally:
-                db.close()
-        except sqlite3.OperationalError as exc:
-            if 'no such table' in str(exc):
-                return query.run_empty()
-            raise ServiceUnavailable(
-                f'The usage ledger cannot be read right now ({type(exc).__name__}).',
-                code='ledger_unavailable',
-                headers={'Retry-After': '1'},
-            ) from None
-        except sqlite3.Error as exc:
+            return run_usage(self.database, query)
+        except DB_ERRORS as exc:
             raise ServiceUnavailable(
                 f'The usage ledger cannot be read right now ({type(exc).__name__}).',
                 code='ledger_unavailable',

@@ -275,6 +275,29 @@ def test_config_shipped_default_switches_providers_on_from_env():
             doc(telemetry='{log_format: xml}'),
             "telemetry.log_format: expected one of json, text, found 'xml' (string)",
         ),
+        (
+            doc(storage='{backend: postgresql}'),
+            'storage.dsn: expected a PostgreSQL DSN (postgresql://... or key=value '
+            'pairs) (or dsn_env) for backend postgresql, found nothing',
+        ),
+        (
+            doc(storage='{backend: mysql}'),
+            "storage.backend: expected one of sqlite, postgresql, found 'mysql'",
+        ),
+        (
+            doc(storage='{backend: postgresql, dsn: "mysql://u:pw@h/db"}'),
+            'storage.dsn: expected a PostgreSQL DSN (postgresql://... or key=value '
+            'pairs), found another form',
+        ),
+        (
+            doc(storage='{dsn: "postgresql://u:pw@h/db"}'),
+            'storage.dsn: expected no DSN unless storage.backend is postgresql, '
+            'found backend sqlite',
+        ),
+        (
+            doc(storage='{backend: postgresql, dsn: "postgresql://h/d", dsn_env: X}'),
+            'storage.dsn_env: expected either dsn or dsn_env, not both, found both',
+        ),
         ('', '(top level): expected a mapping, found null'),
         ('- 1\n- 2', '(top level): expected a mapping, found a list of 2 items'),
     ],
@@ -374,3 +397,31 @@ def test_check_config_command_exit_codes(tmp_path):
         in out.stderr
     )
     assert 'Traceback' not in out.stderr
+
+
+def test_config_storage_postgresql_dsn_from_env_is_never_echoed():
+    dsn = 'postgresql://gw:s3cret-pw@db.internal:5433/ledger'
+    config = parse_config(
+        doc(storage='{backend: postgresql, dsn_env: LEDGER_DSN}'),
+        env={'LEDGER_DSN': dsn},
+    )
+    assert config.storage.backend == 'postgresql'
+    assert config.storage.dsn == dsn
+    assert 's3cret' not in repr(config)
+    from aegisflow.usage.database import Database
+
+    assert Database.of(config.storage).describe() == (
+        'postgresql://db.internal:5433/ledger'
+    )
+    found = problems(
+        doc(storage='{backend: postgresql, dsn: "mysql://gw:s3cret-pw@h/db"}')
+    )
+    assert not any('s3cret' in p for p in found), found
+
+
+def test_config_storage_default_ledger_sits_beside_the_config(tmp_path):
+    path = tmp_path / 'gw.yaml'
+    path.write_text(doc())
+    config = load_config(str(path), env={})
+    assert config.storage.backend == 'sqlite'
+    assert config.storage.sqlite_path == str(tmp_path / 'aegisflow.sqlite')
