@@ -24,6 +24,7 @@ setup(
         'wasmtime>=20',
         'PyYAML>=6',
         'orjson>=3.9',
+        'regex>=2024.4',
     ],
     extras_require={
         # meinheld itself is installed with --no-deps (its greenlet<0.5 pin does not
@@ -37,6 +38,7 @@ setup(
             'pytest>=8',
             'pytest-benchmark>=4',
             'pytest-timeout>=2',
+            'hypothesis>=6.100',
             'openai>=1.40',
             'anthropic>=0.40',
             'ruff>=0.5',

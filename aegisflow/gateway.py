@@ -3,6 +3,7 @@
 from aegisflow.auth import KeyIndex
 from aegisflow.limits.limiter import Limiter
 from aegisflow.limits.local import LocalStore
+from aegisflow.policy import PolicyEngine
 from aegisflow.pricing import PriceTable
 from aegisflow.providers import build_providers
 from aegisflow.routing import Router
@@ -27,6 +28,7 @@ class Gateway:
         'targets',
         'keystore',
         'key_generation',
+        'policies',
     )
 
     def __init__(
@@ -49,6 +51,7 @@ class Gateway:
         )
         self.providers = build_providers(config, concurrency=concurrency)
         self.labels = labels or LabelSpace(config)
+        self.policies = PolicyEngine(config, self.labels)
         self.telemetry = telemetry or LocalTelemetry(config, self.labels)
         self.recorder = self.telemetry.recorder
         self.limiter = limiter or Limiter(config, LocalStore())

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from aegisflow.config import model as m
+from aegisflow.config.policies import read_policies
 from aegisflow.config.reader import REQUIRED
 from aegisflow.config.reader import Node
 from aegisflow.config.reader import Problem
@@ -46,6 +47,7 @@ _TOP = (
     'limits',
     'retry',
     'circuit_breaker',
+    'policies',
 )
 _SERVER = tuple(f for f in m.ServerConfig.__dataclass_fields__ if f != 'admin_key') + (
     'admin_key_env',
@@ -72,6 +74,7 @@ _TENANT_KEYS = (
     'user_rate_limit',
     'model_limits',
     'budget',
+    'policies',
 )
 _RATE_KEYS = (
     'requests_per_minute',
@@ -165,6 +168,7 @@ class _Builder:
         self.env = env
         self.base_dir = base_dir
         self.disabled = []
+        self.policy_refs = []  # (node, name) of tenants' policy lists
 
     def build(self, root):
         if not root.mapping(_TOP):
@@ -177,7 +181,13 @@ class _Builder:
         aliases = self.aliases(root.get('aliases'), routes, providers)
         tenants = self.tenants(root.get('tenants'))
         telemetry = self.telemetry(root.get('telemetry'))
+        policies = read_policies(self, root.get('policies'))
+        known_policies = {p.name for p in policies}
+        for ref, name in self.policy_refs:
+            if name not in known_policies:
+                ref.fail('the name of a policy under policies.input or policies.output')
         return m.Config(
+            policies=policies,
             server=server,
             providers=tuple(providers),
             routes=tuple(routes),
@@ -515,9 +525,22 @@ class _Builder:
                         user_rate_limit=self.rate_limit(item.get('user_rate_limit')),
                         model_limits=self.model_limits(item.get('model_limits')),
                         budget=self.budget(item.get('budget')),
+                        policies=self.tenant_policies(item.get('policies')),
                     )
                 )
         return out
+
+    def tenant_policies(self, node):
+        """The names of the policies a tenant runs (None: every policy)."""
+        if node.missing:
+            return None
+        names = []
+        for ref in node.list(what='a list of policy names'):
+            name = ref.str(expected='a policy name')
+            if name is not None:
+                self.policy_refs.append((ref, name))
+                names.append(name)
+        return tuple(names)
 
     def rate_limit(self, node):
         if node.missing:

@@ -121,6 +121,7 @@ class TenantConfig:
     user_rate_limit: RateLimit | None = None
     model_limits: tuple = ()  # ((model glob, RateLimit), ...) in config order
     budget: Budget | None = None
+    policies: tuple | None = None  # names of the policies it runs; None: all
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +200,7 @@ class Config:
     circuit_breaker: BreakerPolicy = BreakerPolicy()
     storage: StorageConfig = StorageConfig()
     prices: dict = field(default_factory=dict)  # model -> Price
+    policies: tuple = ()  # PolicyConfig, input then output, in config order
     source: str = '<memory>'
     digest: str = ''
     # Providers left out because they are optional and their environment is unset,

@@ -9,6 +9,8 @@ gate; `flush` does the I/O (SQLite, span export) and may run outside it.
 
 import logging
 
+import orjson
+
 from aegisflow.pricing import PriceTable
 from aegisflow.telemetry import events as ev
 from aegisflow.telemetry.accesslog import AccessLog
@@ -69,6 +71,9 @@ class Aggregator:
             if not want_spans and payload[0] == ev.ATTEMPT and payload[1] == 0:
                 self.records += 1  # PERF: attempt records only feed spans
                 continue
+            if payload[0] == ev.POLICY and payload[1] == 0:
+                self._policy(payload, want_spans)
+                continue
             try:
                 event = ev.Event(payload)
             except Exception:  # a record we cannot read must not stop the others
@@ -86,6 +91,43 @@ class Aggregator:
                 self.ledger.add(row)
             if self.access is not None:
                 self.access.add(row)
+
+    def _policy(self, payload, want_spans):
+        try:
+            event = ev.PolicyEvent(payload)
+        except Exception:
+            self.bad_records += 1
+            return
+        self.records += 1
+        names = self.labels
+        dry = bool(event.flags & ev.DRY_RUN)
+        if self.ledger is not None:
+            key = names.keys.name(event.key)
+            self.ledger.add_audit(
+                (
+                    event.ts_ns,
+                    'policy',
+                    f'policy.{event.action}' + ('.dry_run' if dry else ''),
+                    names.tenants.name(event.tenant),
+                    event.policy,
+                    orjson.dumps(
+                        {
+                            'request_id': event.request_id,
+                            'key': key.partition('/')[2] if event.key > 1 else key,
+                            'phase': event.phase,
+                            'kind': event.finding,
+                            'path': event.path,
+                            'start': event.start,
+                            'end': event.end,
+                            'dry_run': dry,
+                        }
+                    ).decode(),
+                )
+            )
+        if want_spans:
+            span = self.builder.guardrail(event)
+            if span is not None:
+                self.spans.append(span)
 
     def _row(self, e):
         names = self.labels

@@ -13,7 +13,14 @@ Record (248 bytes payload, little-endian, `RECORD`, version 2):
     request_id 44s  response_model 48s  requested_model 48s
 
 A REQUEST record is the server span of a request; an ATTEMPT record is one upstream
-call (a client span) whose parent is the request's span. Strings are UTF-8, truncated
+call (a client span) whose parent is the request's span. A POLICY record (its own
+layout, `POLICY_RECORD`, same leading kind and version) is one block or redaction by
+a policy: the master writes it to the audit log and exports it as a guardrail span:
+
+    kind u16 (POLICY)  version u16  flags u32 (DRY_RUN)  ts_unix_ns u64
+    trace_id 16s  span_id 8s (the request's span)  tenant u16  key u16
+    action u8  phase u8  (pad) u16  start u32  end u32
+    request_id 44s  policy 48s  finding 32s  field_path 64s Strings are UTF-8, truncated
 to their field's size (request_id 44 bytes, models 48), NUL-padded. ``cached`` counts
 prompt tokens read from a provider's prompt cache, ``cache_write`` those written to it;
 both are part of ``prompt``.
@@ -27,10 +34,14 @@ import struct
 
 RECORD = struct.Struct('<HHIQQQ16s8s8sHHHHHHIIIIQBBBBI44s48s48s')
 assert RECORD.size == 248
+POLICY_RECORD = struct.Struct('<HHIQ16s8sHHBBHII44s48s32s64s4x')
+assert POLICY_RECORD.size == 248
 
 VERSION = 2
 REQUEST_ID_SIZE = 44
-REQUEST, ATTEMPT = 1, 2
+REQUEST, ATTEMPT, POLICY = 1, 2, 3
+POLICY_ACTIONS = ('allow', 'log', 'warn', 'redact', 'block')
+POLICY_PHASES = ('input', 'output')
 
 # flags
 STREAMED = 1
@@ -40,6 +51,7 @@ STREAM_ERROR = 8
 REMOTE_PARENT = 16
 UNPRICED = 32
 DEGRADED = 64  # admitted without the limits store (fail open)
+DRY_RUN = 1  # POLICY records: what a dry-run policy would have done
 
 # routes (what was called)
 ROUTES = ('other', 'chat', 'models', 'messages', 'embeddings')
@@ -55,6 +67,7 @@ F_UPSTREAM = 5  # c=provider d=upstream status: [attempts, retries]
 F_REJECTS = 6  # a=tenant b=model d=reason (1-based in limits.plan.REASONS): [count]
 F_LIMITS = 7  # a=tenant b=model: [tokens reserved, degraded admissions]
 F_INFLIGHT = 8  # low 56 bits: a limiter entry; [parallel slots held] (not a metric)
+F_POLICY = 9  # a=tenant b=policy c=phase d=action<<1|dry_run: [decisions]
 FAMILIES = (
     F_REQUESTS,
     F_TOKENS,
@@ -64,6 +77,7 @@ FAMILIES = (
     F_REJECTS,
     F_LIMITS,
     F_INFLIGHT,
+    F_POLICY,
 )
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -101,6 +115,7 @@ FALLBACK_UPSTREAM = fallback(F_UPSTREAM)
 FALLBACK_REJECTS = fallback(F_REJECTS)
 FALLBACK_LIMITS = fallback(F_LIMITS)
 FALLBACK_INFLIGHT = fallback(F_INFLIGHT)
+FALLBACK_POLICY = fallback(F_POLICY)
 
 
 def duration_bucket(ns):
@@ -192,3 +207,55 @@ class Event:
         self.request_id = text(rid)
         self.response_model = text(rmodel)
         self.requested_model = text(qmodel)
+
+
+class PolicyEvent:
+    """A decoded POLICY record."""
+
+    __slots__ = (
+        'flags',
+        'ts_ns',
+        'trace_id',
+        'span_id',
+        'tenant',
+        'key',
+        'action',
+        'phase',
+        'start',
+        'end',
+        'request_id',
+        'policy',
+        'finding',
+        'path',
+    )
+
+    def __init__(self, payload):
+        (
+            kind,
+            version,
+            self.flags,
+            self.ts_ns,
+            self.trace_id,
+            self.span_id,
+            self.tenant,
+            self.key,
+            action,
+            phase,
+            _,
+            self.start,
+            self.end,
+            rid,
+            policy,
+            finding,
+            path,
+        ) = POLICY_RECORD.unpack_from(payload)
+        if kind != POLICY or version != VERSION:
+            raise ValueError(f'not a policy record: kind {kind}, version {version}')
+        self.action = (
+            POLICY_ACTIONS[action] if action < len(POLICY_ACTIONS) else 'other'
+        )
+        self.phase = POLICY_PHASES[phase] if phase < len(POLICY_PHASES) else 'other'
+        self.request_id = text(rid)
+        self.policy = text(policy)
+        self.finding = text(finding)
+        self.path = text(path)

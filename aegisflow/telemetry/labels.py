@@ -34,13 +34,14 @@ class Names:
 class LabelSpace:
     """Tenants, keys (``tenant/key``), models and providers known to the config."""
 
-    __slots__ = ('tenants', 'keys', 'models', 'providers')
+    __slots__ = ('tenants', 'keys', 'models', 'providers', 'policies')
 
     def __init__(self, config=None):
         self.tenants = Names(14)
         self.keys = Names(16)
         self.models = Names(14)
         self.providers = Names(10)
+        self.policies = Names(14)
         if config is not None:
             self.extend(config)
 
@@ -49,6 +50,8 @@ class LabelSpace:
             self.tenants.add(tenant.id)
             for key in tenant.keys:
                 self.keys.add(f'{tenant.id}/{key.name}')
+        for policy in config.policies:
+            self.policies.add(policy.name)
         for provider in config.providers:
             self.providers.add(provider.name)
             for model in provider.models:

@@ -146,6 +146,16 @@ class GatewayCollector:
                 'tenant',
                 'model',
             ),
+            'policy': _counter(
+                'aegisflow_policy_decisions',
+                'Policy findings by policy, phase and action taken (mode dry_run: '
+                'what it would have done).',
+                'tenant',
+                'policy',
+                'phase',
+                'action',
+                'mode',
+            ),
             'degraded': _counter(
                 'aegisflow_limits_degraded',
                 'Requests admitted without the limits store (fail open).',
@@ -205,6 +215,18 @@ class GatewayCollector:
             f['reserved'].add_metric([tenant, model], v[0])
             if v[1]:
                 f['degraded'].add_metric([tenant, model], v[1])
+        elif family == ev.F_POLICY:
+            action = ev.POLICY_ACTIONS[d >> 1] if d >> 1 < 5 else 'other'
+            f['policy'].add_metric(
+                [
+                    tenant,
+                    names.policies.name(b),
+                    ev.POLICY_PHASES[c] if c < 2 else 'other',
+                    action,
+                    'dry_run' if d & 1 else 'enforce',
+                ],
+                v[0],
+            )
         elif family == ev.F_UPSTREAM:
             f['upstream'].add_metric([provider, str(d)], v[0])
             if v[1]:

@@ -46,6 +46,9 @@ class Attempt:
         self.status = status
 
 
+_AUDITED = 32  # policy records per request; past it, only counted
+
+
 class Observation:
     """What one request did; filled in along the request path."""
 
@@ -78,6 +81,7 @@ class Observation:
         'reject',
         'priced_model',
         'provider_name',
+        'policy_hits',
     )
 
     def __init__(self, request_id, trace_id, parent_id, sampled, remote, route):
@@ -104,6 +108,7 @@ class Observation:
         self.reject = 0  # 1-based index into limits.plan.REASONS when refused
         self.priced_model = ''  # the upstream model, for prices
         self.provider_name = ''
+        self.policy_hits = None  # aegisflow.policy.engine.Hit, both phases
 
     def usage(self, usage):
         """Take token counts from an OpenAI ``usage`` object."""
@@ -170,15 +175,6 @@ class Recorder:
         if not priced and (obs.prompt or obs.completion):
             obs.flags |= ev.UNPRICED
         tm = obs.tenant << 42 | obs.model << 28
-        b = cell(
-            ev.F_REQUESTS << 56 | tm | obs.provider << 18 | status,
-            ev.FALLBACK_REQUESTS,
-        )
-        words[b] += 1
-        if obs.flags & ev.STREAM_ERROR:
-            words[b + 1] += 1
-        if obs.flags & ev.CLIENT_ABORT:
-            words[b + 2] += 1
         if obs.prompt or obs.completion:
             b = cell(ev.F_TOKENS << 56 | tm, ev.FALLBACK_TOKENS)
             words[b] += obs.prompt
@@ -204,6 +200,8 @@ class Recorder:
         if obs.reject:
             b = cell(ev.F_REJECTS << 56 | tm | obs.reject, ev.FALLBACK_REJECTS)
             words[b] += 1
+        if obs.policy_hits:
+            self._policy(obs, rid)
         for i, attempt in enumerate(obs.attempts):
             b = cell(
                 ev.F_UPSTREAM << 56 | attempt.provider << 18 | attempt.status,
@@ -213,6 +211,17 @@ class Recorder:
             if i:
                 words[b + 1] += 1
             sink.push(self._attempt_record(obs, attempt, i, rid))
+        # ORDER: the request count moves last: the master re-renders the page when it
+        # moves, and must then find every other count of this request in place
+        b = cell(
+            ev.F_REQUESTS << 56 | tm | obs.provider << 18 | status,
+            ev.FALLBACK_REQUESTS,
+        )
+        words[b] += 1
+        if obs.flags & ev.STREAM_ERROR:
+            words[b + 1] += 1
+        if obs.flags & ev.CLIENT_ABORT:
+            words[b + 2] += 1
         sink.push(
             ev.RECORD.pack(
                 ev.REQUEST,
@@ -245,6 +254,53 @@ class Recorder:
                 ev.fixed(obs.requested_model),
             )
         )
+
+    def _policy(self, obs, rid):
+        """Count each policy decision; a record (audit row, guardrail span) for each
+        block and redaction, at most `_AUDITED` per request (the count stays exact)."""
+        sink = self.sink
+        words, cell = sink.words, sink.cell
+        audited = 0
+        now = time.time_ns()
+        sampled = obs.flags & ev.SAMPLED
+        for hit in obs.policy_hits:
+            policy = hit.policy
+            action = ev.POLICY_ACTIONS.index(hit.action)
+            phase = 0 if policy.phase == 'input' else 1
+            b = cell(
+                ev.F_POLICY << 56
+                | obs.tenant << 42
+                | policy.label << 28
+                | phase << 18
+                | action << 1
+                | policy.dry_run,
+                ev.FALLBACK_POLICY,
+            )
+            words[b] += 1
+            if action < 3 or audited >= _AUDITED:
+                continue
+            audited += 1
+            sink.push(
+                ev.POLICY_RECORD.pack(
+                    ev.POLICY,
+                    ev.VERSION,
+                    (ev.DRY_RUN if policy.dry_run else 0) | sampled,
+                    now,
+                    obs.trace_id,
+                    obs.span_id,
+                    obs.tenant,
+                    obs.key,
+                    action,
+                    phase,
+                    0,
+                    min(hit.start, 0xFFFFFFFF),
+                    min(hit.end, 0xFFFFFFFF),
+                    rid,
+                    ev.fixed(policy.name),
+                    ev.fixed(hit.kind, 32),
+                    ev.fixed(hit.path, 64),
+                )
+            )
 
     def _attempt_record(self, obs, a, index, rid):
         return ev.RECORD.pack(

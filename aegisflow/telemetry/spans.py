@@ -10,6 +10,7 @@ so no exporter thread is started in any forked worker).
 """
 
 import logging
+import os
 import sys
 
 from opentelemetry.sdk.resources import Resource
@@ -119,6 +120,39 @@ class SpanBuilder:
             status=status,
             start_time=event.start_ns,
             end_time=event.start_ns + event.duration_ns,
+            instrumentation_scope=_SCOPE,
+        )
+
+    def guardrail(self, event):
+        """A span for a policy's block or redaction, under the request's span."""
+        if not event.flags & ev.SAMPLED:
+            return None
+        trace_id = int.from_bytes(event.trace_id, 'big')
+        parent = SpanContext(
+            trace_id, int.from_bytes(event.span_id, 'big'), False, _SAMPLED
+        )
+        context = SpanContext(
+            trace_id, int.from_bytes(os.urandom(8), 'big') or 1, False, _SAMPLED
+        )
+        return ReadableSpan(
+            name=f'guardrail {event.policy}',
+            context=context,
+            parent=parent,
+            resource=self.resource,
+            attributes={
+                'aegisflow.request_id': event.request_id,
+                'aegisflow.tenant': self.labels.tenants.name(event.tenant),
+                'aegisflow.policy.name': event.policy,
+                'aegisflow.policy.action': event.action,
+                'aegisflow.policy.phase': event.phase,
+                'aegisflow.policy.finding': event.finding,
+                'aegisflow.policy.field': event.path,
+                'aegisflow.policy.dry_run': bool(event.flags & ev.DRY_RUN),
+            },
+            kind=SpanKind.INTERNAL,
+            status=Status(StatusCode.UNSET),
+            start_time=event.ts_ns,
+            end_time=event.ts_ns,
             instrumentation_scope=_SCOPE,
         )
 

@@ -25,6 +25,7 @@ import threading
 
 from aegisflow.usage.database import ERRORS
 from aegisflow.usage.database import Database
+from aegisflow.usage.keystore import SCHEMA as KEYS_SCHEMA
 
 log = logging.getLogger('aegisflow.ledger')
 
@@ -121,6 +122,10 @@ COLUMNS = (
     'attempts',
     'cache_write_tokens',
 )
+_AUDIT_INSERT = (
+    'INSERT INTO audit (ts_ns, actor, action, tenant, target, detail) '
+    'VALUES (?, ?, ?, ?, ?, ?)'
+)
 _INSERT = (
     f'INSERT INTO usage ({", ".join(COLUMNS)}) '
     f'VALUES ({", ".join("?" for _ in COLUMNS)})'
@@ -174,6 +179,7 @@ class Ledger:
         """`target`: a SQLite path, a storage config or a `Database`."""
         self.database = Database.of(target)
         self.pending = collections.deque()
+        self.pending_audit = collections.deque()  # policy decisions, as audit rows
         self.max_pending = max_pending
         self.errors = 0
         self.dropped = 0
@@ -191,11 +197,11 @@ class Ledger:
             try:
                 if database.dialect == 'sqlite':
                     (version,) = db.execute('PRAGMA user_version').fetchone()
-                    database.create_schema(db, SCHEMA)
+                    database.create_schema(db, SCHEMA + KEYS_SCHEMA)
                     if version < SCHEMA_VERSION:
                         _migrate(db)
                 else:
-                    database.create_schema(db, SCHEMA)
+                    database.create_schema(db, SCHEMA + KEYS_SCHEMA)
             except BaseException:
                 db.close()
                 raise
@@ -206,6 +212,13 @@ class Ledger:
         self.pending.append(row)
         if len(self.pending) > self.max_pending:
             self.pending.popleft()
+            self.dropped += 1
+
+    def add_audit(self, row):
+        """(ts_ns, actor, action, tenant, target, detail JSON) for the audit log."""
+        self.pending_audit.append(row)
+        if len(self.pending_audit) > self.max_pending:
+            self.pending_audit.popleft()
             self.dropped += 1
 
     def flush(self, batch=5000):
@@ -236,7 +249,32 @@ class Ledger:
                 self.pending.popleft()
             total += len(rows)
         self.written += total
+        if self.pending_audit:
+            self._flush_audit(batch)
         return total
+
+    def _flush_audit(self, batch):
+        while self.pending_audit:
+            rows = [
+                self.pending_audit[i]
+                for i in range(min(batch, len(self.pending_audit)))
+            ]
+            try:
+                db = self._connect()
+                db.execute('BEGIN')
+                db.executemany(_AUDIT_INSERT, rows)
+                db.execute('COMMIT')
+            except ERRORS as exc:
+                self.errors += 1
+                self._reset()
+                log.error(
+                    'audit log write failed; %d rows kept for a retry',
+                    len(self.pending_audit),
+                    extra={'error': str(exc)},
+                )
+                return
+            for _ in rows:
+                self.pending_audit.popleft()
 
     def _reset(self):
         if self._db is not None:

@@ -7,6 +7,7 @@ with ``POST /v1/messages``; only the wire encoding differs (`OpenAIWire` here,
 
 import logging
 import time
+from functools import partial
 from itertools import chain
 
 import orjson
@@ -22,6 +23,12 @@ from aegisflow.errors import openai_body
 from aegisflow.limits.engine import reset_label
 from aegisflow.limits.plan import REASONS
 from aegisflow.limits.plan import SPEND
+from aegisflow.policy.engine import PolicyViolation
+from aegisflow.policy.engine import Redactor
+from aegisflow.policy.engine import StreamGuard
+from aegisflow.policy.engine import blocked_message
+from aegisflow.policy.engine import check_request
+from aegisflow.policy.engine import check_response
 from aegisflow.telemetry import events as ev
 from aegisflow.tokens import count_tokens
 from aegisflow.tokens import prompt_tokens
@@ -79,13 +86,14 @@ class OpenAIWire:
 
 
 class ChatCompletions:
-    __slots__ = ('gw', 'limit', 'limiter', 'dispatcher')
+    __slots__ = ('gw', 'limit', 'limiter', 'dispatcher', 'policies')
 
     def __init__(self, gw):
         self.gw = gw
         self.limit = gw.config.server.max_body_bytes
         self.limiter = gw.limiter
         self.dispatcher = Dispatcher(gw)
+        self.policies = gw.policies
 
     def on_post(self, req, resp):
         obs = req.context.obs
@@ -121,6 +129,14 @@ class ChatCompletions:
                 first_model,
                 chat,
             )
+        inputs = outputs = ()
+        redactor = None
+        if self.policies.any:
+            inputs, outputs = self.policies.for_tenant(principal.tenant_id)
+            redactor = Redactor()
+            if inputs:
+                decision = check_request(chat.body, inputs, redactor)
+                record_decision(resp, obs, decision, 'input')
         target, result = self.dispatcher.run(obs, chat, resolution)
         provider, model = target.provider, target.model
         obs.provider = labels.providers.id(provider.name)
@@ -135,6 +151,9 @@ class ChatCompletions:
                 result.get('model') or model
             )
             obs.usage(result.get('usage'))
+            if outputs or (redactor is not None and redactor.restore):
+                decision = check_response(result, outputs, redactor)
+                record_decision(resp, obs, decision, 'output')
             resp.data = wire.complete(result)
             resp.content_type = _JSON
             return
@@ -145,9 +164,12 @@ class ChatCompletions:
         resp.content_type = wire.content_type
         resp.set_header('Cache-Control', 'no-cache')
         resp.set_header('X-Accel-Buffering', 'no')
-        resp.stream = sse(
-            chain((first,), events), events, chat, obs, attempt, self.gw.finish, wire
-        )
+        chunks = chain((first,), events)
+        if outputs or (redactor is not None and redactor.restore):
+            chunks = StreamGuard(outputs, redactor, partial(_stream_hit, obs)).filter(
+                chunks
+            )
+        resp.stream = sse(chunks, events, chat, obs, attempt, self.gw.finish, wire)
 
     def _admit(self, req, resp, obs, principal, canonical, provider, model, chat):
         user = req.get_header('X-AegisFlow-User') or chat.body.get('user')
@@ -193,6 +215,52 @@ class ChatCompletions:
         err = RateLimited(decision.message, headers=headers)
         err.type = refused.kind  # NOTE: OpenAI's own types: "requests", "tokens"
         raise err
+
+
+def record_decision(resp, obs, decision, phase):
+    """Count and log a phase's policy decisions; warn in a header; raise on block."""
+    if not decision.hits:
+        return
+    hits = obs.policy_hits
+    if hits is None:
+        hits = obs.policy_hits = []
+    hits.extend(decision.hits)
+    for hit in decision.hits:
+        _log_hit(obs, hit)
+    warnings = decision.warnings
+    if warnings:
+        previous = resp.get_header('X-AegisFlow-Policy-Warnings')
+        if previous:
+            warnings = [w for w in warnings if w not in previous.split(', ')]
+            warnings = previous.split(', ') + warnings
+        resp.set_header('X-AegisFlow-Policy-Warnings', ', '.join(warnings))
+    if decision.blocked is not None:
+        hit = decision.blocked
+        raise PolicyViolation(blocked_message(hit, phase), hit=hit)
+
+
+def _log_hit(obs, hit):
+    log.info(
+        'policy decision',
+        extra={
+            'request_id': obs.request_id,
+            'policy': hit.policy.name,
+            'phase': hit.policy.phase,
+            'action': hit.action,
+            'mode': 'dry_run' if hit.dry_run else 'enforce',
+            'kind': hit.kind,
+            'field': hit.path,
+            'start': hit.start,
+            'end': hit.end,
+        },
+    )
+
+
+def _stream_hit(obs, hit):
+    if obs.policy_hits is None:
+        obs.policy_hits = []
+    obs.policy_hits.append(hit)
+    _log_hit(obs, hit)
 
 
 def sse(chunks, source, chat, obs, attempt, finish, wire):

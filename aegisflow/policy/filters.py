@@ -1,0 +1,166 @@
+"""Filters: what finds things in text. Every filter, built-in or custom, is a class
+with this interface:
+
+    class MyFilter:
+        max_match = 256          # longest span scan() reports (the stream hold-back)
+
+        def __init__(self, config):  # the policy's `config` mapping ({} when absent)
+            ...
+
+        def scan(self, text):     # text: aegisflow.policy.normalize.Folded
+            return [Finding('kind', start, end), ...]
+
+``scan`` reads ``text.text`` (the folded form) or ``text.skeleton()`` (lower case,
+confusables mapped; same offsets) and returns spans in those offsets; the engine maps
+them back to the original characters. It must be pure (same text, same answer) and
+fast: it runs on the hot path, once per text field per request, and on stream windows.
+An exception in ``scan`` is logged and treated as a finding of kind ``error`` (fail
+closed: the policy's action applies).
+"""
+
+import importlib
+import logging
+from typing import NamedTuple
+
+import regex
+
+from aegisflow.policy import injection
+from aegisflow.policy import pii
+
+log = logging.getLogger('aegisflow.policy')
+
+
+class Finding(NamedTuple):
+    """What a filter found: a kind and a span of the folded text; `action` overrides
+    the policy's (plugins decide their own verdict), `replacement` the placeholder."""
+
+    kind: str
+    start: int
+    end: int
+    action: str | None = None
+    replacement: str | None = None
+
+
+class KeywordFilter:
+    """Any of `keywords`, case-insensitive, on the confusable skeleton, whole words
+    where the keyword starts or ends with a letter or digit, any run of whitespace
+    between words. One compiled pattern over a trie of the keywords, so thousands
+    cost about what one does."""
+
+    def __init__(self, keywords):
+        from aegisflow.policy.normalize import Folded
+
+        words = {' '.join(Folded(k).skeleton().split()) for k in keywords}
+        words.discard('')
+        self.max_match = max((len(w) for w in words), default=1) * 4
+        self.pattern = regex.compile(_trie_pattern(sorted(words)), regex.V0)
+
+    def scan(self, text):
+        return [
+            Finding('keyword', m.start(), m.end())
+            for m in self.pattern.finditer(text.skeleton())
+        ]
+
+
+def _trie_pattern(words):
+    trie = {}
+    for w in words:
+        node = trie
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[''] = True
+
+    def emit(node):
+        end = '' in node
+        branches = []
+        for ch in sorted(k for k in node if k):
+            piece = r'\s+' if ch == ' ' else regex.escape(ch)
+            branches.append(piece + emit(node[ch]))
+        if not branches:
+            return ''
+        body = branches[0] if len(branches) == 1 else '(?:' + '|'.join(branches) + ')'
+        return f'(?:{body})?' if end else body
+
+    alternation = emit(trie)
+    # word boundaries: only where a keyword's edge is a word character; done with
+    # lookarounds so a keyword like "c++" still matches
+    return rf'(?<![\w])(?:{alternation})(?![\w])' if words else r'(?!x)x'
+
+
+class RegexFilter:
+    """Any of `patterns` (Python regular-expression syntax, compiled at load) over the
+    folded text. Each search runs with a deadline (`timeout_ms`, default 20): a pattern
+    that backtracks without end cannot stall a worker; a timeout is a finding of kind
+    ``timeout`` (the policy's action applies, fail closed)."""
+
+    max_match = 1024
+
+    def __init__(self, patterns, timeout_ms=20, max_match=1024):
+        self.patterns = [regex.compile(p, regex.V0) for p in patterns]
+        self.timeout = timeout_ms / 1000
+        self.max_match = max_match
+
+    def scan(self, text):
+        found = []
+        for pattern in self.patterns:
+            try:
+                for m in pattern.finditer(text.text, timeout=self.timeout):
+                    if m.end() > m.start():
+                        found.append(Finding('regex', m.start(), m.end()))
+            except TimeoutError:
+                log.warning(
+                    'regex policy timed out', extra={'pattern': pattern.pattern[:80]}
+                )
+                found.append(Finding('timeout', 0, len(text.text)))
+        return found
+
+
+class PiiFilter:
+    """Validated PII and secrets of the configured `kinds` (aegisflow.policy.pii)."""
+
+    max_match = 8192  # a PEM private key
+
+    def __init__(self, kinds):
+        kinds = tuple(kinds)
+        if 'ip_address' in kinds:
+            kinds += ('ipv6',)
+        self.kinds = kinds
+        self.max_match = 8192 if 'private_key' in kinds else 512
+
+    def scan(self, text):
+        return [Finding(*f) for f in pii.find(text.text, self.kinds)]
+
+
+class InjectionFilter:
+    """Prompt-injection heuristics (aegisflow.policy.injection); a finding per signal
+    when the text's score reaches `threshold`."""
+
+    max_match = 2048
+
+    def __init__(self, threshold=0.5):
+        self.threshold = threshold
+
+    def score(self, text):
+        return injection.score(text.skeleton(), text.text)
+
+    def scan(self, text):
+        total, signals = self.score(text)
+        if total < self.threshold:
+            return []
+        return [Finding(name, s, e) for name, s, e in signals]
+
+
+def load_class(path):
+    """The class a dotted path names (``package.module.Class``); raises ValueError with
+    the reason."""
+    module_name, _, attr = path.rpartition('.')
+    if not module_name:
+        raise ValueError('a dotted path package.module.Class')
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f'an importable module ({exc})') from None
+    cls = getattr(module, attr, None)
+    if cls is None or not callable(getattr(cls, 'scan', None)):
+        raise ValueError(f'a class with a scan(text) method in {module_name}')
+    return cls
