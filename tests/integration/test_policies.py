@@ -231,10 +231,13 @@ def test_decisions_are_counted_and_audited_without_the_text(gw, client):
     name = 'aegisflow_policy_decisions_total'
     assert total(text, name, policy='no-secrets', action='block', phase='input') >= 3
     assert total(text, name, policy='ssn-dry', mode='dry_run', action='block') >= 1
-    assert total(text, name, policy='out-words', phase='output', action='redact') >= 2, [
-        line for line in text.splitlines() if 'policy' in line or 'requests_total' in line
+    assert (
+        total(text, name, policy='out-words', phase='output', action='redact') >= 2
+    ), [
+        line
+        for line in text.splitlines()
+        if 'policy' in line or 'requests_total' in line
     ]
     assert total(text, name, policy='words-warn', action='warn') >= 1
     log = gw.log()
     assert CARD not in log and 'jane.roe@example.com' not in log
-
