@@ -128,7 +128,7 @@ class PiiFilter:
         self.max_match = 8192 if 'private_key' in kinds else 512
 
     def scan(self, text):
-        return [Finding(*f) for f in pii.find(text.text, self.kinds)]
+        return [Finding(*f) for f in pii.find(text.text, self.kinds, text)]
 
 
 class InjectionFilter:
@@ -141,7 +141,9 @@ class InjectionFilter:
         self.threshold = threshold
 
     def score(self, text):
-        return injection.score(text.skeleton(), text.text)
+        return injection.score(
+            text.skeleton(), text.text, word_set=text.words(), tokens=text.long_tokens()
+        )
 
     def scan(self, text):
         total, signals = self.score(text)

@@ -27,127 +27,315 @@ import base64
 import binascii
 import re
 
-_LEET = str.maketrans(
+from aegisflow.policy.normalize import AsciiMap
+
+_LEET = AsciiMap(
     {'0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '@': 'a', '$': 's'}
 )
 
-_OVERRIDE = re.compile(
-    r'\b(?:ignore|disregard|forget|bypass|skip|override|overrule|abandon|drop|discard'
-    r'|do not (?:follow|obey|listen to)|don\'?t (?:follow|obey)|stop following|neglect'
-    r'|set aside|throw out|pay no attention to)\s+'
-    r'(?:(?:all|any|every|each|the|your|my|these|those|this|of|that|everything|what)\s+){0,3}'
-    r'(?:(?:previous|prior|above|earlier|preceding|initial|original|old|former|system'
-    r'|developer|given|existing|current|safety|default|last|first)\s+){0,2}'
-    r'(?:(?:and|or)\s+(?:\w+\s+){0,2})?'
+# -- rules ---------------------------------------------------------------------------
+# PERF: a rule is a small pattern matched *at* each occurrence of its trigger
+# substring, and only when its gate words are in the text's word set (one set
+# lookup each): a text without a rule's words costs nothing, and one with them costs
+# a find and an anchored match per occurrence, never a scan of the whole text.
+
+_OBJECTS = (
     r'(?:instructions?|prompts?|rules?|directives?|directions?|guidelines?|guidance'
     r'|commands?|context|constraints?|restrictions?|policies|policy|programming'
-    r'|orders?|messages?|conversation|text|content|input|you(?:\'ve)? (?:were|was|have been) told'
-    r'|(?:that|what) (?:was|were) said)\b'
+    r'|orders?|messages?|conversation|text|content|input'
+    r"|you(?:'ve)? (?:were|was|have been) told|(?:that|what) (?:was|were) said)\b"
 )
-_OVERRIDE_ALT = re.compile(
-    r'\b(?:ignore|disregard|forget)\s+(?:\w+\s+){0,4}(?:above|before|previously|so far|prior)\b'
-    r'|\bforget (?:everything|all)\b'
-    r'|\b(?:from now on|henceforth|starting now),? (?:you|ignore|disregard|your)\b'
+_OVERRIDE_TAIL = (
+    r'\s+(?:(?:all|any|every|each|the|your|my|these|those|this|of|that|everything|what)\s+){0,3}'
+    r'(?:(?:previous|prior|above|earlier|preceding|initial|original|old|former|system'
+    r'|developer|given|existing|current|safety|default|last|first)\s+){0,2}'
+    r'(?:(?:and|or)\s+(?:\w+\s+){0,2})?' + _OBJECTS
 )
-_ROLE = re.compile(
-    r'\byou are (?:now|no longer|free|going to be|about to)\b'
-    r'|\b(?:act|behave|respond|answer|reply)(?:ing)? as (?:if you (?:are|were)|an?|my)\b[^.\n]{0,80}'
-    r'\b(?:without|no|free of|unfiltered|uncensored|unrestricted)\b'
-    r'|\bpretend (?:to be|you are|that you|you\'re)\b'
-    r'|\b(?:dan|stan|dude|aim)\b[^.\n]{0,40}\b(?:do anything now|jailbr(?:oken|eak)|mode)\b'
-    r'|\bdo anything now\b|\bjailbr(?:oken|eak)\b|\bdeveloper mode\b|\bgod mode\b'
-    r'|\b(?:unfiltered|uncensored|unrestricted|no[- ]limits?)\s+(?:ai|assistant|mode|model|version|chatbot)\b'
-    r'|\bno (?:longer )?(?:bound|restricted|limited) by\b'
-    r'|\bwithout (?:any )?(?:restrictions|filters|limitations|censorship|ethical guidelines|rules)\b'
-    r'|\b(?:switch|enter|enable|activate)\w* (?:to |into )?(?:\w+ ){0,2}mode\b'
-    r'|\bstay in character\b|\bbreak character\b'
-)
-_EXTRACT = re.compile(
-    r'\b(?:reveal|print|show|display|repeat|output|tell|give|share|write out|list|dump|leak|spell|recite|echo|return|paste|copy|translate|summari[sz]e)\b'
-    r'[^.\n?]{0,40}\b(?:(?:your|the|its|my) (?:\w+ )?(?:system prompt|system message|initial prompt|initial instructions)'
+_EXTRACT_TAIL = (
+    r'\b[^.\n?]{0,40}\b(?:(?:your|the|its|my) (?:\w+ )?(?:system prompt|system message|initial prompt|initial instructions)'
     r'|(?:your|the) (?:hidden|secret|original|internal|developer|previous|above|initial|first|prior) (?:prompt|instructions?|rules|message|text|directives?|guidelines)'
     r'|instructions? (?:above|you were given|you received)|your (?:instructions|prompt|rules|guidelines|directives|configuration)'
     r'|everything (?:above|before)|(?:the )?(?:text|words|content) above|pre-?prompt|prompt above)'
-    r'|\bwhat (?:is|are|was|were) (?:your (?:system prompt|initial instructions|original instructions|instructions|rules|hidden)|the system prompt)'
-    r'|\b(?:starting|beginning) with ["\']?you are\b'
 )
-_TEMPLATE = re.compile(
-    r'<\|(?:im_start|im_end|system|user|assistant|endoftext|begin_of_text|start_header_id|end_header_id|eot_id)\|>'
-    r'|\[/?inst\]|<<\s*/?sys\s*>>|</?\s*(?:system|instructions?|sys)\s*>'
-    r'|(?:^|\n)\s*#{2,}\s*(?:system|instruction|new instructions?)\b'
-    r'|(?:^|\n)\s*(?:system|assistant)\s*:\s'
-    r'|\{\{#?system~?\}\}|\[system\]|\(system\)|\bsystem instruction:'
+_OVERRIDE_VERBS = (
+    'ignore',
+    'disregard',
+    'forget',
+    'bypass',
+    'skip',
+    'override',
+    'overrule',
+    'abandon',
+    'drop',
+    'discard',
+    'neglect',
 )
-_NEW = re.compile(
-    r'\bnew (?:important )?(?:instructions?|rules?|task|directive|objective|orders?)\s*[:!\-]'
-    r'|\*{2,}\s*new\b|\bimportant(?: new)? instructions?\b|\bsystem override\b|\badmin(?:istrator)? (?:mode|override|access)\b'
-    r'|\binstead,? (?:you (?:must|should|will)|say|print|output|respond|write|reply)\b'
-    r'|\bdo not (?:tell|inform|mention)(?: this)? (?:to )?the user\b'
-    r'|\b(?:your|the) (?:real|true|actual|new) (?:task|instructions?|goal|purpose|objective) (?:is|are)\b'
-    r'|\boverride (?:your|the|all|any) (?:\w+ )?(?:settings|safety|filters?|protocols?)\b'
+_EXTRACT_VERBS = (
+    'reveal',
+    'print',
+    'show',
+    'display',
+    'repeat',
+    'output',
+    'tell',
+    'give',
+    'share',
+    'list',
+    'dump',
+    'leak',
+    'spell',
+    'recite',
+    'echo',
+    'return',
+    'paste',
+    'copy',
+    'translate',
+    'summarize',
+    'summarise',
 )
-_EXFIL = re.compile(
-    r'!\[[^\]]{0,100}\]\(\s*https?://[^)\s]{1,300}\?[^)\s]{0,300}=[^)\s]*\)'
+_AS_VERBS = (
+    'act',
+    'acting',
+    'behave',
+    'behaving',
+    'respond',
+    'responding',
+    'answer',
+    'answering',
+    'reply',
+    'replying',
 )
+_MODE_VERBS = (
+    'switch',
+    'switching',
+    'enter',
+    'entering',
+    'enable',
+    'enabling',
+    'enabled',
+    'activate',
+    'activating',
+    'activated',
+    'unlock',
+    'unlocked',
+)
+_TOKENS = (
+    'im_start',
+    'im_end',
+    'system',
+    'user',
+    'assistant',
+    'endoftext',
+    'begin_of_text',
+    'start_header_id',
+    'end_header_id',
+    'eot_id',
+)
+_ROLE_ADJ = r'(?:unfiltered|uncensored|unrestricted|no[- ]limits?)\s+(?:ai|assistant|mode|model|version|chatbot)\b'
+
+# (signal, weight, gate words (all must be in the text), trigger substring, pattern
+# matched at the trigger)
+_RULES = (
+    [('instruction_override', 0.6, (v,), v, v + _OVERRIDE_TAIL) for v in _OVERRIDE_VERBS]
+    + [
+        ('instruction_override', 0.6, ('do',), 'do not ', r'do not (?:follow|obey|listen to)' + _OVERRIDE_TAIL),
+        ('instruction_override', 0.6, ("don't",), "don't ", r"don't (?:follow|obey)" + _OVERRIDE_TAIL),
+        ('instruction_override', 0.6, ('dont',), 'dont ', r'dont (?:follow|obey)' + _OVERRIDE_TAIL),
+        ('instruction_override', 0.6, ('following',), 'stop following', 'stop following' + _OVERRIDE_TAIL),
+        ('instruction_override', 0.6, ('aside',), 'set aside', 'set aside' + _OVERRIDE_TAIL),
+        ('instruction_override', 0.6, ('throw',), 'throw out', 'throw out' + _OVERRIDE_TAIL),
+        ('instruction_override', 0.6, ('attention',), 'pay no attention', 'pay no attention to' + _OVERRIDE_TAIL),
+    ]
+    + [('instruction_override', 0.5, (v,), v, v + r'\s+(?:\w+\s+){0,4}(?:above|before|previously|so far|prior)\b') for v in ('ignore', 'disregard', 'forget')]
+    + [
+        ('instruction_override', 0.5, ('forget',), 'forget', r'forget (?:everything|all)\b'),
+        ('instruction_override', 0.5, ('now',), 'from now on', r'from now on,? (?:you|ignore|disregard|your)\b'),
+        ('instruction_override', 0.5, ('henceforth',), 'henceforth', r'henceforth,? (?:you|ignore|disregard|your)\b'),
+        ('role_hijack', 0.5, ('you',), 'you are ', r'you are (?:now|no longer|free|going to be|about to)\b'),
+        ('role_hijack', 0.5, ('pretend',), 'pretend', r"pretend (?:to be|you are|that you|you're)\b"),
+        ('role_hijack', 0.5, ('anything',), 'do anything now', 'do anything now'),
+        ('role_hijack', 0.5, ('developer', 'mode'), 'developer mode', 'developer mode'),
+        ('role_hijack', 0.5, ('god', 'mode'), 'god mode', 'god mode'),
+        ('role_hijack', 0.5, ('without',), 'without ', r'without (?:any )?(?:restrictions|filters|limitations|censorship|ethical guidelines|rules)\b'),
+        ('role_hijack', 0.5, ('character',), 'stay in character', 'stay in character'),
+        ('role_hijack', 0.5, ('character',), 'break character', 'break character'),
+        ('role_hijack', 0.5, ('bound',), 'no ', r'no (?:longer )?bound by\b'),
+        ('role_hijack', 0.5, ('restricted',), 'no ', r'no (?:longer )?restricted by\b'),
+        ('role_hijack', 0.5, ('limited',), 'no ', r'no (?:longer )?limited by\b'),
+        ('role_hijack', 0.5, ('limits',), 'no', _ROLE_ADJ),
+        ('role_hijack', 0.5, ('limit',), 'no', _ROLE_ADJ),
+    ]
+    + [('role_hijack', 0.5, (w,), w, r'jailbr(?:oken|eak)') for w in ('jailbreak', 'jailbroken', 'jailbreaking', 'jailbreaks')]
+    + [('role_hijack', 0.5, (w,), w, _ROLE_ADJ) for w in ('unfiltered', 'uncensored', 'unrestricted')]
+    + [('role_hijack', 0.5, (w,), w, w + r'\b[^.\n]{0,40}\b(?:do anything now|jailbr(?:oken|eak)|mode)\b') for w in ('dan', 'stan', 'dude', 'aim')]
+    + [('role_hijack', 0.5, (w,), w + ' as', w + r' as (?:if you (?:are|were)|an?|my)\b[^.\n]{0,80}\b(?:without|no|free of|unfiltered|uncensored|unrestricted)\b') for w in _AS_VERBS]
+    + [('role_hijack', 0.5, (w, 'mode'), w, w + r' (?:to |into )?(?:\w+ ){0,2}mode\b') for w in _MODE_VERBS]
+    + [('prompt_extraction', 0.6, (v,), v, v + _EXTRACT_TAIL) for v in _EXTRACT_VERBS]
+    + [
+        ('prompt_extraction', 0.6, ('write',), 'write out', 'write out' + _EXTRACT_TAIL),
+        ('prompt_extraction', 0.6, ('what',), 'what ', r'what (?:is|are|was|were) (?:your (?:system prompt|initial instructions|original instructions|instructions|rules|hidden)|the system prompt)'),
+        ('prompt_extraction', 0.6, ('starting',), 'starting with', r'starting with ["\']?you are\b'),
+        ('prompt_extraction', 0.6, ('beginning',), 'beginning with', r'beginning with ["\']?you are\b'),
+    ]
+    + [('template_tokens', 0.5, (w,), '<|' + w, r'<\|' + w + r'\|>') for w in _TOKENS]
+    + [
+        ('template_tokens', 0.5, ('inst',), '[inst]', r'\[inst\]'),
+        ('template_tokens', 0.5, ('inst',), '[/inst]', r'\[/inst\]'),
+        ('template_tokens', 0.5, ('sys',), '<<', r'<<\s*/?sys\s*>>'),
+        ('template_tokens', 0.5, ('sys',), '<sys', r'<sys\s*>'),
+        ('template_tokens', 0.5, ('sys',), '</sys', r'</sys\s*>'),
+        ('template_tokens', 0.5, ('system',), '<system', r'<system\s*>'),
+        ('template_tokens', 0.5, ('system',), '</system', r'</system\s*>'),
+        ('template_tokens', 0.5, ('instructions',), '<instruction', r'<instructions?\s*>'),
+        ('template_tokens', 0.5, ('instructions',), '</instruction', r'</instructions?\s*>'),
+        ('template_tokens', 0.5, ('instruction',), '<instruction', r'<instructions?\s*>'),
+        ('template_tokens', 0.5, ('instruction',), '</instruction', r'</instructions?\s*>'),
+        ('template_tokens', 0.5, ('system',), '##', r'#{2,}\s*(?:system|instruction|new instructions?)\b'),
+        ('template_tokens', 0.5, ('instruction',), '##', r'#{2,}\s*(?:system|instruction|new instructions?)\b'),
+        ('template_tokens', 0.5, ('instructions',), '##', r'#{2,}\s*(?:system|instruction|new instructions?)\b'),
+        ('template_tokens', 0.5, ('system',), '{{', r'\{\{#?system~?\}\}'),
+        ('template_tokens', 0.5, ('system',), '[system]', r'\[system\]'),
+        ('template_tokens', 0.5, ('system',), '(system)', r'\(system\)'),
+        ('template_tokens', 0.5, ('system',), 'system instruction:', 'system instruction:'),
+        # a fake turn ("system: ..."): weak alone, a colon after "system" is common
+        ('fake_turn', 0.3, ('system',), 'system', r'system\s*:\s'),
+        ('fake_turn', 0.3, ('assistant',), 'assistant', r'assistant\s*:\s'),
+        ('new_instructions', 0.35, ('new',), 'new ', r'new (?:important )?(?:instructions?|rules?|task|directive|objective|orders?)\s*[:!\-]'),
+        ('new_instructions', 0.35, (), '**', r'\*{2,}\s*new\b'),
+        ('new_instructions', 0.35, ('important',), 'important', r'important(?: new)? instructions?\b'),
+        ('new_instructions', 0.35, ('override',), 'system override', 'system override'),
+        ('new_instructions', 0.35, ('override',), 'override', r'override (?:your|the|all|any) (?:\w+ )?(?:settings|safety|filters?|protocols?)\b'),
+        ('new_instructions', 0.35, ('admin',), 'admin', r'admin (?:mode|override|access)\b'),
+        ('new_instructions', 0.35, ('administrator',), 'administrator', r'administrator (?:mode|override|access)\b'),
+        ('new_instructions', 0.35, ('instead',), 'instead', r'instead,? (?:you (?:must|should|will)|say|print|output|respond|write|reply)\b'),
+        ('new_instructions', 0.35, ('user',), 'do not ', r'do not (?:tell|inform|mention)(?: this)? (?:to )?the user\b'),
+        ('exfiltration', 0.6, (), '![', r'!\[[^\]]{0,100}\]\(\s*https?://[^)\s]{1,300}\?[^)\s]{0,300}=[^)\s]*\)'),
+    ]
+    + [('new_instructions', 0.35, (w,), w + ' ', w + r' (?:task|instructions?|goal|purpose|objective) (?:is|are)\b') for w in ('real', 'true', 'actual', 'new')]
+)  # fmt: skip
+
+
+class _Rule:
+    __slots__ = ('signal', 'weight', 'gates', 'sub', 'pattern', 'word_start')
+
+    def __init__(self, signal, weight, gates, sub, pattern):
+        self.signal = signal
+        self.weight = weight
+        self.gates = gates
+        self.sub = sub
+        self.pattern = re.compile(pattern)
+        self.word_start = sub[0].isalnum()
+
+
+RULES = tuple(_Rule(*r) for r in _RULES)
+_BY_GATE = {}  # first gate word -> rules, in rule order
+for _i, _r in enumerate(RULES):
+    if _r.gates:
+        _BY_GATE.setdefault(_r.gates[0], []).append((_i, _r))
+_UNGATED = tuple((i, r) for i, r in enumerate(RULES) if not r.gates)
+SIGNAL_NAMES = tuple(dict.fromkeys(r.signal for r in RULES)) + ('encoded_payload',)
+_GATES = frozenset(g for r in RULES for g in r.gates)
+_SPLIT = AsciiMap(
+    dict.fromkeys('.,;:!?()[]{}<>|/\\*#"`~=+&^%-', ' ')
+)  # as Folded.words
 _B64 = re.compile(r'[A-Za-z0-9+/]{24,}={0,2}')
 _HEX = re.compile(r'\b(?:[0-9a-f]{2}){16,}\b')
-
-# signal name, pattern, weight
-SIGNALS = (
-    ('instruction_override', _OVERRIDE, 0.6),
-    ('instruction_override', _OVERRIDE_ALT, 0.5),
-    ('role_hijack', _ROLE, 0.5),
-    ('prompt_extraction', _EXTRACT, 0.6),
-    ('template_tokens', _TEMPLATE, 0.5),
-    ('new_instructions', _NEW, 0.35),
-    ('exfiltration', _EXFIL, 0.6),
-)
 _MAX_DECODED = 64 * 1024
+_LONG_TOKEN = 24
+_MAX_MATCH = 420
 
 
-def _signals(text):
+def words(text):
+    """The set of words of a skeleton text (what gates the rules)."""
+    return set(_SPLIT(text).split())
+
+
+def _match(rule, text):
+    sub, pattern, n = rule.sub, rule.pattern, len(text)
+    i = text.find(sub)
+    while i >= 0:
+        if not rule.word_start or i == 0 or not text[i - 1].isalnum():
+            m = pattern.match(text, i, min(n, i + _MAX_MATCH))
+            if m is not None:
+                return m
+        i = text.find(sub, i + 1)
+    return None
+
+
+def _mixed(word_set):
+    """Whether leetspeak could hide a gate word: a word mixing letters with the
+    digits and signs leetspeak uses that reads as a gate word."""
+    for w in word_set:
+        if not w.isalpha() and not w.isdigit() and _LEET(w) in _GATES:
+            return True
+    return False
+
+
+def _signals(text, word_set=None):
     """{signal: (weight, start, end)} in `text` (already lower-cased skeleton)."""
     found = {}
-    leet = text.translate(_LEET)
-    for name, pattern, weight in SIGNALS:
-        m = pattern.search(text) or (pattern.search(leet) if leet != text else None)
-        if m is not None and found.get(name, (0,))[0] < weight:
-            found[name] = (weight, m.start(), m.end())
+    if word_set is None:
+        word_set = words(text)
+    variants = [(text, word_set)]
+    if _mixed(word_set):
+        leet = _LEET(text)
+        variants.append((leet, words(leet)))
+    for variant, present in variants:
+        candidates = list(_UNGATED)
+        for gate in present & _GATES:
+            candidates.extend(_BY_GATE.get(gate, ()))
+        candidates.sort(key=lambda c: c[0])
+        for _, rule in candidates:
+            if found.get(rule.signal, (0,))[0] >= rule.weight:
+                continue
+            if all(g in present for g in rule.gates):
+                m = _match(rule, variant)
+                if m is not None:
+                    found[rule.signal] = (rule.weight, m.start(), m.end())
     return found
 
 
-def _decoded(text):
-    """Texts hidden in base64 or hex runs of `text`, decoded once."""
+def _decoded(tokens, text):
+    """Texts hidden in base64 or hex runs among `tokens` of `text`, decoded once:
+    (start, end, decoded lower-case text)."""
     budget = _MAX_DECODED
-    for pattern, decode in ((_B64, _b64), (_HEX, bytes.fromhex)):
-        for m in pattern.finditer(text):
-            if budget <= 0:
-                return
-            try:
-                raw = decode(m.group())
-            except (ValueError, binascii.Error):
-                continue
-            budget -= len(raw)
-            try:
-                inner = raw.decode('utf-8')
-            except UnicodeDecodeError:
-                continue
-            if sum(c.isprintable() for c in inner) >= 0.9 * len(inner):
-                yield m.start(), m.end(), inner.lower()
+    if not tokens or max(map(len, tokens)) < _LONG_TOKEN:
+        return
+    for token in tokens:
+        if len(token) < _LONG_TOKEN:
+            continue
+        for pattern, decode in ((_B64, _b64), (_HEX, bytes.fromhex)):
+            for m in pattern.finditer(token):
+                if budget <= 0:
+                    return
+                try:
+                    raw = decode(m.group())
+                except (ValueError, binascii.Error):
+                    continue
+                budget -= len(raw)
+                try:
+                    inner = raw.decode('utf-8')
+                except UnicodeDecodeError:
+                    continue
+                if sum(c.isprintable() for c in inner) >= 0.9 * len(inner):
+                    start = text.find(m.group())
+                    yield start, start + len(m.group()), inner.lower()
 
 
 def _b64(s):
     return base64.b64decode(s + '=' * (-len(s) % 4), validate=False)
 
 
-def score(skeleton, original=None):
+def score(skeleton, original=None, *, word_set=None, tokens=None):
     """(score, [(signal, start, end)]) for skeleton text; `original` (the folded text
     before lower-casing) is where encoded payloads are looked for (base64 is case
-    sensitive)."""
-    found = _signals(skeleton)
+    sensitive). `word_set` and `tokens` may be given when already computed."""
+    found = _signals(skeleton, word_set)
     source = original if original is not None else skeleton
     if 'encoded_payload' not in found:
-        for start, end, inner in _decoded(source):
+        if tokens is None:
+            tokens = source.split()
+        for start, end, inner in _decoded(tokens, source):
             hidden = _signals(inner)
             if hidden:
                 weight = max(w for w, _, _ in hidden.values())

@@ -115,7 +115,7 @@ _SKELETON = _SkeletonTable()
 class Folded:
     """A text and its folded form, with the way back from one to the other."""
 
-    __slots__ = ('original', 'text', '_starts', '_skeleton')
+    __slots__ = ('original', 'text', '_starts', '_skeleton', 'cache')
 
     def __init__(self, original):
         self.original = original
@@ -126,13 +126,10 @@ class Folded:
             )
             self._starts = None  # identity offsets
         else:
-            self.text = original.translate(_FOLD)
-            self._starts = (
-                None
-                if len(self.text) == len(original) and _same_lengths(original)
-                else False
-            )
+            self.text, same = _fold_mixed(original)
+            self._starts = None if same else False  # False: mapped when asked
         self._skeleton = None
+        self.cache = {}  # what filters derive from the text, computed once for all
 
     @property
     def identity(self):
@@ -141,8 +138,34 @@ class Folded:
 
     def skeleton(self):
         if self._skeleton is None:
-            self._skeleton = self.text.translate(_SKELETON)
+            text = self.text
+            self._skeleton = text.lower() if text.isascii() else _skeleton_mixed(text)
         return self._skeleton
+
+    def words(self):
+        """The skeleton's words (split on whitespace and punctuation), as a set
+        (cached): what keyword-like rules look up."""
+        found = self.cache.get('words')
+        if found is None:
+            found = self.cache['words'] = set(_WORDS(self.skeleton()).split())
+        return found
+
+    def long_tokens(self):
+        """Tokens of the folded text (split on whitespace only) of 15 characters or
+        more: where keys, tokens and encoded payloads hide (cached).
+
+        PERF: splitting 4 KB costs ~40 us; it is skipped when no word of the text is
+        12 characters long (a long token holds at least one such word unless it is
+        cut into short pieces by punctuation, which keys and base64 rarely are)."""
+        found = self.cache.get('long')
+        if found is None:
+            words = self.words()
+            found = []
+            if words and max(map(len, words)) >= 12:
+                tokens = self.text.split()
+                found = [t for t in tokens if len(t) >= 15]
+            self.cache['long'] = found
+        return found
 
     def span(self, start, end):
         """The original characters behind folded[start:end] (invisible characters
@@ -160,20 +183,55 @@ class Folded:
         return o_start, _trim_end(self.original, o_start, o_end)
 
 
+_REPLACE_AT_MOST = 24  # distinct characters to change one by one; past it, translate
+
+
+def _fold_mixed(text):
+    """(folded text, whether every character folded to exactly one) of a text that
+    is not all ASCII.
+
+    PERF: str.translate looks every character of a non-ASCII string up in the table
+    (~35 ns each, 150 us for 4 KB). Most such texts hold few distinct characters that
+    change (accents are NFKC-stable; CJK too): those are replaced one by one
+    (str.replace runs at C speed), the rest is left alone."""
+    fold = _FOLD
+    changes = []
+    same = True
+    for ch in set(text):
+        out = fold[ord(ch)]
+        if isinstance(out, int):
+            continue
+        changes.append((ch, out or ''))
+        if out is None or len(out) != 1:
+            same = False
+    if len(changes) > _REPLACE_AT_MOST:
+        return text.translate(fold), same
+    for ch, out in changes:
+        text = text.replace(ch, out)
+    return text, same
+
+
+def _skeleton_mixed(text):
+    low = text.lower()
+    if len(low) != len(text):  # a letter that lower-cases to two: go char by char
+        return text.translate(_SKELETON)
+    changes = []
+    for ch in set(low):
+        if ord(ch) > 127:
+            out = _SKELETON[ord(ch)]
+            if out != ch:
+                changes.append((ch, out))
+    if len(changes) > _REPLACE_AT_MOST:
+        return low.translate(_SKELETON)
+    for ch, out in changes:
+        low = low.replace(ch, out)
+    return low
+
+
 def _has_odd_space(text):
     return (
         '\t' in text or '\n' in text or '\r' in text or '\x0b' in text or '\x0c' in text
     )
-
-
-def _same_lengths(text):
-    """Whether every character folds to exactly one character."""
-    fold = _FOLD
-    for ch in set(text):
-        out = fold[ord(ch)]
-        if not isinstance(out, int) and (out is None or len(out) != 1):
-            return False
-    return True
 
 
 def _offset_map(original):
@@ -195,6 +253,32 @@ def _trim_end(original, start, end):
     while end > start and fold[ord(original[end - 1])] is None:
         end -= 1
     return end
+
+
+class AsciiMap:
+    """A one-for-one mapping of ASCII characters (others kept), applied at C speed
+    to any text: str.translate for ASCII text, and for other text the same mapping on
+    its UTF-8 bytes (multi-byte sequences hold no ASCII byte, so they pass through and
+    every offset is kept)."""
+
+    __slots__ = ('str_table', 'byte_table')
+
+    def __init__(self, mapping):
+        self.str_table = str.maketrans(mapping)
+        table = bytearray(range(256))
+        for src, dst in mapping.items():
+            assert len(src) == len(dst) == 1 and src.isascii() and dst.isascii()
+            table[ord(src)] = ord(dst)
+        self.byte_table = bytes(table)
+
+    def __call__(self, text):
+        if text.isascii():
+            return text.translate(self.str_table)
+        raw = text.encode('utf-8', 'surrogatepass').translate(self.byte_table)
+        return raw.decode('utf-8', 'surrogatepass')
+
+
+_WORDS = AsciiMap(dict.fromkeys('.,;:!?()[]{}<>|/\\*#"`~=+&^%-', ' '))
 
 
 def fold(text):
