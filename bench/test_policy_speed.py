@@ -61,7 +61,10 @@ def test_bench_default_input_policies_non_ascii_4KB(benchmark, inputs):
 
 
 def test_bench_default_input_policies_with_pii_4KB(benchmark, inputs):
-    pii = 'Mail jane.doe@example.com or call (415) 555-2671 about card 4111 1111 1111 1111. '
+    pii = (
+        'Mail jane.doe@example.com or call (415) 555-2671 about card '
+        '4111 1111 1111 1111. '
+    )
     text = _prompt(PARAGRAPH, 4096 - len(pii)) + pii
 
     def run():

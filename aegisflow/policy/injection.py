@@ -55,7 +55,7 @@ _EXTRACT_TAIL = (
     r'\b[^.\n?]{0,40}\b(?:(?:your|the|its|my) (?:\w+ )?(?:system prompt|system message|initial prompt|initial instructions)'
     r'|(?:your|the) (?:hidden|secret|original|internal|developer|previous|above|initial|first|prior) (?:prompt|instructions?|rules|message|text|directives?|guidelines)'
     r'|instructions? (?:above|you were given|you received)|your (?:instructions|prompt|rules|guidelines|directives|configuration)'
-    r'|everything (?:above|before)|(?:the )?(?:text|words|content) above|pre-?prompt|prompt above)'
+    r'|everything (?:above|before)|(?:the )?(?:text|words) (?:above|before this)|pre-?prompt|prompt above)'
 )
 _OVERRIDE_VERBS = (
     'ignore',
@@ -133,8 +133,13 @@ _TOKENS = (
 )
 _ROLE_ADJ = r'(?:unfiltered|uncensored|unrestricted|no[- ]limits?)\s+(?:ai|assistant|mode|model|version|chatbot)\b'
 
+_EVADE_POLICY = (
+    r'\b(?:ignore|ignores|ignoring|bypass|violate|violates|break|breaks|against|free (?:of|from)'
+    r'|bound by|disregard|disregards|follow|obey|without|outside)\b[^.\n]{0,30}\bpolic(?:y|ies)\b'
+)
+
 # (signal, weight, gate words (all must be in the text), trigger substring, pattern
-# matched at the trigger)
+# matched at the trigger[, how far before the trigger the match may start])
 _RULES = (
     [('instruction_override', 0.6, (v,), v, v + _OVERRIDE_TAIL) for v in _OVERRIDE_VERBS]
     + [
@@ -152,24 +157,27 @@ _RULES = (
         ('instruction_override', 0.5, ('now',), 'from now on', r'from now on,? (?:you|ignore|disregard|your)\b'),
         ('instruction_override', 0.5, ('henceforth',), 'henceforth', r'henceforth,? (?:you|ignore|disregard|your)\b'),
         ('role_hijack', 0.5, ('you',), 'you are ', r'you are (?:now|no longer|free|going to be|about to)\b'),
-        ('role_hijack', 0.5, ('pretend',), 'pretend', r"pretend (?:to be|you are|that you|you're)\b"),
+        ('role_hijack', 0.25, ('pretend',), 'pretend', r"pretend (?:to be|you are|that you|you're)\b"),
+        ('role_hijack', 0.5, ('pretend',), 'pretend', r"pretend (?:to be|you are|that you|you're)\b[^.\n]{0,60}\b(?:no|without|unrestricted|unfiltered|uncensored|evil|dan|jailbr\w*|free from)\b"),
         ('role_hijack', 0.5, ('anything',), 'do anything now', 'do anything now'),
-        ('role_hijack', 0.5, ('developer', 'mode'), 'developer mode', 'developer mode'),
-        ('role_hijack', 0.5, ('god', 'mode'), 'god mode', 'god mode'),
+        ('role_hijack', 0.3, ('developer', 'mode'), 'developer mode', 'developer mode'),
+        ('role_hijack', 0.3, ('god', 'mode'), 'god mode', 'god mode'),
         ('role_hijack', 0.5, ('without',), 'without ', r'without (?:any )?(?:restrictions|filters|limitations|censorship|ethical guidelines|rules)\b'),
-        ('role_hijack', 0.5, ('character',), 'stay in character', 'stay in character'),
-        ('role_hijack', 0.5, ('character',), 'break character', 'break character'),
+        ('role_hijack', 0.25, ('character',), 'stay in character', 'stay in character'),
+        ('role_hijack', 0.25, ('character',), 'break character', 'break character'),
+        ('role_hijack', 0.5, ('character',), 'character', r'character\b[^.\n]{0,80}\b(?:no|without|never refuses?|unfiltered|uncensored|amoral|unethical)\b'),
         ('role_hijack', 0.5, ('bound',), 'no ', r'no (?:longer )?bound by\b'),
         ('role_hijack', 0.5, ('restricted',), 'no ', r'no (?:longer )?restricted by\b'),
         ('role_hijack', 0.5, ('limited',), 'no ', r'no (?:longer )?limited by\b'),
         ('role_hijack', 0.5, ('limits',), 'no', _ROLE_ADJ),
         ('role_hijack', 0.5, ('limit',), 'no', _ROLE_ADJ),
     ]
-    + [('role_hijack', 0.5, (w,), w, r'jailbr(?:oken|eak)') for w in ('jailbreak', 'jailbroken', 'jailbreaking', 'jailbreaks')]
+    + [('role_hijack', 0.3, (w,), w, r'jailbr(?:oken|eak)') for w in ('jailbreak', 'jailbroken', 'jailbreaking', 'jailbreaks')]
+    + [('role_hijack', 0.5, (w,), w, r'jailbr(?:oken|eak)(?:ed)? (?:mode|version|ai|assistant|chatbot|prompt is now active)\b') for w in ('jailbreak', 'jailbroken')]
     + [('role_hijack', 0.5, (w,), w, _ROLE_ADJ) for w in ('unfiltered', 'uncensored', 'unrestricted')]
     + [('role_hijack', 0.5, (w,), w, w + r'\b[^.\n]{0,40}\b(?:do anything now|jailbr(?:oken|eak)|mode)\b') for w in ('dan', 'stan', 'dude', 'aim')]
     + [('role_hijack', 0.5, (w,), w + ' as', w + r' as (?:if you (?:are|were)|an?|my)\b[^.\n]{0,80}\b(?:without|no|free of|unfiltered|uncensored|unrestricted)\b') for w in _AS_VERBS]
-    + [('role_hijack', 0.5, (w, 'mode'), w, w + r' (?:to |into )?(?:\w+ ){0,2}mode\b') for w in _MODE_VERBS]
+    + [('role_hijack', 0.5, (w, 'mode'), w, w + r' (?:to |into |the )?(?:\w+ )?(?:developer|dan|jailbreak|god|unrestricted|unfiltered|uncensored|debug|maintenance|admin|sudo|evil|dev|chaos|opposite) mode\b') for w in _MODE_VERBS]
     + [('prompt_extraction', 0.6, (v,), v, v + _EXTRACT_TAIL) for v in _EXTRACT_VERBS]
     + [
         ('prompt_extraction', 0.6, ('write',), 'write out', 'write out' + _EXTRACT_TAIL),
@@ -202,6 +210,7 @@ _RULES = (
         ('fake_turn', 0.3, ('assistant',), 'assistant', r'assistant\s*:\s'),
         ('new_instructions', 0.35, ('new',), 'new ', r'new (?:important )?(?:instructions?|rules?|task|directive|objective|orders?)\s*[:!\-]'),
         ('new_instructions', 0.35, (), '**', r'\*{2,}\s*new\b'),
+        ('new_instructions', 0.5, ('new',), '**', r'\*{2,}\s*new (?:important )?instructions?\s*\*{2,}'),
         ('new_instructions', 0.35, ('important',), 'important', r'important(?: new)? instructions?\b'),
         ('new_instructions', 0.35, ('override',), 'system override', 'system override'),
         ('new_instructions', 0.35, ('override',), 'override', r'override (?:your|the|all|any) (?:\w+ )?(?:settings|safety|filters?|protocols?)\b'),
@@ -209,6 +218,49 @@ _RULES = (
         ('new_instructions', 0.35, ('administrator',), 'administrator', r'administrator (?:mode|override|access)\b'),
         ('new_instructions', 0.35, ('instead',), 'instead', r'instead,? (?:you (?:must|should|will)|say|print|output|respond|write|reply)\b'),
         ('new_instructions', 0.35, ('user',), 'do not ', r'do not (?:tell|inform|mention)(?: this)? (?:to )?the user\b'),
+        ('pretext', 0.5, ('instructions',), 'mistake', r'mistake when I gave you (?:your|the) instructions'),
+        ('pretext', 0.5, ('forgot',), 'forgot to ', r'forgot to (?:ask|tell) you to\b'),
+        ('pretext', 0.35, ('priority',), 'priority task', r'priority task\s*:'),
+        ('pretext', 0.35, ('emergency',), 'emergency', r'emergency\W{0,6}\s*(?:please|you must|immediately|override)'),
+        ('pretext', 0.35, ('procedure',), 'experimental procedure', r'experimental procedure\s*:'),
+        ('pretext', 0.35, ('testing',), 'for testing purposes', r'for testing purposes(?: only)?\s*[:,]'),
+        ('pretext', 0.5, ('testing',), 'strictly for testing', r'strictly for testing purposes\b[^.\n]{0,60}\byou must\b'),
+        ('pretext', 0.5, ('exercise',), 'training exercise', r"training exercise, you(?:'ve| have) been assigned"),
+        ('pretext', 0.5, ('pipeline',), 'test pipeline', r'test pipeline\b[^.\n]{0,120}\b(?:ensure to|you must|do the following)'),
+        ('pretext', 0.5, ('debugging',), 'debugging error', r'debugging error\W'),
+        ('pretext', 0.5, ('privileges',), 'grant ', r'grant (?:me )?(?:temporary )?(?:administrative|admin|root|elevated) (?:privileges|access|rights)'),
+        ('pretext', 0.5, ('special',), 'special case', r'special case\s*:\s*if you are (?:told|asked) to'),
+        ('instruction_override', 0.5, ('regardless',), 'regardless of', r'regardless of (?:any |your |the )?(?:pre-existing |previous |prior |existing |original )?(?:guidelines|rules|instructions|policies|restrictions|programming)'),
+        ('instruction_override', 0.5, ('follow',), 'follow my instructions', r'follow my instructions (?:instead|regardless|no matter)'),
+        ('instruction_override', 0.5, ('instead',), 'instead', r'instead,? (?:of (?:doing that|summari[sz]ing|answering)|you must|do this)'),
+        ('policy_evasion', 0.5, ('policy',), 'polic', _EVADE_POLICY, 40),
+        ('policy_evasion', 0.5, ('policies',), 'polic', _EVADE_POLICY, 40),
+        ('policy_evasion', 0.5, ('never',), 'never ', r'never (?:refuses?|refuse to answer|says? no|denies|rejects)\b'),
+        ('policy_evasion', 0.5, ('refuse',), 'not ', r'not (?:be able to )?refuse\b'),
+        ('policy_evasion', 0.5, ('refuse',), "won't ", r"won't refuse\b"),
+        ('policy_evasion', 0.5, ('refuse',), "can't ", r"can't refuse\b"),
+        ('policy_evasion', 0.5, ('moral',), 'moral', r'(?:moral|ethical)s?\b[^.\n]{0,30}\b(?:guidelines|restrictions|limits|principles|boundaries|constraints)\b'),
+        ('policy_evasion', 0.5, ('amoral',), 'amoral', 'amoral'),
+        ('policy_evasion', 0.5, ('unethical',), 'unethical', r'unethical\b[^.\n]{0,40}\b(?:ai|assistant|chatbot|model|character|persona)'),
+        ('policy_evasion', 0.5, ('filtered',), 'not filtered', r'not filtered'),
+        ('policy_evasion', 0.5, ('censorship',), 'censorship', r'censorship\b'),
+        ('policy_evasion', 0.5, ('restrictions',), 'no restrictions', r'no restrictions\b'),
+        ('prompt_extraction', 0.6, ('first',), 'first ', r'first (?:sentence|line|word|paragraph)s? of (?:your|the) (?:system|initial|original|hidden)'),
+        ('prompt_extraction', 0.35, ('you',), "'you are'", "'you are'"),
+        ('prompt_extraction', 0.35, ('you',), '"you are"', '"you are"'),
+        ('role_hijack', 0.5, ('ways',), 'answer ', r'answer (?:every|each|all) (?:question|prompt)s? in two (?:different )?ways'),
+        ('prompt_extraction', 0.6, ('told',), 'what were you told', r'what were you told (?:before|at the (?:start|beginning))'),
+        ('prompt_extraction', 0.6, ('instructions',), 'my instructions are', r"my instructions are\s*:?['\"]?"),
+        ('prompt_extraction', 0.6, ('instructed',), 'i was instructed', r"i was instructed to"),
+        ('prompt_extraction', 0.6, ('supposed',), 'not supposed to tell', r'not supposed to (?:tell|say|reveal|share)'),
+        ('prompt_extraction', 0.6, ('prompt',), 'system prompt is', r'system prompt is\s*:'),
+        ('prompt_extraction', 0.6, ('systemprompt',), 'systemprompt', 'systemprompt'),
+        ('prompt_extraction', 0.6, ('system_prompt',), 'system_prompt', 'system_prompt'),
+        ('prompt_extraction', 0.6, ('initialization',), 'initialization string', 'initialization string'),
+        ('prompt_extraction', 0.6, ('configuration',), 'configuration', r'configuration\b'),
+        ('prompt_extraction', 0.3, ('prompt',), 'system prompt', 'system prompt'),
+        ('prompt_extraction', 0.3, ('instructions',), 'system instructions', 'system instructions'),
+        ('prompt_extraction', 0.6, ('instructions',), 'instructions', r'instructions you were given'),
         ('exfiltration', 0.6, (), '![', r'!\[[^\]]{0,100}\]\(\s*https?://[^)\s]{1,300}\?[^)\s]{0,300}=[^)\s]*\)'),
     ]
     + [('new_instructions', 0.35, (w,), w + ' ', w + r' (?:task|instructions?|goal|purpose|objective) (?:is|are)\b') for w in ('real', 'true', 'actual', 'new')]
@@ -216,15 +268,16 @@ _RULES = (
 
 
 class _Rule:
-    __slots__ = ('signal', 'weight', 'gates', 'sub', 'pattern', 'word_start')
+    __slots__ = ('signal', 'weight', 'gates', 'sub', 'pattern', 'word_start', 'back')
 
-    def __init__(self, signal, weight, gates, sub, pattern):
+    def __init__(self, signal, weight, gates, sub, pattern, back=0):
         self.signal = signal
         self.weight = weight
         self.gates = gates
         self.sub = sub
         self.pattern = re.compile(pattern)
-        self.word_start = sub[0].isalnum()
+        self.word_start = sub[0].isalnum() and not back
+        self.back = back
 
 
 RULES = tuple(_Rule(*r) for r in _RULES)
@@ -254,7 +307,11 @@ def _match(rule, text):
     sub, pattern, n = rule.sub, rule.pattern, len(text)
     i = text.find(sub)
     while i >= 0:
-        if not rule.word_start or i == 0 or not text[i - 1].isalnum():
+        if rule.back:
+            m = pattern.search(text, max(0, i - rule.back), min(n, i + _MAX_MATCH))
+            if m is not None:
+                return m
+        elif not rule.word_start or i == 0 or not text[i - 1].isalnum():
             m = pattern.match(text, i, min(n, i + _MAX_MATCH))
             if m is not None:
                 return m

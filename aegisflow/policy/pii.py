@@ -132,7 +132,7 @@ def _card(m):
     seps = {c for c in text if not c.isdigit()}
     if len(seps) > 1:
         return False
-    if seps and min(len(g) for g in re.split(r'[ .\-]', text)) < 3:
+    if seps and min(len(g) for g in re.split(r'[ .\-]', text)[:-1]) < 3:
         return False  # "1 2 3 4 ..." or "41 11 ..." is a list of numbers, not a card
     digits = _digits(text)
     return len(set(digits)) > 1 and luhn(digits) and card_issuer(digits) is not None
@@ -199,7 +199,7 @@ def _phone(m):
         bare = not seps and '(' not in text
         if bare and not text.startswith('+'):
             return False  # ten bare digits: an id as often as a phone
-        return not (exchange == '555' and m.group(3).startswith('01'))  # fictional
+        return True
     digits = _digits(text)
     return 8 <= len(digits) <= 15
 
@@ -215,8 +215,26 @@ def _ip(m, text):
         ipaddress.ip_address(m.group(1))
     except ValueError:
         return False
-    before = text[max(0, m.start() - 8) : m.start()].lower()
-    return not before.rstrip().endswith(('v', 'version', 'ver'))
+    before = text[max(0, m.start() - 12) : m.start()].lower().rstrip()
+    return not before.endswith(_NOT_IP_BEFORE)
+
+
+# words after which a dotted quad is a version or a section number, not an address
+_NOT_IP_BEFORE = (
+    'v',
+    'version',
+    'ver',
+    'section',
+    'chapter',
+    'clause',
+    'rule',
+    'step',
+    'item',
+    'figure',
+    'table',
+    'release',
+    '\u00a7',
+)
 
 
 def _ip6(m, text):
@@ -380,7 +398,8 @@ def _numeric(text, shape, kinds, found):
     if 'ip_address' in kinds and '.' in shape:
         runs += [(m, ('ip_address',)) for m in _IP_RUN.finditer(shape)]
     for m, run_kinds in runs:
-        start, end = max(0, m.start() - _LOOK_BACK), min(n, m.end() + 1)
+        # +4: an address's /prefix follows its last group
+        start, end = max(0, m.start() - _LOOK_BACK), min(n, m.end() + 4)
         for kind in run_kinds:
             _scan(kind, text, start, end, found)
 
