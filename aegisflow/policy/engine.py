@@ -27,6 +27,7 @@ from typing import NamedTuple
 from aegisflow.errors import PermissionDenied
 from aegisflow.policy.filters import Finding
 from aegisflow.policy.normalize import Folded
+from aegisflow.policy.walk import embedding_fields
 from aegisflow.policy.walk import request_fields
 from aegisflow.policy.walk import response_fields
 
@@ -211,6 +212,11 @@ def _decide(fields, policies, redactor):
     for field, redactions in pending:
         field.set(_apply(field.text, redactions, redactor))
     return decision
+
+
+def check_embeddings(request, policies, redactor):
+    """Run input `policies` over the texts of an embeddings request."""
+    return _decide(embedding_fields(request), policies, redactor)
 
 
 def check_request(body, policies, redactor):

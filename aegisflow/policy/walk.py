@@ -11,7 +11,8 @@ content blocks are among these fields); what is scanned is what is sent:
 - ``messages[i].name``, ``messages[i].refusal``;
 - ``tools[k].function.description`` and every string inside
   ``tools[k].function.parameters`` (descriptions, enums, defaults);
-- the legacy ``functions[k]`` the same way, and a string ``prompt``.
+- the legacy ``functions[k]`` the same way, and a string ``prompt``;
+- for ``/v1/embeddings``, each text of ``input``.
 
 Responses: ``choices[i].message.content`` and its tool-call arguments.
 """
@@ -149,6 +150,22 @@ def request_fields(body):
             _function_definition(function, f'functions[{k}]', out)
     if isinstance(body.get('prompt'), str):
         out.append(Field('prompt', body['prompt'], _item_setter(body, 'prompt')))
+    return out
+
+
+def embedding_fields(request):
+    """The texts of an embeddings request (``input``), each rewritable."""
+    out = []
+    body, texts = request.body, request.texts
+    single = isinstance(body.get('input'), str)
+    for i, text in enumerate(texts):
+
+        def set_(value, i=i):
+            texts[i] = value
+            if single:
+                body['input'] = value
+
+        out.append(Field('input' if single else f'input[{i}]', text, set_))
     return out
 
 

@@ -10,9 +10,12 @@ Token-array input goes only to OpenAI-style providers, which take it as it is.
 import orjson
 
 from aegisflow.errors import InvalidRequest
+from aegisflow.policy.engine import Redactor
+from aegisflow.policy.engine import check_embeddings
 from aegisflow.web.body import read_json
 from aegisflow.web.chat import ChatCompletions
 from aegisflow.web.chat import check_model
+from aegisflow.web.chat import record_decision
 
 _MAX_INPUTS = 2048
 
@@ -147,6 +150,11 @@ class Embeddings(ChatCompletions):
                 first.model,
                 request,
             )
+        if self.policies.any and request.texts:
+            inputs, _ = self.policies.for_tenant(principal.tenant_id)
+            if inputs:
+                decision = check_embeddings(request, inputs, Redactor())
+                record_decision(resp, obs, decision, 'input')
         target, result = self.dispatcher.run(
             obs,
             request,

@@ -243,3 +243,15 @@ def test_decisions_are_counted_and_audited_without_the_text(gw, client):
     wait_until(counted, timeout=10, what='policy decisions on the metrics page')
     log = gw.log()
     assert CARD not in log and 'jane.roe@example.com' not in log
+
+
+def test_embeddings_inputs_are_scanned_too(client, upstream):
+    with pytest.raises(openai.PermissionDeniedError) as exc:
+        client.embeddings.create(model='ok-embed', input=[f'card {CARD}', 'fine'])
+    assert "policy 'no-secrets' (credit_card)" in exc.value.body['message']
+    client.embeddings.create(
+        model='ok-embed', input=['mail jane.roe@example.com', 'ok']
+    )
+    assert upstream.requests[-1][1]['input'] == ['mail [EMAIL_1]', 'ok']
+    client.embeddings.create(model='ok-embed', input='mail jane.roe@example.com')
+    assert upstream.requests[-1][1]['input'] == 'mail [EMAIL_1]'

@@ -37,6 +37,8 @@ routes:
 tenants:
   - id: acme
     keys: [{{key: "sk-acme-secret-1", name: ci}}]
+policies:
+  input: [{{name: cards, type: pii, kinds: [credit_card], action: block}}]
 telemetry:
   flush_interval_ms: 50
   metrics_token_env: METRICS_TOKEN
@@ -118,6 +120,35 @@ def test_error_span_for_a_failed_request(gw, collector):
     assert span['status'] == 2  # STATUS_CODE_ERROR
     assert span['attributes']['error.type'] == '404'
     assert span['attributes']['http.response.status_code'] == 404
+
+
+def test_a_policy_block_is_a_guardrail_span_under_the_request(gw, collector):
+    trace = '4' * 32
+    r = requests.post(
+        gw.base_url + '/chat/completions',
+        timeout=10,
+        headers={
+            'Authorization': 'Bearer sk-acme-secret-1',
+            'traceparent': f'00-{trace}-{PARENT}-01',
+        },
+        json={
+            'model': 'mock',
+            'messages': [{'role': 'user', 'content': 'card 4111 1111 1111 1111'}],
+        },
+    )
+    assert r.status_code == 403
+    spans = _spans(collector, trace, 2)
+    server = next(s for s in spans if s['kind'] == 2)
+    guard = next(s for s in spans if s['kind'] == 1)  # SPAN_KIND_INTERNAL
+    assert guard['name'] == 'guardrail cards'
+    assert guard['parent_span_id'] == server['span_id']
+    a = guard['attributes']
+    assert a['aegisflow.policy.action'] == 'block'
+    assert a['aegisflow.policy.phase'] == 'input'
+    assert a['aegisflow.policy.finding'] == 'credit_card'
+    assert a['aegisflow.policy.field'] == 'messages[0].content'
+    assert a['aegisflow.request_id'] == r.headers['X-Request-ID']
+    assert '4111' not in json.dumps(spans)
 
 
 def test_unsampled_parent_exports_nothing(gw, collector):
