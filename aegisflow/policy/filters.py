@@ -142,7 +142,10 @@ class InjectionFilter:
 
     def score(self, text):
         return injection.score(
-            text.skeleton(), text.text, word_set=text.words(), tokens=text.long_tokens()
+            text.leet(),
+            text.text,
+            present=injection.GATES.intersection(text.words()),
+            tokens=text.long_tokens(),
         )
 
     def scan(self, text):

@@ -27,11 +27,8 @@ import base64
 import binascii
 import re
 
+from aegisflow.policy.normalize import LEET
 from aegisflow.policy.normalize import AsciiMap
-
-_LEET = AsciiMap(
-    {'0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '@': 'a', '$': 's'}
-)
 
 # -- rules ---------------------------------------------------------------------------
 # PERF: a rule is a small pattern matched *at* each occurrence of its trigger
@@ -287,7 +284,7 @@ for _i, _r in enumerate(RULES):
         _BY_GATE.setdefault(_r.gates[0], []).append((_i, _r))
 _UNGATED = tuple((i, r) for i, r in enumerate(RULES) if not r.gates)
 SIGNAL_NAMES = tuple(dict.fromkeys(r.signal for r in RULES)) + ('encoded_payload',)
-_GATES = frozenset(g for r in RULES for g in r.gates)
+GATES = _GATES = frozenset(g for r in RULES for g in r.gates)
 _SPLIT = AsciiMap(
     dict.fromkeys('.,;:!?()[]{}<>|/\\*#"`~=+&^%-', ' ')
 )  # as Folded.words
@@ -298,9 +295,9 @@ _LONG_TOKEN = 24
 _MAX_MATCH = 420
 
 
-def words(text):
-    """The set of words of a skeleton text (what gates the rules)."""
-    return set(_SPLIT(text).split())
+def gates(text):
+    """The gate words of a leet skeleton text."""
+    return _GATES.intersection(_SPLIT(text).split())
 
 
 def _match(rule, text):
@@ -319,36 +316,23 @@ def _match(rule, text):
     return None
 
 
-def _mixed(word_set):
-    """Whether leetspeak could hide a gate word: a word mixing letters with the
-    digits and signs leetspeak uses that reads as a gate word."""
-    for w in word_set:
-        if not w.isalpha() and not w.isdigit() and _LEET(w) in _GATES:
-            return True
-    return False
-
-
-def _signals(text, word_set=None):
-    """{signal: (weight, start, end)} in `text` (already lower-cased skeleton)."""
+def _signals(text, present=None):
+    """{signal: (weight, start, end)} in `text`: a skeleton with leetspeak read as
+    letters (`Folded.leet`). `present`: its gate words, when known."""
     found = {}
-    if word_set is None:
-        word_set = words(text)
-    variants = [(text, word_set)]
-    if _mixed(word_set):
-        leet = _LEET(text)
-        variants.append((leet, words(leet)))
-    for variant, present in variants:
-        candidates = list(_UNGATED)
-        for gate in present & _GATES:
-            candidates.extend(_BY_GATE.get(gate, ()))
-        candidates.sort(key=lambda c: c[0])
-        for _, rule in candidates:
-            if found.get(rule.signal, (0,))[0] >= rule.weight:
-                continue
-            if all(g in present for g in rule.gates):
-                m = _match(rule, variant)
-                if m is not None:
-                    found[rule.signal] = (rule.weight, m.start(), m.end())
+    if present is None:
+        present = gates(text)
+    candidates = list(_UNGATED)
+    for gate in present:
+        candidates.extend(_BY_GATE.get(gate, ()))
+    candidates.sort(key=lambda c: c[0])
+    for _, rule in candidates:
+        if found.get(rule.signal, (0,))[0] >= rule.weight:
+            continue
+        if all(g in present for g in rule.gates):
+            m = _match(rule, text)
+            if m is not None:
+                found[rule.signal] = (rule.weight, m.start(), m.end())
     return found
 
 
@@ -383,17 +367,18 @@ def _b64(s):
     return base64.b64decode(s + '=' * (-len(s) % 4), validate=False)
 
 
-def score(skeleton, original=None, *, word_set=None, tokens=None):
-    """(score, [(signal, start, end)]) for skeleton text; `original` (the folded text
-    before lower-casing) is where encoded payloads are looked for (base64 is case
-    sensitive). `word_set` and `tokens` may be given when already computed."""
-    found = _signals(skeleton, word_set)
-    source = original if original is not None else skeleton
+def score(leet, original=None, *, present=None, tokens=None):
+    """(score, [(signal, start, end)]) for a leet skeleton text (`Folded.leet`);
+    `original` (the folded text) is where encoded payloads are looked for (base64
+    is case sensitive). `present` (its gate words) and `tokens` (its long tokens)
+    may be given when already computed."""
+    found = _signals(leet, present)
+    source = original if original is not None else leet
     if 'encoded_payload' not in found:
         if tokens is None:
-            tokens = source.split()
+            tokens = [t for t in source.split() if len(t) >= _LONG_TOKEN]
         for start, end, inner in _decoded(tokens, source):
-            hidden = _signals(inner)
+            hidden = _signals(LEET(inner))
             if hidden:
                 weight = max(w for w, _, _ in hidden.values())
                 found['encoded_payload'] = (max(weight, 0.5), start, end)

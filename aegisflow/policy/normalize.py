@@ -142,12 +142,20 @@ class Folded:
             self._skeleton = text.lower() if text.isascii() else _skeleton_mixed(text)
         return self._skeleton
 
+    def leet(self):
+        """The skeleton with leetspeak digits and signs read as letters (``1gn0re``
+        reads ``ignore``); same offsets (cached)."""
+        found = self.cache.get('leet')
+        if found is None:
+            found = self.cache['leet'] = LEET(self.skeleton())
+        return found
+
     def words(self):
-        """The skeleton's words (split on whitespace and punctuation), as a set
-        (cached): what keyword-like rules look up."""
+        """The words of `leet` (split on whitespace and punctuation), as a list
+        (cached): what word-gated rules look up."""
         found = self.cache.get('words')
         if found is None:
-            found = self.cache['words'] = set(_WORDS(self.skeleton()).split())
+            found = self.cache['words'] = _WORDS(self.leet()).split()
         return found
 
     def long_tokens(self):
@@ -279,6 +287,9 @@ class AsciiMap:
 
 
 _WORDS = AsciiMap(dict.fromkeys('.,;:!?()[]{}<>|/\\*#"`~=+&^%-', ' '))
+LEET = AsciiMap(
+    {'0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '@': 'a', '$': 's'}
+)
 
 
 def fold(text):
