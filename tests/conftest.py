@@ -2,6 +2,7 @@ import textwrap
 
 import pytest
 
+from tests.support.fake_openai import FakeOpenAI
 from tests.support.gateway import GatewayProcess
 from tests.support.postgres_server import PostgresServer
 
@@ -44,3 +45,11 @@ def postgres():
     server = PostgresServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope='module')
+def upstream():
+    """A fake OpenAI server for one test module (a module may define its own)."""
+    fake = FakeOpenAI().start()
+    yield fake
+    fake.stop()

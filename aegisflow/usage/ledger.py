@@ -174,6 +174,15 @@ def rollup(rows):
     return [k + tuple(v) for k, v in sorted(out.items())]
 
 
+def _write_usage(db, rows):
+    db.executemany(_INSERT, rows)
+    db.executemany(_UPSERT, rollup(rows))
+
+
+def _write_audit(db, rows):
+    db.executemany(_AUDIT_INSERT, rows)
+
+
 class Ledger:
     def __init__(self, target, *, max_pending=1_000_000):
         """`target`: a SQLite path, a storage config or a `Database`."""
@@ -227,54 +236,37 @@ class Ledger:
             return self._flush(batch)
 
     def _flush(self, batch):
+        written = self._drain(self.pending, batch, _write_usage, 'usage ledger')
+        self.written += written
+        if self.pending_audit and len(self.pending) == 0:
+            self._drain(self.pending_audit, batch, _write_audit, 'audit log')
+        return written
+
+    def _drain(self, pending, batch, write, what):
+        """Write `pending` oldest first, a transaction per `batch` rows; stop at the
+        first refusal (logged, counted; the rows stay). How many were written."""
         total = 0
-        while self.pending:
-            rows = [self.pending[i] for i in range(min(batch, len(self.pending)))]
+        while pending:
+            rows = [pending[i] for i in range(min(batch, len(pending)))]
             try:
                 db = self._connect()
                 db.execute('BEGIN')
-                db.executemany(_INSERT, rows)
-                db.executemany(_UPSERT, rollup(rows))
+                write(db, rows)
                 db.execute('COMMIT')
             except ERRORS as exc:
                 self.errors += 1
                 self._reset()
                 log.error(
-                    'usage ledger write failed; %d rows kept for a retry',
-                    len(self.pending),
+                    '%s write failed; %d rows kept for a retry',
+                    what,
+                    len(pending),
                     extra={'error': str(exc)},
                 )
                 return total
             for _ in rows:
-                self.pending.popleft()
+                pending.popleft()
             total += len(rows)
-        self.written += total
-        if self.pending_audit:
-            self._flush_audit(batch)
         return total
-
-    def _flush_audit(self, batch):
-        while self.pending_audit:
-            rows = [
-                self.pending_audit[i]
-                for i in range(min(batch, len(self.pending_audit)))
-            ]
-            try:
-                db = self._connect()
-                db.execute('BEGIN')
-                db.executemany(_AUDIT_INSERT, rows)
-                db.execute('COMMIT')
-            except ERRORS as exc:
-                self.errors += 1
-                self._reset()
-                log.error(
-                    'audit log write failed; %d rows kept for a retry',
-                    len(self.pending_audit),
-                    extra={'error': str(exc)},
-                )
-                return
-            for _ in rows:
-                self.pending_audit.popleft()
 
     def _reset(self):
         if self._db is not None:

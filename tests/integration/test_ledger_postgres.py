@@ -18,36 +18,16 @@ from aegisflow.usage.ledger import spent_since
 from aegisflow.usage.query import UsageQuery
 from aegisflow.usage.query import run_usage
 from tests.support.gateway import wait_until
-from tests.support.ledger import ledger_row
+from tests.support.ledger import SPREAD_BASE
+from tests.support.ledger import spread_rows
 
-BASE = 1_800_000_000 * 10**9 - (1_800_000_000 * 10**9) % HOUR_NS
-
-
-def spread_rows(n=90, prefix='r'):
-    """Rows over three hours, two tenants, two models, some errors."""
-    return [
-        ledger_row(
-            ts_ns=BASE + (i % 3) * HOUR_NS + i * 10**9,
-            request_id=f'{prefix}{i}',
-            tenant=('acme', 'globex')[i % 2],
-            model=('m1', 'm2')[i % 4 // 2],
-            status=500 if i % 7 == 0 else 200,
-            outcome='stream_error' if i % 11 == 0 else 'ok',
-            prompt_tokens=i,
-            completion_tokens=2 * i,
-            cached_tokens=i % 5,
-            cache_write_tokens=i % 3,
-            reasoning_tokens=i % 2,
-            cost_usd=i * 1e-6,
-        )
-        for i in range(n)
-    ]
+BASE = SPREAD_BASE
 
 
 @pytest.fixture(scope='module')
 def both(postgres, tmp_path_factory):
     """The same rows in an embedded and a PostgreSQL ledger."""
-    rows = spread_rows()
+    rows = spread_rows(90)
     sqlite = Database.sqlite(tmp_path_factory.mktemp('pg') / 'u.sqlite')
     pg = Database.postgresql(postgres.create_database('ledger_same'))
     for database in (sqlite, pg):

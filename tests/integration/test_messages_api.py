@@ -7,8 +7,6 @@ import anthropic
 import pytest
 import requests
 
-from tests.support.fake_openai import FakeOpenAI
-
 TOOLS = [
     {
         'name': 'get_weather',
@@ -16,13 +14,6 @@ TOOLS = [
         'input_schema': {'type': 'object', 'properties': {'city': {'type': 'string'}}},
     }
 ]
-
-
-@pytest.fixture(scope='module')
-def upstream():
-    fake = FakeOpenAI().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture(scope='module')

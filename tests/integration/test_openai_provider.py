@@ -6,15 +6,7 @@ import openai
 import pytest
 import requests
 
-from tests.support.fake_openai import FakeOpenAI
 from tests.support.ledger import usage_rows
-
-
-@pytest.fixture(scope='module')
-def upstream():
-    fake = FakeOpenAI().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture(scope='module')

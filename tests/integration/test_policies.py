@@ -10,7 +10,6 @@ import openai
 import pytest
 import requests
 
-from tests.support.fake_openai import FakeOpenAI
 from tests.support.gateway import wait_until
 from tests.support.metrics import scrape
 from tests.support.metrics import total
@@ -23,13 +22,6 @@ PLUGIN = os.path.abspath(
 CARD = '4111 1111 1111 1111'
 IBAN = 'DE89 3704 0044 0532 0130 00'
 ADMIN = {'Authorization': 'Bearer admin-policy-1'}
-
-
-@pytest.fixture(scope='module')
-def upstream():
-    fake = FakeOpenAI().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture(scope='module')

@@ -65,3 +65,29 @@ def ledger_row(**values):
     assert not unknown, unknown
     merged = {**_DEFAULTS, **values}
     return tuple(merged[c] for c in LEDGER_COLUMNS)
+
+
+HOUR_NS = 3600 * 10**9
+SPREAD_BASE = 1_800_000_000 * 10**9 - (1_800_000_000 * 10**9) % HOUR_NS
+
+
+def spread_rows(n=60, prefix='r'):
+    """Ledger rows over three hours from `SPREAD_BASE`, two tenants, two models, some
+    errors and broken streams, every token count and a cost."""
+    return [
+        ledger_row(
+            ts_ns=SPREAD_BASE + (i % 3) * HOUR_NS + i * 10**9,
+            request_id=f'{prefix}{i}',
+            tenant=('acme', 'globex')[i % 2],
+            model=('m1', 'm2')[i % 4 // 2],
+            status=500 if i % 7 == 0 else 200,
+            outcome='stream_error' if i % 11 == 0 else 'ok',
+            prompt_tokens=i,
+            completion_tokens=2 * i,
+            cached_tokens=i % 5,
+            cache_write_tokens=i % 3,
+            reasoning_tokens=i % 2,
+            cost_usd=i * 1e-6,
+        )
+        for i in range(n)
+    ]

@@ -19,7 +19,9 @@ from aegisflow.usage.ledger import COLUMNS
 from aegisflow.usage.ledger import Ledger
 from aegisflow.usage.ledger import spent_since
 from aegisflow.usage.query import UsageQuery
+from tests.support.ledger import SPREAD_BASE
 from tests.support.ledger import ledger_row
+from tests.support.ledger import spread_rows
 from tests.support.metrics import total
 
 CONFIG = parse_config(
@@ -300,29 +302,11 @@ HOUR = 3600 * 10**9
 def _spread_ledger(path):
     """Rows over three hours, two tenants, two models, some errors."""
     ledger = Ledger(str(path))
-    base = 1_800_000_000 * 10**9 - (1_800_000_000 * 10**9) % HOUR
-    rows = []
-    for i in range(60):
-        rows.append(
-            ledger_row(
-                ts_ns=base + (i % 3) * HOUR + i * 10**9,
-                request_id=f'r{i}',
-                tenant=('acme', 'globex')[i % 2],
-                model=('m1', 'm2')[i % 4 // 2],
-                status=500 if i % 7 == 0 else 200,
-                outcome='stream_error' if i % 11 == 0 else 'ok',
-                prompt_tokens=i,
-                completion_tokens=2 * i,
-                cached_tokens=i % 5,
-                cache_write_tokens=i % 3,
-                reasoning_tokens=i % 2,
-                cost_usd=i * 1e-6,
-            )
-        )
+    rows = spread_rows()
     for row in rows:
         ledger.add(row)
     assert ledger.flush() == 60
-    return ledger, base, rows
+    return ledger, SPREAD_BASE, rows
 
 
 @pytest.mark.parametrize(
