@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= conf/aegisflow.yaml
 
-.PHONY: install run test lint redis-server postgresql wrk bench clean
+.PHONY: install run test lint redis-server postgresql wrk bench bench-check bench-baseline clean
 
 install: $(STAMP)
 
@@ -47,6 +47,20 @@ bench: install wrk redis-server
 	$(PY) bench/load.py --rounds 3 --duration 10 --extra-config limits=bench/gateway-limits.yaml --append bench/RESULTS.md
 	$(PY) bench/upstream.py --rounds 3 --duration 10 --append bench/RESULTS.md
 	$(PY) -m pytest -q -p no:cacheprovider bench --benchmark-only
+
+# Hot-path regression check: the pytest-benchmark suites against the saved baseline
+# (bench/baseline/); a suite whose fastest round is 40% slower than the baseline's
+# fails. The minimum, not the median: this machine's speed varies from one minute to
+# the next, and the fastest round is what a code change moves.
+BENCH_SUITES = bench/test_shm_hotpath.py bench/test_limits_admission.py bench/test_ledger_flush.py bench/test_policy_speed.py
+BENCH_STORAGE = --benchmark-storage=file://bench/baseline
+
+bench-check: install redis-server
+	$(PY) -m pytest -q -p no:cacheprovider $(BENCH_SUITES) --benchmark-only $(BENCH_STORAGE) --benchmark-compare --benchmark-compare-fail=min:40% --benchmark-columns=min,median,rounds
+
+# Save a new baseline (after a change that is meant to move the figures).
+bench-baseline: install redis-server
+	$(PY) -m pytest -q -p no:cacheprovider $(BENCH_SUITES) --benchmark-only $(BENCH_STORAGE) --benchmark-save=baseline --benchmark-columns=min,median,rounds
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -35,6 +35,11 @@ ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 TICK = os.sysconf('SC_CLK_TCK')
 PAGE = os.sysconf('SC_PAGE_SIZE')
+# the apps that stand for the limit of the stack (no gateway)
+APPS = {
+    'falcon': 'bench.bare_app:application',
+    'passthrough': 'bench.passthrough_app:application',
+}
 WORKER_ARGS = {
     'gthread': ['-k', 'gthread', '--threads', '32'],
     'meinheld': ['-k', 'egg:meinheld#gunicorn_worker'],
@@ -48,8 +53,11 @@ def free_port():
 
 
 class Target:
-    def __init__(self, name, kind, worker_class, workdir, tree=ROOT, config=None):
+    def __init__(
+        self, name, kind, worker_class, workdir, tree=ROOT, config=None, env=None
+    ):
         self.name, self.kind, self.worker_class = name, kind, worker_class
+        self.env = env or {}
         self.tree = Path(tree)
         self.config = Path(config) if config else HERE / 'gateway.yaml'
         self.port = free_port()
@@ -62,7 +70,7 @@ class Target:
 
     def command(self):
         py = [sys.executable, '-m', 'gunicorn', '--bind', f'127.0.0.1:{self.port}']
-        if self.kind == 'falcon':
+        if self.kind in APPS:
             # NOTE: an explicit empty config, or Gunicorn reads ./gunicorn.conf.py.
             empty = Path(self.workdir) / 'empty_conf.py'
             empty.write_text('')
@@ -75,12 +83,12 @@ class Target:
                 '--log-level',
                 'warning',
                 *WORKER_ARGS[self.worker_class],
-                'bench.bare_app:application',
+                APPS[self.kind],
             ]
         return py + ['-c', str(self.tree / 'gunicorn.conf.py')]
 
     def start(self):
-        env = dict(os.environ)
+        env = dict(os.environ, **self.env)
         if self.kind == 'aegisflow':
             text = self.config.read_text().replace(
                 'server: {workers: 2,',

@@ -1,10 +1,14 @@
-"""Latency the gateway adds over calling the upstream directly.
+"""The gateway through a static upstream, against the limit of its stack.
 
 A static upstream (nginx from Debian, `bench/upstream/nginx.conf`) answers a fixed
 chat.completion and a fixed SSE stream. wrk measures, in interleaved rounds, the
-upstream called directly and through AegisFlow (full pipeline: auth, validation,
-routing, the OpenAI-compatible adapter, telemetry), at 1 and 64 connections,
-streaming and not. The table gives p50/p99 of each and the difference.
+upstream called directly, through a minimal pass-through proxy on the same stack
+(Falcon and urllib3 under the same Gunicorn worker class: `bench/passthrough_app.py`)
+and through AegisFlow with its full pipeline (`bench/upstream/gateway.yaml`: auth,
+validation, limits, the default policies, routing, usage, metrics), at 1 and 64
+connections, streaming and not. The tables give p50/p99, requests/s, CPU per
+request (the whole Gunicorn process group) and memory, and the ratios taken within
+each round.
 
     python bench/upstream.py --rounds 3 --duration 10 --append bench/RESULTS.md
 """
@@ -26,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load import Target  # noqa: E402
 from load import free_port  # noqa: E402
 from load import machine  # noqa: E402
+from load import measure  # noqa: E402
 from load import wrk  # noqa: E402
 
 HERE = Path(__file__).resolve().parent / 'upstream'
@@ -96,6 +101,16 @@ def main():
     gateway = Target(
         'aegisflow-gthread', 'aegisflow', 'gthread', workdir, config=config
     )
+    passthrough = Target(
+        'passthrough-gthread',
+        'passthrough',
+        'gthread',
+        workdir,
+        env={
+            'PASSTHROUGH_JSON': f'http://127.0.0.1:{nginx.port}/v1',
+            'PASSTHROUGH_SSE': f'http://127.0.0.1:{nginx.sse_port}/v1',
+        },
+    )
     cases = [
         ('json', 'static', 'false', nginx.port),
         ('sse', 'static-sse', 'true', nginx.sse_port),
@@ -104,6 +119,7 @@ def main():
     try:
         nginx.start()
         gateway.start()
+        passthrough.start()
         for rnd in range(args.rounds):
             for c in conns:
                 for kind, model, stream, port in cases:
@@ -113,12 +129,16 @@ def main():
                             'STREAM', stream
                         ),
                     }
-                    for name, url in (
+                    for name, target in (
                         ('direct', f'http://127.0.0.1:{port}'),
-                        ('gateway', gateway.url),
+                        ('passthrough', passthrough),
+                        ('gateway', gateway),
                     ):
-                        wrk(url, c, 1, env)
-                        r = wrk(url, c, args.duration, env)
+                        if isinstance(target, str):
+                            wrk(target, c, 1, env)
+                            r = wrk(target, c, args.duration, env)
+                        else:
+                            r = measure(target, c, args.duration, env)
                         results.setdefault((kind, c, name), []).append(r)
                         print(
                             f'round {rnd + 1} {kind:4} c={c:<3} {name:8} '
@@ -128,37 +148,44 @@ def main():
                         )
     finally:
         gateway.stop()
+        passthrough.stop()
         nginx.stop()
     lines = [
-        '| response | conns | direct p50 ms | gateway p50 ms | added p50 ms | '
-        'direct p99 ms | gateway p99 ms | added p99 ms | gateway req/s | '
-        'non-2xx |',
-        '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+        '| response | conns | direct p50 ms | pass-through p50 ms | gateway p50 ms | '
+        'added p50 ms (vs direct) | gateway p99 ms | pass-through req/s | '
+        'gateway req/s | ratio | gateway CPU ms/req | pass-through CPU ms/req | '
+        'gateway RSS MB | non-2xx |',
+        '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ]
+    med = statistics.median
     for kind, *_ in cases:
         for c in conns:
-            d, g = results[(kind, c, 'direct')], results[(kind, c, 'gateway')]
-            added50 = statistics.median(
-                y['p50'] - x['p50'] for x, y in zip(d, g, strict=True)
-            )
-            added99 = statistics.median(
-                y['p99'] - x['p99'] for x, y in zip(d, g, strict=True)
-            )
-            med = lambda runs, k: statistics.median(r[k] for r in runs)  # noqa: E731
+            d = results[(kind, c, 'direct')]
+            p = results[(kind, c, 'passthrough')]
+            g = results[(kind, c, 'gateway')]
+            added = med(y['p50'] - x['p50'] for x, y in zip(d, g, strict=True))
+            ratio = med(y['rps'] / x['rps'] for x, y in zip(p, g, strict=True))
             lines.append(
                 f'| {"stream (SSE)" if kind == "sse" else "JSON"} | {c} | '
-                f'{med(d, "p50"):.3f} | {med(g, "p50"):.3f} | {added50:.3f} | '
-                f'{med(d, "p99"):.3f} | {med(g, "p99"):.3f} | {added99:.3f} | '
-                f'{med(g, "rps"):,.0f} | {sum(r["bad"] for r in g)} |'
+                f'{med(r["p50"] for r in d):.3f} | {med(r["p50"] for r in p):.3f} | '
+                f'{med(r["p50"] for r in g):.3f} | {added:.3f} | '
+                f'{med(r["p99"] for r in g):.3f} | '
+                f'{med(r["rps"] for r in p):,.0f} | {med(r["rps"] for r in g):,.0f} | '
+                f'{ratio:.2f} | {med(r["cpu_ms"] for r in g):.3f} | '
+                f'{med(r["cpu_ms"] for r in p):.3f} | {med(r["rss"] for r in g):.0f} | '
+                f'{sum(r["bad"] for r in g)} |'
             )
     stamp = datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')
     cmd = ' '.join(['python bench/upstream.py'] + sys.argv[1:])
     report = (
-        f'### Added latency over a static upstream, {stamp}\n\nMachine: '
-        f'{machine()}. Command: `{cmd}` ({args.rounds} interleaved rounds of '
-        f'{args.duration} s; "added" is the median over rounds of gateway minus '
-        'direct, measured back to back). Gateway: 2 gthread workers, full '
-        'pipeline without limits.\n\n' + '\n'.join(lines) + '\n'
+        f'### Through a static upstream: gateway vs pass-through proxy, {stamp}\n\n'
+        f'Machine: {machine()}. Command: `{cmd}` ({args.rounds} interleaved rounds '
+        f'of {args.duration} s; "added" and "ratio" (gateway req/s over '
+        'pass-through req/s) are medians over rounds of figures measured back to '
+        'back). Both under Gunicorn, 2 gthread workers of 32 threads; the gateway '
+        'runs its full pipeline (limits, default policies, usage, metrics).\n\n'
+        + '\n'.join(lines)
+        + '\n'
     )
     print('\n' + report)
     if args.append:
