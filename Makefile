@@ -49,14 +49,17 @@ bench: install wrk redis-server
 	$(PY) -m pytest -q -p no:cacheprovider bench --benchmark-only
 
 # Hot-path regression check: the pytest-benchmark suites against the saved baseline
-# (bench/baseline/); a suite whose fastest round is 40% slower than the baseline's
+# (bench/baseline/); a suite whose fastest round takes twice the baseline's
 # fails. The minimum, not the median: this machine's speed varies from one minute to
 # the next, and the fastest round is what a code change moves.
 BENCH_SUITES = bench/test_shm_hotpath.py bench/test_limits_admission.py bench/test_ledger_flush.py bench/test_policy_speed.py
 BENCH_STORAGE = --benchmark-storage=file://bench/baseline
+# sub-microsecond pieces swing by more than 2x with the machine; their sum,
+# test_bench_request_shm_writes, is checked
+BENCH_SELECT = -k 'not counter_increment and not ring_push and not stripe_lock_round_trip'
 
 bench-check: install redis-server
-	$(PY) -m pytest -q -p no:cacheprovider $(BENCH_SUITES) --benchmark-only $(BENCH_STORAGE) --benchmark-compare --benchmark-compare-fail=min:40% --benchmark-columns=min,median,rounds
+	$(PY) -m pytest -q -p no:cacheprovider $(BENCH_SUITES) --benchmark-only $(BENCH_STORAGE) $(BENCH_SELECT) --benchmark-compare --benchmark-compare-fail=min:100% --benchmark-columns=min,median,rounds
 
 # Save a new baseline (after a change that is meant to move the figures).
 bench-baseline: install redis-server
