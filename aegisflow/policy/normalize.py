@@ -167,9 +167,8 @@ class Folded:
         cut into short pieces by punctuation, which keys and base64 rarely are)."""
         found = self.cache.get('long')
         if found is None:
-            words = self.words()
             found = []
-            if words and max(map(len, words)) >= 12:
+            if len(self.text) >= 15 and max(map(len, self.words()), default=0) >= 12:
                 tokens = self.text.split()
                 found = [t for t in tokens if len(t) >= 15]
             self.cache['long'] = found
