@@ -13,6 +13,8 @@ import os
 import falcon
 import urllib3
 
+from bench.bare_app import Health
+
 JSON_URL = (
     os.environ.get('PASSTHROUGH_JSON', 'http://127.0.0.1:1') + '/chat/completions'
 )
@@ -45,11 +47,6 @@ class Chat:
                 up.release_conn()
 
         resp.stream = relay()
-
-
-class Health:
-    def on_get(self, req, resp):
-        resp.data = b'{"status":"ok"}'
 
 
 application = falcon.App()

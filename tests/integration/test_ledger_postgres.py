@@ -18,6 +18,7 @@ from aegisflow.usage.ledger import spent_since
 from aegisflow.usage.query import UsageQuery
 from aegisflow.usage.query import run_usage
 from tests.support.gateway import wait_until
+from tests.support.ledger import HOURLY_QUERIES
 from tests.support.ledger import SPREAD_BASE
 from tests.support.ledger import spread_rows
 
@@ -53,11 +54,7 @@ def _same(a, b):
 @pytest.mark.parametrize(
     'params',
     [
-        {},
-        {'group_by': 'hour'},
-        {'group_by': 'day,tenant,model'},
-        {'group_by': 'provider,key', 'tenant': 'acme'},
-        {'group_by': 'hour', 'model': 'm2', 'from': '2027-01-15T08:00:00Z'},
+        *HOURLY_QUERIES,
         {
             'group_by': 'tenant',
             'from': str(BASE / 1e9 + 30),

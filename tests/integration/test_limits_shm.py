@@ -180,11 +180,10 @@ def test_parallel_slots_of_a_killed_worker_are_given_back(gw):
     for t in threads:
         t.join(30)
     wait_until(lambda: len(gw.worker_pids()) == 4, timeout=30, what='respawn')
-    wait_until(
-        lambda: post(gw, 'sk-par').status_code == 200,
-        timeout=10,
-        what='parallel slots released',
-    )
+    # ORDER: the master reaps the killed workers one by one and gives back each
+    # one's slots as it goes: wait for all of them, not for the first free slot
+    wait_until(lambda: in_flight() == 0, timeout=10, what='parallel slots released')
+    assert post(gw, 'sk-par').status_code == 200
     answers = burst(gw, 'sk-par', 6, model='slow')
     assert sum(r.status_code == 200 for r in answers) == 3
 

@@ -91,3 +91,13 @@ def spread_rows(n=60, prefix='r'):
         )
         for i in range(n)
     ]
+
+
+# usage queries that whole-hour rollups must answer exactly as the rows do
+HOURLY_QUERIES = [
+    {},
+    {'group_by': 'hour'},
+    {'group_by': 'day,tenant,model'},
+    {'group_by': 'provider,key', 'tenant': 'acme'},
+    {'group_by': 'hour', 'model': 'm2', 'from': '2027-01-15T08:00:00Z'},
+]

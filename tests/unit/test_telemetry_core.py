@@ -19,6 +19,7 @@ from aegisflow.usage.ledger import COLUMNS
 from aegisflow.usage.ledger import Ledger
 from aegisflow.usage.ledger import spent_since
 from aegisflow.usage.query import UsageQuery
+from tests.support.ledger import HOURLY_QUERIES
 from tests.support.ledger import SPREAD_BASE
 from tests.support.ledger import ledger_row
 from tests.support.ledger import spread_rows
@@ -309,16 +310,7 @@ def _spread_ledger(path):
     return ledger, SPREAD_BASE, rows
 
 
-@pytest.mark.parametrize(
-    'params',
-    [
-        {},
-        {'group_by': 'hour'},
-        {'group_by': 'day,tenant,model'},
-        {'group_by': 'provider,key', 'tenant': 'acme'},
-        {'group_by': 'hour', 'model': 'm2', 'from': '2027-01-15T08:00:00Z'},
-    ],
-)
+@pytest.mark.parametrize('params', HOURLY_QUERIES)
 def test_hourly_rollups_answer_exactly_what_the_rows_answer(tmp_path, params):
     ledger, base, _ = _spread_ledger(tmp_path / 'u.sqlite')
     ledger.close()
