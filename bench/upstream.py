@@ -87,6 +87,9 @@ def main():
     parser.add_argument('--duration', type=int, default=10)
     parser.add_argument('--conns', default='1,64')
     parser.add_argument('--append')
+    parser.add_argument(
+        '--worker-class', default='gthread', choices=('gthread', 'meinheld')
+    )
     args = parser.parse_args()
     conns = [int(c) for c in args.conns.split(',')]
     workdir = tempfile.mkdtemp(prefix='aegisflow-upstream-')
@@ -99,12 +102,16 @@ def main():
         .replace('UPSTREAM_PORT', str(nginx.port))
     )
     gateway = Target(
-        'aegisflow-gthread', 'aegisflow', 'gthread', workdir, config=config
+        f'aegisflow-{args.worker_class}',
+        'aegisflow',
+        args.worker_class,
+        workdir,
+        config=config,
     )
     passthrough = Target(
-        'passthrough-gthread',
+        f'passthrough-{args.worker_class}',
         'passthrough',
-        'gthread',
+        args.worker_class,
         workdir,
         env={
             'PASSTHROUGH_JSON': f'http://127.0.0.1:{nginx.port}/v1',
@@ -182,7 +189,7 @@ def main():
         f'Machine: {machine()}. Command: `{cmd}` ({args.rounds} interleaved rounds '
         f'of {args.duration} s; "added" and "ratio" (gateway req/s over '
         'pass-through req/s) are medians over rounds of figures measured back to '
-        'back). Both under Gunicorn, 2 gthread workers of 32 threads; the gateway '
+        f'back). Both under Gunicorn, 2 {args.worker_class} workers; the gateway '
         'runs its full pipeline (limits, default policies, usage, metrics).\n\n'
         + '\n'.join(lines)
         + '\n'
