@@ -124,7 +124,7 @@ def _regex(builder, item):
             continue
         patterns.append(text)
     timeout = item.get('timeout_ms').int(20, min=1, max=1000)
-    max_match = item.get('max_match').int(1024, min=1, max=65536)
+    max_match = item.get('max_match').int(256, min=1, max=65536)
     return (
         {'patterns': tuple(patterns), 'timeout_ms': timeout, 'max_match': max_match}
         if patterns

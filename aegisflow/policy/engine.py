@@ -256,7 +256,8 @@ class _Window:
     def push(self, text):
         self.pending += text
         hold = self.guard.hold
-        if len(self.pending) <= 2 * hold:  # PERF: scan once per `hold` new characters
+        # PERF: scan once per `step` new characters past the hold-back
+        if len(self.pending) <= hold + self.guard.step:
             return ''
         return self._release(len(self.pending) - hold)
 
@@ -279,11 +280,9 @@ class _Window:
             for m in _PLACEHOLDER.finditer(window):
                 if m.group() in guard.redactor.originals:
                     acts.append((m.start(), m.end(), None, 'restore'))
-        # a match that runs past the release point keeps everything from its start
         final = upto == len(window)
-        for start, end, _, _ in acts:
-            if start >= base and start < upto < end:
-                upto = start
+        if not final:
+            upto = self._hold_back(window, base, upto, acts)
         redactions = []
         for start, end, policy, f in acts:
             if start < base or end > upto or (start == end and not final):
@@ -310,6 +309,18 @@ class _Window:
         )
         self.pending = window[upto:]
         return released
+
+    def _hold_back(self, window, base, upto, acts):
+        """Where the release must stop: before a value a filter says may still be
+        growing, and before any match that runs past the release point."""
+        for hold_from in self.guard.hold_froms:
+            at = hold_from(window)
+            if at is not None and at < upto:
+                upto = max(base, at)
+        for start, end, _, _ in acts:
+            if start >= base and start < upto < end:
+                upto = start
+        return upto
 
     def _rewrite(self, window, base, upto, redactions):
         redactor = self.guard.redactor
@@ -342,6 +353,10 @@ class StreamGuard:
             (getattr(p.filter, 'max_match', 256) for p in policies), default=0
         )
         self.hold = max(longest, _MAX_PLACEHOLDER if redactor.restore else 0, 1)
+        self.step = max(64, self.hold // 4)
+        self.hold_froms = [
+            p.filter.hold_from for p in policies if hasattr(p.filter, 'hold_from')
+        ]
         self.windows = {}
 
     def hit(self, hit):

@@ -93,9 +93,9 @@ class RegexFilter:
     that backtracks without end cannot stall a worker; a timeout is a finding of kind
     ``timeout`` (the policy's action applies, fail closed)."""
 
-    max_match = 1024
+    max_match = 256
 
-    def __init__(self, patterns, timeout_ms=20, max_match=1024):
+    def __init__(self, patterns, timeout_ms=20, max_match=256):
         self.patterns = [regex.compile(p, regex.V0) for p in patterns]
         self.timeout = timeout_ms / 1000
         self.max_match = max_match
@@ -118,14 +118,33 @@ class RegexFilter:
 class PiiFilter:
     """Validated PII and secrets of the configured `kinds` (aegisflow.policy.pii)."""
 
-    max_match = 8192  # a PEM private key
+    # NOTE: longer values (a JWT, a PEM block) are held by `hold_from` while open
+    max_match = 256
 
     def __init__(self, kinds):
         kinds = tuple(kinds)
         if 'ip_address' in kinds:
             kinds += ('ipv6',)
         self.kinds = kinds
-        self.max_match = 8192 if 'private_key' in kinds else 512
+
+    def hold_from(self, text):
+        """Where a value that may still be growing at the end of a stream window
+        starts, or None: an open PEM block, a last token that looks like a key or a
+        JWT. The stream holds it back, however long, until it ends."""
+        at = None
+        if 'private_key' in self.kinds:
+            i = text.rfind('-----BEGIN')
+            end = text.find('-----END', i) if i >= 0 else -1
+            if i >= 0 and (end < 0 or text.find('KEY-----', end) < 0):
+                at = i
+        if 'api_key' in self.kinds or 'jwt' in self.kinds:
+            j = max(text.rfind(' '), text.rfind('\n'), text.rfind('\t')) + 1
+            tail = text[j:]
+            if len(tail) >= 3 and (
+                'eyJ' in tail or any(p in tail for p in pii.KEY_PREFIXES)
+            ):
+                at = j if at is None else min(at, j)
+        return at
 
     def scan(self, text):
         return [Finding(*f) for f in pii.find(text.text, self.kinds, text)]
@@ -135,7 +154,7 @@ class InjectionFilter:
     """Prompt-injection heuristics (aegisflow.policy.injection); a finding per signal
     when the text's score reaches `threshold`."""
 
-    max_match = 2048
+    max_match = 420  # the longest span a rule matches
 
     def __init__(self, threshold=0.5):
         self.threshold = threshold

@@ -368,7 +368,7 @@ _RUN = re.compile(r'0(?:[ \-.()/]{0,2}0){8,}')
 _PLUS_RUN = re.compile(r'\+[ (]{0,2}0(?:[ \-.()/]{0,2}0){6,}')
 _IP_RUN = re.compile(r'0{1,3}\.0{1,3}\.0{1,3}\.0{1,3}')
 _IBAN_SHAPE = 'AA00'
-_KEY_PREFIXES = (
+KEY_PREFIXES = _KEY_PREFIXES = (
     'sk-', 'sk_', 'rk_', 'pk_', 'AKIA', 'ASIA', 'ghp_', 'gho_', 'ghu_', 'ghs_', 'ghr_',
     'github_pat_', 'xox', 'AIza', 'glpat-', 'hf_',
 )  # fmt: skip

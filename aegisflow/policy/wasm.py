@@ -290,7 +290,7 @@ class WasmFilter:
     ``action: warn`` never blocks). Findings cover the whole text; a REDACT verdict
     carries the plugin's replacement text."""
 
-    max_match = 4096
+    max_match = 1024  # the stream window a plugin judges at a time
 
     def __init__(self, name, options, *, phase, cap):
         self.name = name

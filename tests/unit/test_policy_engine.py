@@ -486,3 +486,60 @@ def test_tool_call_argument_deltas_are_scanned_too():
         list(guard.filter(iter(chunks)))
     assert exc.value.hit.path == 'choices[0].delta.tool_calls[0].function.arguments'
     assert '4111' not in exc.value.message
+
+
+def _chunks_of(text, size):
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def test_long_secrets_are_held_until_they_end_whatever_their_length():
+    import base64
+
+    body = (
+        base64.urlsafe_b64encode(b'{"sub":"' + b'x' * 900 + b'"}').decode().rstrip('=')
+    )
+    header = (
+        base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').decode().rstrip('=')
+    )
+    jwt = f'{header}.{body}.c2lnbmF0dXJlLXNpZ25hdHVyZQ'
+    pem = '-----BEGIN PRIVATE KEY-----\n' + 'A' * 1200 + '\n-----END PRIVATE KEY-----'
+    text = f'token: {jwt} and key:\n{pem}\nthat is all. ' + 'filler words ' * 40
+    policies = [
+        _policy('secrets', 'redact', PiiFilter(['jwt', 'private_key']), phase='output')
+    ]
+    for size in (3, 17, 64):
+        released, blocked, hits = _stream(
+            text, list(range(size, len(text), size)), policies
+        )
+        assert blocked is None
+        assert 'eyJ' not in released and 'AAAA' not in released
+        assert released.startswith('token: [JWT_1] and key:\n[PRIVATE_KEY_1]')
+
+
+def test_streams_release_text_long_before_they_end():
+    text = 'The quick brown fox jumps over the lazy dog. ' * 60  # 2.7 KB
+    guard = StreamGuard(
+        [
+            _policy(
+                'secrets',
+                'redact',
+                PiiFilter(['api_key', 'jwt', 'private_key']),
+                phase='output',
+            )
+        ],
+        Redactor(),
+        lambda hit: None,
+    )
+    window = guard._window((0, None), 'choices[0].delta.content')
+    pushed = released = 0
+    first_release_at = None
+    for piece in _chunks_of(text, 8):
+        pushed += len(piece)
+        out = window.push(piece)
+        released += len(out)
+        if out and first_release_at is None:
+            first_release_at = pushed
+    assert (
+        first_release_at is not None and first_release_at <= guard.hold + guard.step + 8
+    )
+    assert released >= len(text) - guard.hold - guard.step - 8
