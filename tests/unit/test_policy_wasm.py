@@ -141,3 +141,9 @@ def test_each_call_gets_a_fresh_instance():
     second = flt.scan(Folded('xy 9'))
     assert first[0].replacement == 'abc #####'
     assert second[0].replacement == 'xy #'
+
+
+def test_gw_init_receives_the_policy_config():
+    assert plugin('init_config', config={}).scan(Folded('x')) == []
+    [finding] = plugin('init_config', config={'strict': True}).scan(Folded('x'))
+    assert (finding.kind, finding.action) == ('plugin_error', 'block')
