@@ -1,0 +1,212 @@
+"""Many slow streams in flight at once: how many the gateway holds, and at what memory.
+
+An asyncio upstream answers every streaming chat request with `--chunks` SSE chunks,
+one every `--interval` seconds (an LLM-like stream, seconds long), then usage and
+[DONE]. An asyncio client opens `--streams` streaming requests at once through the
+gateway and reads each to its end. Reported: how many completed correctly (every
+chunk, then [DONE]), the most streams in flight at the same moment (first byte
+received, end not yet), the time for all to finish, and the gateway's RSS (process
+group) at its peak.
+
+    python bench/streams.py --streams 1000 --threads 32 --append bench/RESULTS.md
+"""
+
+import argparse
+import asyncio
+import datetime
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from load import Target  # noqa: E402
+from load import free_port  # noqa: E402
+from load import machine  # noqa: E402
+
+CONFIG = """
+server: {{workers: 2, threads: {threads}, timeout_s: 120}}
+providers:
+  - {{name: slow, type: openai_compatible, base_url: "http://127.0.0.1:{port}/v1",
+     models: [slow]}}
+routes: [{{match: "*", targets: [slow]}}]
+tenants: [{{id: bench, keys: [{{key: sk-bench, name: load}}]}}]
+telemetry: {{log_level: warning}}
+"""
+
+
+async def upstream_handler(reader, writer, chunks, interval):
+    try:
+        head = await reader.readuntil(b'\r\n\r\n')
+        length = 0
+        for line in head.split(b'\r\n'):
+            if line.lower().startswith(b'content-length:'):
+                length = int(line.split(b':', 1)[1])
+        await reader.readexactly(length)
+        writer.write(
+            b'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n'
+            b'Connection: close\r\n\r\n'
+        )
+        for i in range(chunks):
+            chunk = {
+                'id': 'chatcmpl-slow',
+                'object': 'chat.completion.chunk',
+                'created': 1700000000,
+                'model': 'slow',
+                'choices': [
+                    {'index': 0, 'delta': {'content': f'w{i} '}, 'finish_reason': None}
+                ],
+            }
+            writer.write(b'data: ' + json.dumps(chunk).encode() + b'\n\n')
+            await writer.drain()
+            await asyncio.sleep(interval)
+        done = {
+            'id': 'chatcmpl-slow',
+            'object': 'chat.completion.chunk',
+            'created': 1700000000,
+            'model': 'slow',
+            'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}],
+            'usage': {
+                'prompt_tokens': 5,
+                'completion_tokens': chunks,
+                'total_tokens': 5 + chunks,
+            },
+        }
+        writer.write(b'data: ' + json.dumps(done).encode() + b'\n\ndata: [DONE]\n\n')
+        await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        writer.close()
+
+
+class Stats:
+    def __init__(self):
+        self.in_flight = 0
+        self.peak = 0
+        self.ok = 0
+        self.bad = 0
+        self.ttfb = []
+
+
+async def client(port, stats, chunks):
+    body = json.dumps(
+        {
+            'model': 'slow',
+            'stream': True,
+            'messages': [{'role': 'user', 'content': 'hi'}],
+        }
+    ).encode()
+    t0 = time.monotonic()
+    try:
+        reader, writer = await asyncio.open_connection('127.0.0.1', port)
+        writer.write(
+            b'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n'
+            b'Authorization: Bearer sk-bench\r\nContent-Type: application/json\r\n'
+            b'Connection: close\r\n'
+            + f'Content-Length: {len(body)}\r\n\r\n'.encode()
+            + body
+        )
+        await writer.drain()
+        first = await reader.read(1)
+        if not first:
+            stats.bad += 1
+            return
+        stats.ttfb.append(time.monotonic() - t0)
+        stats.in_flight += 1
+        stats.peak = max(stats.peak, stats.in_flight)
+        rest = first + await reader.read()
+        stats.in_flight -= 1
+        text = rest.decode('utf-8', 'replace')
+        words = text.count('"content": "w') + text.count('"content":"w')
+        if (
+            text.startswith('HTTP/1.1 200')
+            and words == chunks
+            and 'data: [DONE]' in text
+        ):
+            stats.ok += 1
+        else:
+            stats.bad += 1
+        writer.close()
+    except OSError:
+        stats.bad += 1
+
+
+async def run(args, gateway, port):
+    stats = Stats()
+    peak_rss = 0
+
+    async def sample():
+        nonlocal peak_rss
+        while True:
+            peak_rss = max(peak_rss, gateway.rss_mb())
+            await asyncio.sleep(0.25)
+
+    sampler = asyncio.create_task(sample())
+    t0 = time.monotonic()
+    await asyncio.gather(
+        *(client(gateway.port, stats, args.chunks) for _ in range(args.streams))
+    )
+    elapsed = time.monotonic() - t0
+    sampler.cancel()
+    return stats, elapsed, peak_rss
+
+
+async def main_async(args):
+    port = free_port()
+    server = await asyncio.start_server(
+        lambda r, w: upstream_handler(r, w, args.chunks, args.interval),
+        '127.0.0.1',
+        port,
+        backlog=4096,
+    )
+    workdir = tempfile.mkdtemp(prefix='aegisflow-streams-')
+    config = Path(workdir) / 'gateway.yaml'
+    config.write_text(CONFIG.format(threads=args.threads, port=port))
+    gateway = Target(
+        'aegisflow-streams', 'aegisflow', 'gthread', workdir, config=config
+    )
+    await asyncio.to_thread(gateway.start)
+    try:
+        idle_rss = gateway.rss_mb()
+        stats, elapsed, peak_rss = await run(args, gateway, port)
+    finally:
+        await asyncio.to_thread(gateway.stop)
+        server.close()
+    return stats, elapsed, idle_rss, peak_rss
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--streams', type=int, default=1000)
+    parser.add_argument('--threads', type=int, default=32)
+    parser.add_argument('--chunks', type=int, default=20)
+    parser.add_argument('--interval', type=float, default=0.1)
+    parser.add_argument('--append')
+    args = parser.parse_args()
+    stats, elapsed, idle_rss, peak_rss = asyncio.run(main_async(args))
+    one = args.chunks * args.interval
+    stamp = datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')
+    cmd = ' '.join(['python bench/streams.py'] + sys.argv[1:])
+    ttfb = sorted(stats.ttfb)
+    p50 = ttfb[len(ttfb) // 2] if ttfb else float('nan')
+    report = (
+        f'### {args.streams} slow streams at once, {stamp}\n\nMachine: {machine()}. '
+        f'Command: `{cmd}`. Each stream: {args.chunks} chunks {args.interval} s apart '
+        f'({one:.1f} s). Gateway: 2 gthread workers of {args.threads} threads.\n\n'
+        '| streams | completed correctly | failed | most in flight at once | '
+        'all done in s | time to first byte p50 s | RSS idle MB | RSS peak MB |\n'
+        '|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+        f'| {args.streams} | {stats.ok} | {stats.bad} | {stats.peak} | {elapsed:.1f} | '
+        f'{p50:.2f} | {idle_rss:.0f} | {peak_rss:.0f} |\n'
+    )
+    print(report)
+    if args.append:
+        with open(args.append, 'a') as f:
+            f.write('\n' + report)
+
+
+if __name__ == '__main__':
+    main()
