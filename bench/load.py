@@ -327,9 +327,14 @@ def main():
         + table(results, args.rounds, conns_list, targets)
         + '\n'
     )
+    publish(report, args.append)
+
+
+def publish(report, append=None):
+    """Print a dated report and, with `append`, add it to that file."""
     print('\n' + report)
-    if args.append:
-        with open(args.append, 'a') as f:
+    if append:
+        with open(append, 'a') as f:
             f.write('\n' + report)
 
 

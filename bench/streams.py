@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load import Target  # noqa: E402
 from load import free_port  # noqa: E402
 from load import machine  # noqa: E402
+from load import publish  # noqa: E402
 
 CONFIG = """
 server: {{workers: 2, threads: {threads}, timeout_s: 120}}
@@ -202,10 +203,7 @@ def main():
         f'| {args.streams} | {stats.ok} | {stats.bad} | {stats.peak} | {elapsed:.1f} | '
         f'{p50:.2f} | {idle_rss:.0f} | {peak_rss:.0f} |\n'
     )
-    print(report)
-    if args.append:
-        with open(args.append, 'a') as f:
-            f.write('\n' + report)
+    publish(report, args.append)
 
 
 if __name__ == '__main__':

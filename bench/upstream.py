@@ -31,6 +31,7 @@ from load import Target  # noqa: E402
 from load import free_port  # noqa: E402
 from load import machine  # noqa: E402
 from load import measure  # noqa: E402
+from load import publish  # noqa: E402
 from load import wrk  # noqa: E402
 
 HERE = Path(__file__).resolve().parent / 'upstream'
@@ -194,10 +195,7 @@ def main():
         + '\n'.join(lines)
         + '\n'
     )
-    print('\n' + report)
-    if args.append:
-        with open(args.append, 'a') as f:
-            f.write('\n' + report)
+    publish(report, args.append)
 
 
 if __name__ == '__main__':

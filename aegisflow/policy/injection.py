@@ -28,7 +28,7 @@ import binascii
 import re
 
 from aegisflow.policy.normalize import LEET
-from aegisflow.policy.normalize import AsciiMap
+from aegisflow.policy.normalize import WORD_BREAKS
 
 # -- rules ---------------------------------------------------------------------------
 # PERF: a rule is a small pattern matched *at* each occurrence of its trigger
@@ -285,9 +285,6 @@ for _i, _r in enumerate(RULES):
 _UNGATED = tuple((i, r) for i, r in enumerate(RULES) if not r.gates)
 SIGNAL_NAMES = tuple(dict.fromkeys(r.signal for r in RULES)) + ('encoded_payload',)
 GATES = _GATES = frozenset(g for r in RULES for g in r.gates)
-_SPLIT = AsciiMap(
-    dict.fromkeys('.,;:!?()[]{}<>|/\\*#"`~=+&^%-', ' ')
-)  # as Folded.words
 _B64 = re.compile(r'[A-Za-z0-9+/]{24,}={0,2}')
 _HEX = re.compile(r'\b(?:[0-9a-f]{2}){16,}\b')
 _MAX_DECODED = 64 * 1024
@@ -297,7 +294,7 @@ _MAX_MATCH = 420
 
 def gates(text):
     """The gate words of a leet skeleton text."""
-    return _GATES.intersection(_SPLIT(text).split())
+    return _GATES.intersection(WORD_BREAKS(text).split())
 
 
 def _match(rule, text):

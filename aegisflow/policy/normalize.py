@@ -285,7 +285,8 @@ class AsciiMap:
         return raw.decode('utf-8', 'surrogatepass')
 
 
-_WORDS = AsciiMap(dict.fromkeys('.,;:!?()[]{}<>|/\\*#"`~=+&^%-', ' '))
+# punctuation read as spaces when a text is split into words
+WORD_BREAKS = _WORDS = AsciiMap(dict.fromkeys('.,;:!?()[]{}<>|/\\*#"`~=+&^%-', ' '))
 LEET = AsciiMap(
     {'0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '@': 'a', '$': 's'}
 )

@@ -37,17 +37,7 @@ FILTERS = {
     'model': 'model',
     'provider': 'provider',
 }
-SUMS = (
-    'requests',
-    'errors',
-    'prompt_tokens',
-    'completion_tokens',
-    'cached_tokens',
-    'cache_write_tokens',
-    'reasoning_tokens',
-    'cost_usd',
-)
-assert SUMS == ROLLUP_SUMS
+SUMS = ROLLUP_SUMS  # what every usage row sums
 _SELECT_SUMS = (
     f'COUNT(*), SUM({ERROR_SQL}), SUM(prompt_tokens), SUM(completion_tokens), '
     'SUM(cached_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), '

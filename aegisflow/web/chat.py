@@ -116,19 +116,16 @@ class ChatCompletions:
         obs.model = labels.models.id(resolution.model)
         check_model(principal, resolution)
         first_provider, first_model = resolution.targets[0]
-        obs.provider = labels.providers.id(first_provider.name)
-        obs.priced_model, obs.provider_name = first_model, first_provider.name
-        if self.limiter.enabled:
-            self._admit(
-                req,
-                resp,
-                obs,
-                principal,
-                resolution.model,
-                first_provider,
-                first_model,
-                chat,
-            )
+        self.admit_first(
+            req,
+            resp,
+            obs,
+            principal,
+            resolution.model,
+            first_provider,
+            first_model,
+            chat,
+        )
         inputs = outputs = ()
         redactor = None
         if self.policies.any:
@@ -170,6 +167,14 @@ class ChatCompletions:
                 chunks
             )
         resp.stream = sse(chunks, events, chat, obs, attempt, self.gw.finish, wire)
+
+    def admit_first(self, req, resp, obs, principal, canonical, provider, model, chat):
+        """Price the request on its first target and admit it against the limits
+        (refusals raise)."""
+        obs.provider = self.gw.labels.providers.id(provider.name)
+        obs.priced_model, obs.provider_name = model, provider.name
+        if self.limiter.enabled:
+            self._admit(req, resp, obs, principal, canonical, provider, model, chat)
 
     def _admit(self, req, resp, obs, principal, canonical, provider, model, chat):
         user = req.get_header('X-AegisFlow-User') or chat.body.get('user')

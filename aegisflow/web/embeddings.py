@@ -137,19 +137,16 @@ class Embeddings(ChatCompletions):
                 code='embeddings_not_supported',
             )
         first = plan[0]
-        obs.provider = labels.providers.id(first.provider.name)
-        obs.priced_model, obs.provider_name = first.model, first.provider.name
-        if self.limiter.enabled:
-            self._admit(
-                req,
-                resp,
-                obs,
-                principal,
-                resolution.model,
-                first.provider,
-                first.model,
-                request,
-            )
+        self.admit_first(
+            req,
+            resp,
+            obs,
+            principal,
+            resolution.model,
+            first.provider,
+            first.model,
+            request,
+        )
         if self.policies.any and request.texts:
             inputs, _ = self.policies.for_tenant(principal.tenant_id)
             if inputs:

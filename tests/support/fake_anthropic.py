@@ -178,7 +178,7 @@ class _Handler(FakeHandler):
                                 },
                             )
                         )
-                        return self._send(out)
+                        return self.send_sse(out)
             else:
                 out.append(
                     ev(
@@ -219,14 +219,4 @@ class _Handler(FakeHandler):
             )
         )
         out.append(ev('message_stop', {}))
-        self._send(out)
-
-    def _send(self, events):
-        self.send_response(200)
-        self.send_header('Content-Type', 'text/event-stream')
-        self.send_header('Connection', 'close')
-        self.end_headers()
-        for e in events:
-            self.wfile.write(e)
-            self.wfile.flush()
-        self.close_connection = True
+        self.send_sse(out)

@@ -73,7 +73,7 @@ class _Handler(FakeHandler):
             return self._error(int(model.split('-')[1]))
         if model == 'badjson':
             if body.get('stream'):
-                return self._sse([b'data: {"id": oops\n\n'])
+                return self.send_sse([b'data: {"id": oops\n\n'])
             return self.send_bytes(200, b'<html>not json</html>', 'text/html')
         if body.get('stream'):
             return self._stream(body, model)
@@ -152,16 +152,6 @@ class _Handler(FakeHandler):
             headers,
         )
 
-    def _sse(self, events, close=False):
-        self.send_response(200)
-        self.send_header('Content-Type', 'text/event-stream')
-        self.send_header('Connection', 'close')
-        self.end_headers()
-        for e in events:
-            self.wfile.write(e)
-            self.wfile.flush()
-        self.close_connection = True
-
     def _stream(self, body, model):
         text = 'echo: ' + _last_user(body)
         base = {
@@ -202,17 +192,17 @@ class _Handler(FakeHandler):
                 )
             )
         if model == 'cut':
-            return self._sse(events[:3])
+            return self.send_sse(events[:3])
         if model == 'midfail':
             err = {'error': {'message': 'overloaded', 'type': 'server_error'}}
-            return self._sse(
+            return self.send_sse(
                 events[:2] + [b'data: ' + json.dumps(err).encode() + b'\n\n']
             )
         events.append(ev([{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]))
         if usage_on:
             events.append(ev([], _usage(body, text)))
         events.append(b'data: [DONE]\n\n')
-        self._sse([b': keep-alive\n\n'] + events)
+        self.send_sse([b': keep-alive\n\n'] + events)
 
 
 def _last_user(body):

@@ -45,6 +45,18 @@ class FakeHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def send_sse(self, events):
+        """A 200 event stream of `events` (bytes each, flushed one by one), then
+        the connection closes."""
+        self.send_response(200)
+        self.send_header('Content-Type', 'text/event-stream')
+        self.send_header('Connection', 'close')
+        self.end_headers()
+        for e in events:
+            self.wfile.write(e)
+            self.wfile.flush()
+        self.close_connection = True
+
     def send_json(self, status, obj, headers=()):
         self.send_bytes(status, json.dumps(obj).encode(), 'application/json', headers)
 
