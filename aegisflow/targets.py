@@ -9,15 +9,26 @@ table on one host), one pinned entry per counter:
                        if the worker holding one dies, like a parallel slot)
     latency:<target>   word 0: EWMA of successful call latency, ns (alpha 1/8)
     rr:<route>         word 0: the route's next position
+
+When the store cannot decide in time (`StoreUnavailable`: a stripe held by a stuck
+process, a full table, no Redis), the state fails open: the target is tried as if
+its breaker were closed, the outcome is not recorded, and routing goes on from
+this worker's own round-robin position. A breaker exists to keep traffic
+flowing; it must never be the reason a request fails.
 """
 
 import hashlib
+import itertools
 import time
 
 from aegisflow.limits.engine import PINNED
+from aegisflow.limits.engine import StoreUnavailable
+from aegisflow.resilience import CLOSED
 from aegisflow.resilience import OPEN
 from aegisflow.resilience import allow
 from aegisflow.resilience import record
+
+PROBE_RELEASE_TRIES = 8
 
 
 def _key(name):
@@ -58,6 +69,7 @@ class TargetState:
         self.store = store
         self.policy = policy
         self.clock = clock
+        self._positions = itertools.count()  # NOTE: only when the store fails
 
     def _locked(self, keys):
         now = self.clock()
@@ -72,7 +84,10 @@ class TargetState:
         """(allowed, probe base or None, seconds until it may be tried)."""
         if not self.policy.enabled:
             return True, None, 0
-        now, handle, (b, p), words = self._locked([target.breaker, target.probe])
+        try:
+            now, handle, (b, p), words = self._locked([target.breaker, target.probe])
+        except StoreUnavailable:
+            return True, None, 0
         try:
             ok, probe = allow(self.policy, words, b, now)
             if not ok:
@@ -92,7 +107,17 @@ class TargetState:
         keys = [target.breaker, target.latency]
         if probe is not None:
             keys.append(target.probe)
-        now, handle, bases, words = self._locked(keys)
+        # NOTE: a half-open probe slot must come back, or the target stays
+        # half-open with no probe allowed: try again while the master frees the
+        # stripes of a dead holder (a plain outcome is just not counted)
+        tries = PROBE_RELEASE_TRIES if probe is not None else 1
+        for attempt in range(tries):
+            try:
+                now, handle, bases, words = self._locked(keys)
+                break
+            except StoreUnavailable:
+                if attempt == tries - 1:
+                    return
         try:
             if self.policy.enabled:
                 record(self.policy, words, bases[0], now, ok)
@@ -110,14 +135,22 @@ class TargetState:
 
     def snapshot(self, target):
         """(breaker state, open until ns, latency EWMA ns): a consistent read."""
-        now, handle, (b, lat), words = self._locked([target.breaker, target.latency])
+        try:
+            now, handle, (b, lat), words = self._locked(
+                [target.breaker, target.latency]
+            )
+        except StoreUnavailable:
+            return CLOSED, 0, 0, self.clock()
         try:
             return words[b], words[b + 1], words[lat], now
         finally:
             self.store.unlock(handle)
 
     def next_position(self, route_key):
-        now, handle, (base,), words = self._locked([route_key])
+        try:
+            now, handle, (base,), words = self._locked([route_key])
+        except StoreUnavailable:
+            return next(self._positions)
         try:
             position = words[base]
             words[base] = position + 1

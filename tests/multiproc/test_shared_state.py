@@ -120,6 +120,63 @@ def test_lock_holder_killed_does_not_stall_others(seg):
     locks.release(4)
 
 
+def test_lock_live_holder_is_waited_for_past_the_timeout(seg):
+    """A holder that is alive and running is slow, not stuck (a thread starved of
+    the interpreter lock among hundreds): the waiter waits past its timeout."""
+    locks = StripedLocks(seg)
+    r, w = os.pipe()
+
+    def holder():
+        locks.acquire(5, timeout=1)
+        os.write(w, b'x')
+        deadline = time.monotonic() + 0.4
+        while time.monotonic() < deadline:  # busy: running, not stopped
+            pass
+        locks.release(5)
+
+    pid = fork(holder)
+    assert os.read(r, 1) == b'x'
+    started = time.monotonic()
+    locks.acquire(5, timeout=0.05)  # no LockTimeout although 0.4 s > 0.05 s
+    waited = time.monotonic() - started
+    locks.release(5)
+    assert os.WEXITSTATUS(reap(pid)) == 0
+    assert 0.05 < waited < 5.0
+
+
+def test_lock_stopped_holder_times_out(seg):
+    locks = StripedLocks(seg)
+    r, w = os.pipe()
+
+    def holder():
+        locks.acquire(6, timeout=1)
+        os.write(w, b'x')
+        os.kill(os.getpid(), signal.SIGSTOP)
+        locks.release(6)
+
+    pid = fork(holder)
+    assert os.read(r, 1) == b'x'
+    try:
+        # NOTE: poll until the kernel shows it stopped
+        deadline = time.monotonic() + 5
+        while not _stopped(pid):
+            assert time.monotonic() < deadline, 'holder never stopped'
+            time.sleep(0.005)
+        started = time.monotonic()
+        with pytest.raises(LockTimeout) as exc:
+            locks.acquire(6, timeout=0.05)
+        assert time.monotonic() - started < 1.0
+        assert exc.value.owner_pid == pid
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert os.WEXITSTATUS(reap(pid)) == 0
+
+
+def _stopped(pid):
+    with open(f'/proc/{pid}/stat', 'rb') as f:
+        return f.read().rsplit(b')', 1)[1].split()[0] in (b'T', b't')
+
+
 def test_lock_acquire_survives_signals(seg):
     locks = StripedLocks(seg)
     signal.signal(signal.SIGUSR1, lambda *a: None)
@@ -239,4 +296,7 @@ tenants: [{id: a, keys: [{key: k}]}]
     found, _ = cells.read_cells(seg, 6)
     requests = sum(v[0] for k, v in found if k >> 56 == ev.F_REQUESTS)
     assert requests == 16_000
-    assert len(drained) == 16_000 and ring.dropped == 0 and ring.torn == 0
+    # NOTE: a consumer starved by the 1 us switch interval may let the ring fill;
+    # a full ring drops and counts, so every record is either drained or counted
+    assert len(drained) + ring.dropped == 16_000 and ring.torn == 0
+    assert len(drained) > 0

@@ -4,9 +4,11 @@ import pytest
 
 from aegisflow.config import ConfigError
 from aegisflow.config import parse_config
+from aegisflow.limits.engine import StoreUnavailable
 from aegisflow.limits.local import LocalStore
 from aegisflow.pricing import PriceTable
 from aegisflow.providers import build_providers
+from aegisflow.resilience import CLOSED
 from aegisflow.resilience import BreakerPolicy
 from aegisflow.routing import Router
 from aegisflow.targets import TargetState
@@ -94,3 +96,62 @@ def test_custom_needs_a_class_and_class_needs_custom():
     with pytest.raises(ConfigError) as exc:
         router('priority', ', class: tests.support.strategies.LastFirst')
     assert 'class only with strategy: custom' in str(exc.value)
+
+
+class FailingStore(LocalStore):
+    """A store whose every decision times out (a stripe held by a stuck process)."""
+
+    def __init__(self):
+        super().__init__()
+        self.failing = True
+        self.lock_calls = 0
+
+    def lock(self, keys, now_ns):
+        self.lock_calls += 1
+        if self.failing:
+            raise StoreUnavailable('stripe 3 still held by pid 1 after 250.0 ms')
+        return super().lock(keys, now_ns)
+
+
+def test_target_state_fails_open_when_the_store_cannot_decide():
+    store = FailingStore()
+    state = TargetState(store, BreakerPolicy(consecutive_failures=1))
+    r, _ = router('round_robin')
+    pricey = r.resolve('m').plan[0]
+    assert state.acquire(pricey) == (True, None, 0)  # tried as if closed
+    state.release(pricey, False, 0, None)  # not recorded, no exception
+    assert state.snapshot(pricey)[0] == CLOSED
+    # round robin goes on from this worker's own position
+    assert [state.next_position(b'k') for _ in range(3)] == [0, 1, 2]
+    store.failing = False
+    assert state.acquire(pricey) == (True, None, 0)
+    assert not state.is_open(pricey)  # the lost failure did not open it
+
+
+def test_target_state_gives_a_probe_slot_back_through_a_short_outage():
+    store = FailingStore()
+    store.failing = False
+    clock = iter(range(0, 10**15, 10**9)).__next__
+    state = TargetState(store, BreakerPolicy(consecutive_failures=1, open_s=1), clock)
+    r, _ = router('round_robin')
+    target = r.resolve('m').plan[0]
+    state.release(target, False, 0, None)  # opens
+    allowed, probe, _ = state.acquire(target)  # 1 s later: the half-open probe
+    assert allowed and probe is not None
+    assert state.acquire(target)[0] is False  # the only probe slot is taken
+    calls = store.lock_calls
+    store.failing = True
+
+    # the first tries fail, then the store answers: the slot must come back
+    original = store.lock
+
+    def flaky(keys, now_ns):
+        if store.lock_calls - calls >= 3:
+            store.failing = False
+        return original(keys, now_ns)
+
+    store.lock = flaky
+    state.release(target, True, 1_000, probe)
+    assert store.lock_calls - calls == 4
+    assert not state.is_open(target)
+    assert state.acquire(target) == (True, None, 0)  # closed by the probe
