@@ -209,6 +209,11 @@ class _Builder:
         d = m.ServerConfig()
         if not node.mapping(_SERVER, optional=True):
             return d
+        worker_class = node.get('worker_class').str(
+            d.worker_class, choices=m.WORKER_CLASSES
+        )
+        gthread = worker_class == 'gthread'
+        threads = node.get('threads').int(d.threads, min=1, max=10000)
         return m.ServerConfig(
             bind=node.get('bind').str(
                 d.bind,
@@ -216,10 +221,11 @@ class _Builder:
                 expected='HOST:PORT (port 1-65535) or unix:PATH',
             ),
             workers=node.get('workers').int(d.workers, min=1, max=256),
-            worker_class=node.get('worker_class').str(
-                d.worker_class, choices=m.WORKER_CLASSES
+            worker_class=worker_class,
+            threads=threads,
+            worker_connections=node.get('worker_connections').int(
+                threads + 1024, min=threads + 1 if gthread else 1, max=1000000
             ),
-            threads=node.get('threads').int(d.threads, min=1, max=10000),
             max_body_bytes=node.get('max_body_bytes').int(d.max_body_bytes, min=1024),
             timeout_s=node.get('timeout_s').int(d.timeout_s, min=1),
             graceful_timeout_s=node.get('graceful_timeout_s').int(

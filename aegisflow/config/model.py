@@ -34,7 +34,11 @@ class ServerConfig:
     bind: str = '127.0.0.1:8080'
     workers: int = 2
     worker_class: str = 'gthread'
-    threads: int = 32
+    threads: int = 1024
+    # connections a worker holds open (in use and idle keep-alive); None: threads
+    # plus 1024, so that a worker whose every thread is busy still keeps its idle
+    # clients' connections
+    worker_connections: int | None = None
     max_body_bytes: int = 8 * 1024 * 1024
     timeout_s: int = 120
     graceful_timeout_s: int = 30

@@ -46,6 +46,10 @@ def test_config_defaults():
     config = parse_config(doc(), env={})
     assert config.server.bind == '127.0.0.1:8080'
     assert config.server.worker_class == 'gthread'
+    # a thread per stream: 2 workers hold 1,000 slow streams at once
+    # (bench/streams.py), with room left for idle keep-alive connections
+    assert config.server.threads == 1024
+    assert config.server.worker_connections == 2048
     assert config.tenants[0].allowed_models == ('*',)
     assert config.tenants[0].keys[0].name == 'key0'
     assert config.telemetry.log_format == 'json'
@@ -108,6 +112,13 @@ def test_config_shipped_default_switches_providers_on_from_env():
         (
             doc(server='{threads: 0}'),
             'server.threads: expected an integer from 1 to 10000, found 0 (integer)',
+        ),
+        (
+            # a gthread worker needs room for idle keep-alive connections beyond
+            # the ones its threads serve
+            doc(server='{threads: 64, worker_connections: 64}'),
+            'server.worker_connections: expected an integer from 65 to 1000000, '
+            'found 64 (integer)',
         ),
         (
             doc(server='{worker_class: sync}'),
