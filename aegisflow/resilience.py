@@ -84,8 +84,9 @@ def allow(policy, words, base, now):
     return True, True
 
 
-def record(policy, words, base, now, ok):
-    """Record one outcome of a call to this target; returns the new state."""
+def record(policy, words, base, now, ok, n=1):
+    """Record the outcome of a call to this target (or of `n` successful calls);
+    returns the new state."""
     state = words[base]
     if state == HALF_OPEN:
         if ok:
@@ -99,7 +100,7 @@ def record(policy, words, base, now, ok):
     if now - words[base + 2] >= window:
         _reset(words, base, now, CLOSED)
     calls, failures, in_a_row = _split(words[base + 3])
-    calls = min(calls + 1, _MASK)
+    calls = min(calls + n, _MASK)
     failures = min(failures + (0 if ok else 1), _MASK)
     in_a_row = 0 if ok else min(in_a_row + 1, _MASK)
     words[base + 3] = calls << 42 | failures << 21 | in_a_row

@@ -10,6 +10,15 @@ table on one host), one pinned entry per counter:
     latency:<target>   word 0: EWMA of successful call latency, ns (alpha 1/8)
     rr:<route>         word 0: the route's next position
 
+PERF: the common case takes no lock. A CLOSED breaker is read lock-free (one word
+of an entry that never moves: breaker entries are pinned), and a success is counted
+in the worker first and added to the shared breaker (calls, and the latency as one
+sample of the worker's own average) at most `FLUSH_NS` later while the worker
+serves, before any failure it records, and before any read of the target's state
+in this worker. So a worker's own outcomes are always seen in order, and another
+worker's failures may miss at most the last 50 ms of its successes: a breaker
+counted exactly would need a lock round on every call.
+
 When the store cannot decide in time (`StoreUnavailable`: a stripe held by a stuck
 process, a full table, no Redis), the state fails open: the target is tried as if
 its breaker were closed, the outcome is not recorded, and routing goes on from
@@ -19,6 +28,7 @@ flowing; it must never be the reason a request fails.
 
 import hashlib
 import itertools
+import threading
 import time
 
 from aegisflow.limits.engine import PINNED
@@ -29,6 +39,7 @@ from aegisflow.resilience import allow
 from aegisflow.resilience import record
 
 PROBE_RELEASE_TRIES = 8
+FLUSH_NS = 50_000_000
 
 
 def _key(name):
@@ -70,6 +81,11 @@ class TargetState:
         self.policy = policy
         self.clock = clock
         self._positions = itertools.count()  # NOTE: only when the store fails
+        self._bases = {}  # breaker key -> its entry's base (pinned: never moves)
+        # target name -> [target, successes, latency EWMA ns]: not yet shared
+        self._pending = {}
+        self._flush_at = 0
+        self._mutex = threading.Lock()
 
     def _locked(self, keys):
         now = self.clock()
@@ -84,10 +100,14 @@ class TargetState:
         """(allowed, probe base or None, seconds until it may be tried)."""
         if not self.policy.enabled:
             return True, None, 0
+        b = self._bases.get(target.breaker)
+        if b is not None and self.store.words[b] == CLOSED:
+            return True, None, 0  # PERF: one word, lock-free
         try:
             now, handle, (b, p), words = self._locked([target.breaker, target.probe])
         except StoreUnavailable:
             return True, None, 0
+        self._bases[target.breaker] = b
         try:
             ok, probe = allow(self.policy, words, b, now)
             if not ok:
@@ -104,6 +124,39 @@ class TargetState:
 
     def release(self, target, ok, latency_ns, probe):
         """Record the outcome of a call (and give its probe slot back)."""
+        if ok and probe is None:
+            self._count_success(target, latency_ns)
+            return
+        self.flush()  # ORDER: this worker's successes before its failure
+        self._record(target, ok, latency_ns, probe)
+
+    def _count_success(self, target, latency_ns):
+        now = self.clock()
+        with self._mutex:
+            entry = self._pending.get(target.name)
+            if entry is None:
+                entry = self._pending[target.name] = [target, 0, 0]
+            entry[1] += 1
+            if latency_ns > 0:
+                old = entry[2]
+                entry[2] = latency_ns if old == 0 else old + (latency_ns - old) // 8
+            if now < self._flush_at:
+                return
+            self._flush_at = now + FLUSH_NS
+            pending, self._pending = self._pending, {}
+        self._share(pending)
+
+    def flush(self):
+        """Add this worker's counted successes to the shared state now."""
+        with self._mutex:
+            pending, self._pending = self._pending, {}
+        self._share(pending)
+
+    def _share(self, pending):
+        for target, successes, latency_ns in pending.values():
+            self._record(target, True, latency_ns, None, successes)
+
+    def _record(self, target, ok, latency_ns, probe, n=1):
         keys = [target.breaker, target.latency]
         if probe is not None:
             keys.append(target.probe)
@@ -119,8 +172,9 @@ class TargetState:
                 if attempt == tries - 1:
                     return
         try:
+            self._bases[target.breaker] = bases[0]
             if self.policy.enabled:
-                record(self.policy, words, bases[0], now, ok)
+                record(self.policy, words, bases[0], now, ok, n)
             if ok and latency_ns > 0:
                 old = words[bases[1]]
                 words[bases[1]] = (
@@ -135,6 +189,7 @@ class TargetState:
 
     def snapshot(self, target):
         """(breaker state, open until ns, latency EWMA ns): a consistent read."""
+        self.flush()
         try:
             now, handle, (b, lat), words = self._locked(
                 [target.breaker, target.latency]
@@ -160,6 +215,7 @@ class TargetState:
 
     def force(self, target, state, seconds=0.0):
         """Admin override: open the breaker for `seconds`, or close it now."""
+        self.flush()
         now, handle, (b,), words = self._locked([target.breaker])
         try:
             words[b] = state

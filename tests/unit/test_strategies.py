@@ -11,6 +11,7 @@ from aegisflow.providers import build_providers
 from aegisflow.resilience import CLOSED
 from aegisflow.resilience import BreakerPolicy
 from aegisflow.routing import Router
+from aegisflow.targets import FLUSH_NS
 from aegisflow.targets import TargetState
 
 CONFIG = """
@@ -155,3 +156,46 @@ def test_target_state_gives_a_probe_slot_back_through_a_short_outage():
     assert store.lock_calls - calls == 4
     assert not state.is_open(target)
     assert state.acquire(target) == (True, None, 0)  # closed by the probe
+
+
+def test_closed_breaker_and_successes_take_no_lock_on_the_hot_path():
+    store = FailingStore()
+    store.failing = False
+    now = [0]
+    state = TargetState(store, BreakerPolicy(), lambda: now[0])
+    target = router('round_robin')[0].resolve('m').plan[0]
+    assert state.acquire(target) == (True, None, 0)  # first: finds the entry
+    state.release(target, True, 5_000_000, None)  # first success: shared at once
+    calls = store.lock_calls
+    for _ in range(100):
+        now[0] += 100_000  # 0.1 ms apart: all within one flush interval
+        assert state.acquire(target) == (True, None, 0)
+        state.release(target, True, 5_000_000, None)
+    assert store.lock_calls == calls  # no lock for 100 calls
+    now[0] += FLUSH_NS
+    state.release(target, True, 5_000_000, None)  # due: one lock round
+    assert store.lock_calls == calls + 1
+
+
+def test_pending_successes_are_shared_before_a_failure_is_recorded():
+    """A worker's outcomes reach the breaker in order: its 30 successes are added
+    before its failures are judged, so with a 0.5 failure ratio it opens at the
+    30th failure (30 of 60 calls), not at the 9th (9 of 10, were they lost)."""
+    store = FailingStore()
+    store.failing = False
+    now = [0]
+    policy = BreakerPolicy(
+        consecutive_failures=1000, min_calls=10, failure_threshold=0.5
+    )
+    state = TargetState(store, policy, lambda: now[0])
+    target = router('round_robin')[0].resolve('m').plan[0]
+    for _ in range(30):
+        now[0] += 1000
+        state.release(target, True, 1_000, None)
+    for i in range(29):
+        now[0] += 1000
+        state.release(target, False, 0, None)
+        # NOTE: acquire reads the shared word without flushing anything
+        assert state.acquire(target)[0], f'opened after {i + 1} failures'
+    state.release(target, False, 0, None)
+    assert not state.acquire(target)[0]
