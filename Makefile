@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= conf/aegisflow.yaml
 
-.PHONY: install run test lint redis-server postgresql wrk bench bench-check bench-baseline clean
+.PHONY: install run test lint redis-server postgresql wrk bench soak bench-check bench-baseline clean
 
 install: $(STAMP)
 
@@ -42,11 +42,18 @@ wrk:
 	@command -v wrk >/dev/null 2>&1 && command -v nginx >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx; }
 
-# Load benchmarks (dated tables appended to bench/RESULTS.md) and the hot-path suites.
+# Load benchmarks (dated tables appended to bench/RESULTS.md) and the hot-path suites:
+# the gateway against bare Falcon and a pass-through proxy (mock and static upstream,
+# JSON and SSE, 1 and 64 connections), then 1,000 slow streams at once.
 bench: install wrk redis-server
-	$(PY) bench/load.py --rounds 3 --duration 10 --extra-config limits=bench/gateway-limits.yaml --append bench/RESULTS.md
-	$(PY) bench/upstream.py --rounds 3 --duration 10 --append bench/RESULTS.md
+	$(PY) bench/run.py --rounds 3 --duration 10 --append bench/RESULTS.md
+	$(PY) bench/streams.py --streams 1000 --append bench/RESULTS.md
 	$(PY) -m pytest -q -p no:cacheprovider bench --benchmark-only
+
+# Steady load for at least 20 minutes and 1,000,000 requests: RSS and open file
+# descriptors after 100,000 requests and at the end (appended to bench/RESULTS.md).
+soak: install wrk
+	$(PY) bench/memory.py --requests 1000000 --minutes 20 --append bench/RESULTS.md
 
 # Hot-path regression check: the pytest-benchmark suites against the saved baseline
 # (bench/baseline/); a suite whose fastest round takes twice the baseline's

@@ -1,8 +1,11 @@
-"""The limit of the stack: a Falcon app that reads the body and answers fixed JSON.
+"""The limit of the stack: a Falcon app that reads the body and answers fixed JSON
+(or, to a streaming request, a fixed SSE stream).
 
 Run under the same Gunicorn worker class as the gateway, it shows what Gunicorn plus
 Falcon cost on their own, so the gateway's figures can be read as a ratio.
 """
+
+from pathlib import Path
 
 import falcon
 
@@ -14,9 +17,16 @@ REPLY = (
 )
 
 
+# the static upstream's stream: the same bytes the gateway relays in the benchmark
+STREAM = (Path(__file__).resolve().parent / 'upstream' / 'stream.sse').read_bytes()
+
+
 class Chat:
     def on_post(self, req, resp):
-        req.bounded_stream.read()
+        if b'"stream":true' in req.bounded_stream.read():
+            resp.content_type = 'text/event-stream'
+            resp.stream = iter((STREAM,))
+            return
         resp.data = REPLY
         resp.content_type = 'application/json'
 

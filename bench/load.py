@@ -31,6 +31,8 @@ from pathlib import Path
 
 import requests
 
+from aegisflow.config.model import ServerConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 TICK = os.sysconf('SC_CLK_TCK')
@@ -41,7 +43,9 @@ APPS = {
     'passthrough': 'bench.passthrough_app:application',
 }
 WORKER_ARGS = {
-    'gthread': ['-k', 'gthread', '--threads', '32'],
+    # NOTE: the gateway's default thread count; threads start on demand, so at
+    # 64 connections at most 64 run either way
+    'gthread': ['-k', 'gthread', '--threads', str(ServerConfig().threads)],
     'meinheld': ['-k', 'egg:meinheld#gunicorn_worker'],
 }
 
@@ -135,14 +139,19 @@ class Target:
                     continue
                 fields = stat.rsplit(')', 1)[1].split()
                 if int(fields[2]) == self.proc.pid:  # pgrp
-                    pids.append((int(fields[11]) + int(fields[12]), int(fields[21])))
+                    pids.append(
+                        (int(entry), int(fields[11]) + int(fields[12]), int(fields[21]))
+                    )
         return pids
 
+    def pids(self):
+        return [pid for pid, _, _ in self.group()]
+
     def cpu_seconds(self):
-        return sum(t for t, _ in self.group()) / TICK
+        return sum(t for _, t, _ in self.group()) / TICK
 
     def rss_mb(self):
-        return sum(r for _, r in self.group()) * PAGE / 1e6
+        return sum(r for _, _, r in self.group()) * PAGE / 1e6
 
 
 _UNITS = {'us': 1e-3, 'ms': 1.0, 's': 1e3}

@@ -8,7 +8,7 @@ chunk, then [DONE]), the most streams in flight at the same moment (first byte
 received, end not yet), the time for all to finish, and the gateway's RSS (process
 group) at its peak.
 
-    python bench/streams.py --streams 1000 --threads 32 --append bench/RESULTS.md
+    python bench/streams.py --streams 1000 --append bench/RESULTS.md
 """
 
 import argparse
@@ -27,8 +27,10 @@ from load import free_port  # noqa: E402
 from load import machine  # noqa: E402
 from load import publish  # noqa: E402
 
+from aegisflow.config.model import ServerConfig  # noqa: E402
+
 CONFIG = """
-server: {{workers: 2, threads: {threads}, timeout_s: 120}}
+server: {{workers: 2, timeout_s: 120{threads}}}
 providers:
   - {{name: slow, type: openai_compatible, base_url: "http://127.0.0.1:{port}/v1",
      models: [slow]}}
@@ -89,7 +91,12 @@ class Stats:
         self.peak = 0
         self.ok = 0
         self.bad = 0
+        self.reasons = {}
         self.ttfb = []
+
+    def fail(self, reason):
+        self.bad += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
 
 
 async def client(port, stats, chunks):
@@ -113,7 +120,7 @@ async def client(port, stats, chunks):
         await writer.drain()
         first = await reader.read(1)
         if not first:
-            stats.bad += 1
+            stats.fail('closed before any byte')
             return
         stats.ttfb.append(time.monotonic() - t0)
         stats.in_flight += 1
@@ -129,10 +136,10 @@ async def client(port, stats, chunks):
         ):
             stats.ok += 1
         else:
-            stats.bad += 1
+            stats.fail(f'{text[:12]!r}... {words} of {chunks} chunks')
         writer.close()
-    except OSError:
-        stats.bad += 1
+    except OSError as exc:
+        stats.fail(type(exc).__name__)
 
 
 async def run(args, gateway, port):
@@ -165,7 +172,8 @@ async def main_async(args):
     )
     workdir = tempfile.mkdtemp(prefix='aegisflow-streams-')
     config = Path(workdir) / 'gateway.yaml'
-    config.write_text(CONFIG.format(threads=args.threads, port=port))
+    threads = f', threads: {args.threads}' if args.threads else ''
+    config.write_text(CONFIG.format(threads=threads, port=port))
     gateway = Target(
         'aegisflow-streams', 'aegisflow', 'gthread', workdir, config=config
     )
@@ -182,12 +190,15 @@ async def main_async(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--streams', type=int, default=1000)
-    parser.add_argument('--threads', type=int, default=32)
+    parser.add_argument(
+        '--threads', type=int, help='threads per worker (default: the config default)'
+    )
     parser.add_argument('--chunks', type=int, default=20)
     parser.add_argument('--interval', type=float, default=0.1)
     parser.add_argument('--append')
     args = parser.parse_args()
     stats, elapsed, idle_rss, peak_rss = asyncio.run(main_async(args))
+    threads = args.threads or ServerConfig().threads
     one = args.chunks * args.interval
     stamp = datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')
     cmd = ' '.join(['python bench/streams.py'] + sys.argv[1:])
@@ -196,13 +207,19 @@ def main():
     report = (
         f'### {args.streams} slow streams at once, {stamp}\n\nMachine: {machine()}. '
         f'Command: `{cmd}`. Each stream: {args.chunks} chunks {args.interval} s apart '
-        f'({one:.1f} s). Gateway: 2 gthread workers of {args.threads} threads.\n\n'
+        f'({one:.1f} s). Gateway: 2 gthread workers of {threads} threads.\n\n'
         '| streams | completed correctly | failed | most in flight at once | '
         'all done in s | time to first byte p50 s | RSS idle MB | RSS peak MB |\n'
         '|---:|---:|---:|---:|---:|---:|---:|---:|\n'
         f'| {args.streams} | {stats.ok} | {stats.bad} | {stats.peak} | {elapsed:.1f} | '
         f'{p50:.2f} | {idle_rss:.0f} | {peak_rss:.0f} |\n'
     )
+    if stats.reasons:
+        report += (
+            '\nFailures: '
+            + '; '.join(f'{n} x {why}' for why, n in sorted(stats.reasons.items()))
+            + '\n'
+        )
     publish(report, args.append)
 
 

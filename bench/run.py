@@ -1,0 +1,232 @@
+"""`make bench`: the gateway against the limit of its stack, in one interleaved run.
+
+Targets, all started by this script on loopback ports and measured in turn, round
+after round (a noisy neighbour hits them alike):
+
+    direct       the static upstream itself (nginx: a fixed chat.completion and a
+                 fixed SSE stream, `bench/upstream/`)
+    falcon       a bare Falcon app that reads the body and answers the same fixed
+                 JSON or SSE (`bench/bare_app.py`): the limit of the stack
+    passthrough  Falcon plus urllib3 forwarding to the upstream, nothing else
+                 (`bench/passthrough_app.py`): the limit of the stack for a proxy
+    aegisflow    the gateway with its full pipeline (`bench/upstream/gateway.yaml`:
+                 auth, limits on every request, the default policies, routing,
+                 usage, metrics), once on its in-process mock provider
+                 (aegisflow-mock) and once through the upstream (aegisflow-upstream)
+
+at 1 and 64 connections, JSON and streaming (SSE), under each worker class asked
+for (2 workers each). Figures: requests/s, p50/p90/p99, server CPU ms per request
+(user+system of every process of the target), RSS. The targets of the performance
+work are ratios taken within each round; the report gives each round's value and
+the median.
+
+    python bench/run.py --rounds 3 --duration 10 --append bench/RESULTS.md
+"""
+
+import argparse
+import datetime
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from load import Target  # noqa: E402
+from load import machine  # noqa: E402
+from load import measure  # noqa: E402
+from load import publish  # noqa: E402
+from load import wrk  # noqa: E402
+from upstream import HERE as UPSTREAM  # noqa: E402
+from upstream import Nginx  # noqa: E402
+
+BODY = '{"model":"MODEL","stream":STREAM,"messages":[{"role":"user","content":"Hi"}]}'
+# (name, model the gateway routes, whose throughput it is compared with)
+KINDS = (('json', 'false'), ('sse', 'true'))
+MODELS = {
+    ('aegisflow-mock', 'json'): 'mock',
+    ('aegisflow-mock', 'sse'): 'mock',
+    ('aegisflow-upstream', 'json'): 'static',
+    ('aegisflow-upstream', 'sse'): 'static-sse',
+}
+# target: (what, goal, how it is read off one round)
+GOALS = (
+    ('aegisflow-mock / falcon req/s, JSON, 64 conns', 0.50, '>='),
+    ('aegisflow-upstream / passthrough req/s, JSON, 64 conns', 0.70, '>='),
+    ('aegisflow-upstream CPU ms/req, JSON, 64 conns', 0.35, '<='),
+    ('aegisflow-upstream p50 - direct p50 (ms), JSON, 1 conn', 0.5, '<='),
+)
+
+
+def body(model, stream):
+    return BODY.replace('MODEL', model).replace('STREAM', stream)
+
+
+def goal_values(results, wc, rounds):
+    """Per round, the value of each goal (same round, same worker class)."""
+    r = {k: v for k, v in results.items() if k[0] in ('direct', wc)}
+    out = []
+    for i in range(rounds):
+
+        def at(name, kind, conns, i=i):
+            key = (
+                ('direct', name, kind, conns)
+                if name == 'direct'
+                else (wc, name, kind, conns)
+            )
+            return r[key][i]
+
+        out.append(
+            (
+                at('aegisflow-mock', 'json', 64)['rps']
+                / at('falcon', 'json', 64)['rps'],
+                at('aegisflow-upstream', 'json', 64)['rps']
+                / at('passthrough', 'json', 64)['rps'],
+                at('aegisflow-upstream', 'json', 64)['cpu_ms'],
+                at('aegisflow-upstream', 'json', 1)['p50']
+                - at('direct', 'json', 1)['p50'],
+            )
+        )
+    return out
+
+
+def report(results, args, conns, worker_classes):
+    med = statistics.median
+    lines = [
+        '| worker class | target | response | conns | req/s | p50 ms | p90 ms | '
+        'p99 ms | CPU ms/req | RSS MB | non-2xx |',
+        '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ]
+    for (wc, name, kind, c), runs in results.items():
+        cpu = '-' if wc == 'direct' else f'{med(r["cpu_ms"] for r in runs):.3f}'
+        rss = '-' if wc == 'direct' else f'{med(r["rss"] for r in runs):.0f}'
+        lines.append(
+            f'| {"nginx" if wc == "direct" else wc} | {name} | '
+            f'{"SSE" if kind == "sse" else "JSON"} | {c} | '
+            f'{med(r["rps"] for r in runs):,.0f} | {med(r["p50"] for r in runs):.2f} | '
+            f'{med(r["p90"] for r in runs):.2f} | {med(r["p99"] for r in runs):.2f} | '
+            f'{cpu} | {rss} | {sum(r["bad"] for r in runs)} |'
+        )
+    lines += [
+        '',
+        '| worker class | target (ratio or figure in one round) | goal | per round | '
+        'median | met |',
+        '|---|---|---:|---|---:|---|',
+    ]
+    if 1 in conns and 64 in conns:
+        for wc in worker_classes:
+            values = goal_values(results, wc, args.rounds)
+            for j, (what, goal, op) in enumerate(GOALS):
+                per = [v[j] for v in values]
+                m = med(per)
+                met = m >= goal if op == '>=' else m <= goal
+                lines.append(
+                    f'| {wc} | {what} | {op} {goal:g} | '
+                    f'{", ".join(f"{x:.2f}" for x in per)} | {m:.2f} | '
+                    f'{"yes" if met else "**no**"} |'
+                )
+    stamp = datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')
+    cmd = ' '.join(['python bench/run.py'] + sys.argv[1:])
+    return (
+        f'### make bench: the gateway against the limit of its stack, {stamp}\n\n'
+        f'Machine: {machine()}. Command: `{cmd}` ({args.rounds} interleaved rounds '
+        f'of {args.duration} s; medians; each ratio is taken within one round). '
+        'Every server: Gunicorn, 2 workers of the class shown (gthread: the '
+        "gateway's default thread count); the gateway runs its full pipeline.\n\n"
+        + '\n'.join(lines)
+        + '\n'
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--duration', type=int, default=10)
+    parser.add_argument('--conns', default='1,64')
+    parser.add_argument('--worker-classes', default='gthread')
+    parser.add_argument('--append', help='append the dated report to this file')
+    args = parser.parse_args()
+    for tool in ('wrk', 'nginx'):
+        if not shutil.which(tool) and not Path(f'/usr/sbin/{tool}').exists():
+            sys.exit(f'{tool} is not installed (make bench installs it)')
+    conns = [int(c) for c in args.conns.split(',')]
+    worker_classes = args.worker_classes.split(',')
+    workdir = tempfile.mkdtemp(prefix='aegisflow-bench-')
+    nginx = Nginx(workdir)
+    config = Path(workdir) / 'gateway.yaml'
+    config.write_text(
+        (UPSTREAM / 'gateway.yaml')
+        .read_text()
+        .replace('UPSTREAM_SSE_PORT', str(nginx.sse_port))
+        .replace('UPSTREAM_PORT', str(nginx.port))
+    )
+    upstream_env = {
+        'PASSTHROUGH_JSON': f'http://127.0.0.1:{nginx.port}/v1',
+        'PASSTHROUGH_SSE': f'http://127.0.0.1:{nginx.sse_port}/v1',
+    }
+    servers = {}
+    for wc in worker_classes:
+        servers[wc] = {
+            'falcon': Target(f'falcon-{wc}', 'falcon', wc, workdir),
+            'passthrough': Target(
+                f'passthrough-{wc}', 'passthrough', wc, workdir, env=upstream_env
+            ),
+            'aegisflow': Target(
+                f'aegisflow-{wc}', 'aegisflow', wc, workdir, config=config
+            ),
+        }
+    ports = {'json': nginx.port, 'sse': nginx.sse_port}
+    results = {}
+    try:
+        nginx.start()
+        for group in servers.values():
+            for t in group.values():
+                t.start()
+        for rnd in range(args.rounds):
+            for c in conns:
+                for kind, stream in KINDS:
+                    runs = [('direct', 'direct', f'http://127.0.0.1:{ports[kind]}')]
+                    for wc, group in servers.items():
+                        runs += [
+                            (wc, 'falcon', group['falcon']),
+                            (wc, 'passthrough', group['passthrough']),
+                            (wc, 'aegisflow-mock', group['aegisflow']),
+                            (wc, 'aegisflow-upstream', group['aegisflow']),
+                        ]
+                    for wc, name, target in runs:
+                        model = MODELS.get((name, kind), 'static')
+                        env = {
+                            'BENCH_KEY': 'sk-bench',
+                            'BENCH_BODY': body(model, stream),
+                        }
+                        if isinstance(target, str):
+                            wrk(target, c, 1, env)
+                            r = wrk(target, c, args.duration, env)
+                        else:
+                            r = measure(target, c, args.duration, env)
+                        results.setdefault((wc, name, kind, c), []).append(r)
+                        cpu = f'{r["cpu_ms"]:.3f}' if 'cpu_ms' in r else '-'
+                        print(
+                            f'round {rnd + 1} {wc:8} {name:18} {kind:4} c={c:<3} '
+                            f'{r["rps"]:>9,.0f} req/s p50 {r["p50"]:.3f} ms '
+                            f'cpu {cpu} ms/req bad {r["bad"]}',
+                            flush=True,
+                        )
+    finally:
+        for group in servers.values():
+            for t in group.values():
+                t.stop()
+        nginx.stop()
+    ordered = dict(sorted(results.items(), key=lambda kv: _order(kv[0])))
+    publish(report(ordered, args, conns, worker_classes), args.append)
+
+
+def _order(key):
+    wc, name, kind, c = key
+    names = ('direct', 'falcon', 'passthrough', 'aegisflow-mock', 'aegisflow-upstream')
+    return (wc != 'direct', wc, kind, c, names.index(name))
+
+
+if __name__ == '__main__':
+    main()
