@@ -16,6 +16,7 @@ admission fails open (the request goes on, unlimited) and the store counts it.
 """
 
 import math
+import time
 from dataclasses import dataclass
 from dataclasses import field
 
@@ -198,7 +199,14 @@ class TransactionalStore:
     name = 'local'
 
     def admit(self, weighted, now_ns, now_unix):
-        handle, entries = self.lock([check.key for check, _ in weighted], now_ns)
+        """`now_ns` None: the clock is read once the entries are locked, so time
+        spent waiting for a lock cannot age the decision."""
+        keys = [check.key for check, _ in weighted]
+        if now_ns is None:
+            handle, entries = self.lock(keys, time.monotonic_ns())
+            now_ns = time.monotonic_ns()  # ORDER: after the lock
+        else:
+            handle, entries = self.lock(keys, now_ns)
         try:
             decision = decide(
                 weighted, [base for base, _ in entries], self.words, now_ns, now_unix
@@ -217,6 +225,8 @@ class TransactionalStore:
         if not todo:
             return
         handle, held = self.lock_entries(todo)
+        if now_ns is None:
+            now_ns = time.monotonic_ns()  # ORDER: after the lock, as in admit
         try:
             for charge in held:
                 settle_words(

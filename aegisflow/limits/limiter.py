@@ -49,11 +49,11 @@ class Limiter:
         reserve_tokens = prompt + completion
         reserve_nano, _ = self.prices.cost_nano(model, provider, prompt, completion)
         weighted = [(c, weight_of(c, reserve_tokens, reserve_nano)) for c in checks]
-        now_ns = time.monotonic_ns()
         try:
-            decision = self.store.admit(weighted, now_ns, now_unix)
+            # NOTE: None: the store reads the clock once it holds the entries
+            decision = self.store.admit(weighted, None, now_unix)
         except StoreUnavailable:
-            decision = self._unavailable(weighted, now_ns, now_unix)
+            decision = self._unavailable(weighted, None, now_unix)
         return decision, reserve_tokens
 
     def _unavailable(self, weighted, now_ns, now_unix):
@@ -85,9 +85,7 @@ class Limiter:
             model, provider, prompt, completion, cached, cache_write
         )
         try:
-            decision.store.settle(
-                decision.charges, time.monotonic_ns(), prompt + completion, cost
-            )
+            decision.store.settle(decision.charges, None, prompt + completion, cost)
         except StoreUnavailable:
             self.settle_errors += 1
             log.warning(
