@@ -1,6 +1,7 @@
 """Everything a worker derives from the config, built once and shared by its threads."""
 
 from aegisflow.auth import KeyIndex
+from aegisflow.authguard import FailedAuthGuard
 from aegisflow.limits.limiter import Limiter
 from aegisflow.limits.local import LocalStore
 from aegisflow.policy import PolicyEngine
@@ -26,6 +27,7 @@ class Gateway:
         'limiter',
         'recorder',
         'targets',
+        'auth_guard',
         'keystore',
         'key_generation',
         'policies',
@@ -59,6 +61,7 @@ class Gateway:
         # in its shared-memory fallback).
         store = self.limiter.fallback or self.limiter.store
         self.targets = TargetState(store, config.circuit_breaker)
+        self.auth_guard = FailedAuthGuard(config.server.failed_auth_per_minute, store)
         self.router = Router(
             config,
             self.providers,

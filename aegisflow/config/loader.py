@@ -232,6 +232,9 @@ class _Builder:
                 d.graceful_timeout_s, min=0
             ),
             keepalive_s=node.get('keepalive_s').int(d.keepalive_s, min=0),
+            failed_auth_per_minute=node.get('failed_auth_per_minute').int(
+                d.failed_auth_per_minute, min=0, max=1_000_000
+            ),
             admin_key=(
                 None
                 if node.get('admin_key_env').missing

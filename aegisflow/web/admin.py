@@ -35,12 +35,13 @@ from aegisflow.web.admin_state import AdminTenants
 
 
 class AdminAuth:
-    __slots__ = ('digest', 'keys')
+    __slots__ = ('digest', 'keys', 'guard')
 
     def __init__(self, gw):
         key = gw.config.server.admin_key
         self.digest = hashlib.sha256(key.encode()).digest() if key else None
         self.keys = gw.keys
+        self.guard = gw.auth_guard
 
     def check(self, req):
         if self.digest is None:
@@ -48,6 +49,15 @@ class AdminAuth:
                 'The admin API is not enabled (set server.admin_key_env).',
                 code='unknown_url',
             )
+        self.guard.refuse_if_blocked(req.remote_addr)
+        try:
+            self._check(req)
+        except AuthenticationFailed as exc:
+            if exc.code != 'missing_api_key':
+                self.guard.failed(req.remote_addr)
+            raise
+
+    def _check(self, req):
         presented = None
         auth = req.get_header('Authorization') or ''
         scheme, _, value = auth.partition(' ')
