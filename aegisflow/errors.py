@@ -15,6 +15,7 @@ _ANTHROPIC_TYPES = {
     403: 'permission_error',
     404: 'not_found_error',
     405: 'invalid_request_error',
+    408: 'invalid_request_error',
     413: 'request_too_large',
     415: 'invalid_request_error',
     429: 'rate_limit_error',
@@ -84,6 +85,12 @@ class MethodNotAllowed(ApiError):
     status = 405
     type = 'invalid_request_error'
     default_code = 'method_not_allowed'
+
+
+class RequestTimeout(ApiError):
+    status = 408
+    type = 'invalid_request_error'
+    default_code = 'request_timeout'
 
 
 class PayloadTooLarge(ApiError):

@@ -232,6 +232,9 @@ class _Builder:
                 d.graceful_timeout_s, min=0
             ),
             keepalive_s=node.get('keepalive_s').int(d.keepalive_s, min=0),
+            body_timeout_s=node.get('body_timeout_s').num(
+                d.body_timeout_s, min=0.1, max=3600
+            ),
             failed_auth_per_minute=node.get('failed_auth_per_minute').int(
                 d.failed_auth_per_minute, min=0, max=1_000_000
             ),

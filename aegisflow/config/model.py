@@ -43,6 +43,8 @@ class ServerConfig:
     timeout_s: int = 120
     graceful_timeout_s: int = 30
     keepalive_s: int = 5
+    # longest pause while a request body arrives before it is refused with 408
+    body_timeout_s: float = 30.0
     # invalid keys per minute from one source address before it is refused (0: off)
     failed_auth_per_minute: int = 30
     admin_key: str | None = field(default=None, repr=False)  # from admin_key_env

@@ -60,7 +60,7 @@ class AdminKeys(AdminResource):
     def on_post(self, req, resp, tenant_id):
         self.auth.check(req)
         tenant = self._tenant(tenant_id)
-        body = read_json(req, 4096)
+        body = read_json(req, 4096, self.gw.config.server.body_timeout_s)
         name = body.get('name')
         if not isinstance(name, str) or not _NAME.match(name):
             raise InvalidRequest(

@@ -159,7 +159,7 @@ class AdminBreakers(AdminResource):
         """Body: ``{"target": "provider/model", "action": "open" | "close",
         "seconds": N}`` (``seconds`` only for open; default circuit_breaker.open_s)."""
         self.auth.check(req)
-        body = read_json(req, 4096)
+        body = read_json(req, 4096, self.gw.config.server.body_timeout_s)
         name, action = body.get('target'), body.get('action')
         target = _targets(self.gw).get(name) if isinstance(name, str) else None
         if target is None:

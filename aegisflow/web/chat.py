@@ -94,11 +94,12 @@ class OpenAIWire:
 
 
 class ChatCompletions:
-    __slots__ = ('gw', 'limit', 'limiter', 'dispatcher', 'policies')
+    __slots__ = ('gw', 'limit', 'body_timeout', 'limiter', 'dispatcher', 'policies')
 
     def __init__(self, gw):
         self.gw = gw
         self.limit = gw.config.server.max_body_bytes
+        self.body_timeout = gw.config.server.body_timeout_s
         self.limiter = gw.limiter
         self.dispatcher = Dispatcher(gw)
         self.policies = gw.policies
@@ -106,7 +107,7 @@ class ChatCompletions:
     def on_post(self, req, resp):
         obs = req.context.obs
         principal = self.authenticate(req, obs)
-        chat = parse_chat_request(read_json(req, self.limit))
+        chat = parse_chat_request(read_json(req, self.limit, self.body_timeout))
         self.serve(req, resp, obs, principal, chat, OpenAIWire(chat))
 
     def authenticate(self, req, obs):

@@ -114,7 +114,7 @@ class Embeddings(ChatCompletions):
     def on_post(self, req, resp):
         obs = req.context.obs
         principal = self.authenticate(req, obs)
-        request = EmbeddingsRequest(read_json(req, self.limit))
+        request = EmbeddingsRequest(read_json(req, self.limit, self.body_timeout))
         labels = self.gw.labels
         obs.requested_model = request.model
         resolution = self.gw.router.resolve(request.model)

@@ -388,5 +388,7 @@ class Messages(ChatCompletions):
     def on_post(self, req, resp):
         obs = req.context.obs
         principal = self.authenticate(req, obs)
-        chat = parse_chat_request(to_chat_body(read_json(req, self.limit)))
+        chat = parse_chat_request(
+            to_chat_body(read_json(req, self.limit, self.body_timeout))
+        )
         self.serve(req, resp, obs, principal, chat, AnthropicWire(chat))
