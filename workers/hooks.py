@@ -7,6 +7,7 @@ import sys
 
 from aegisflow import logs
 from workers import context
+from workers import http_errors
 from workers import state
 
 log = logging.getLogger('aegisflow.master')
@@ -63,6 +64,7 @@ def pre_fork(server, worker):
 def post_fork(server, worker):
     # NOTE: logging handlers are inherited; re-configuring binds them to this process.
     logs.configure(state.current.telemetry)
+    http_errors.install()
     context.bind(state.runtime, worker.aegis_slot, state.current)
 
 
