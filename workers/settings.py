@@ -18,7 +18,10 @@ from workers import state
 from workers.runtime import MasterRuntime
 
 DEFAULT_CONFIG = 'conf/aegisflow.yaml'
-WORKER_CLASSES = {'gthread': 'gthread', 'meinheld': 'egg:meinheld#gunicorn_worker'}
+WORKER_CLASSES = {
+    'gthread': 'workers.gthread.ThreadWorker',
+    'meinheld': 'egg:meinheld#gunicorn_worker',
+}
 log = logging.getLogger('aegisflow.master')
 
 

@@ -23,7 +23,12 @@ def test_worker_class_serves_requests_and_streams(gateway_factory, worker_class)
     )
     gw = gateway_factory(config)
     assert (
-        f'Using worker: {"gthread" if worker_class == "gthread" else "egg:meinheld"}'
+        'Using worker: '
+        + (
+            'workers.gthread.ThreadWorker'
+            if worker_class == 'gthread'
+            else 'egg:meinheld'
+        )
         in gw.log()
     )
     client = openai.OpenAI(base_url=gw.base_url, api_key='sk-acme-1', max_retries=0)
