@@ -2,6 +2,7 @@ import textwrap
 
 import pytest
 
+from tests.support import secrets
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.gateway import GatewayProcess
 from tests.support.postgres_server import PostgresServer
@@ -53,3 +54,21 @@ def upstream():
     fake = FakeOpenAI().start()
     yield fake
     fake.stop()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if any key handed to a gateway shows up in anything the
+    gateways produced: logs, metrics pages, exported spans."""
+    hits = secrets.scan()
+    if hits:
+        reporter = session.config.pluginmanager.get_plugin('terminalreporter')
+        lines = [f'  a key ({masked}) appears in {where}' for masked, where in hits]
+        reporter.write_line('SECRET SCAN FAILED:\n' + '\n'.join(sorted(set(lines))))
+        session.exitstatus = 1
+    elif secrets.outputs:
+        reporter = session.config.pluginmanager.get_plugin('terminalreporter')
+        if reporter is not None:
+            reporter.write_line(
+                f'secret scan: {len(secrets.secrets)} keys, none in '
+                f'{len(secrets.outputs)} logs, metrics pages and span batches'
+            )

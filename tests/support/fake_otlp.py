@@ -14,6 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from tests.support import secrets
 from tests.support.httpserver import LoopbackServer
 
 
@@ -29,6 +30,7 @@ class _Store:
         self.lock = threading.Lock()
 
     def receive(self, request, headers):
+        secrets.produced('spans at a fake collector', str(request))
         with self.lock:
             self.headers.append(headers)
             for rs in request.resource_spans:

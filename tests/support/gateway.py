@@ -14,6 +14,8 @@ from pathlib import Path
 
 import requests
 
+from tests.support import secrets
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -52,6 +54,7 @@ class GatewayProcess:
         self.log_path = self.workdir / 'gateway.log'
         self.env = dict(os.environ, **(env or {}))
         self.env['AEGISFLOW_CONFIG'] = str(self.config_path)
+        secrets.given(config_text, env)
         self.extra_args = list(extra_args)
         self.conf = conf
         self.proc = None
@@ -124,7 +127,14 @@ class GatewayProcess:
 
     def stop(self, timeout=20):
         if self.proc is None or self.proc.poll() is not None:
+            if self.proc is not None:
+                secrets.produced(f'{self.log_path}', self.log())
             return self.proc.returncode if self.proc else None
+        try:
+            metrics = requests.get(self.url + '/metrics', timeout=5).text
+        except requests.RequestException:
+            metrics = ''
+        secrets.produced(f'{self.url}/metrics', metrics)
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)
@@ -136,6 +146,7 @@ class GatewayProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)  # stray workers, if any
             except ProcessLookupError:
                 pass
+            secrets.produced(f'{self.log_path}', self.log())
 
     def __enter__(self):
         return self.start()
