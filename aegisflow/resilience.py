@@ -84,11 +84,15 @@ def allow(policy, words, base, now):
     return True, True
 
 
-def record(policy, words, base, now, ok, n=1):
+def record(policy, words, base, now, ok, n=1, fresh=True):
     """Record the outcome of a call to this target (or of `n` successful calls);
-    returns the new state."""
+    returns the new state. A success that is not `fresh` happened before the
+    target's latest failure (counted late, by another worker): it counts as a call
+    but neither ends a run of failures nor closes a half-open breaker."""
     state = words[base]
     if state == HALF_OPEN:
+        if ok and not fresh:
+            return HALF_OPEN
         if ok:
             _reset(words, base, now, CLOSED)
             words[base + 1] = 0
@@ -102,7 +106,10 @@ def record(policy, words, base, now, ok, n=1):
     calls, failures, in_a_row = _split(words[base + 3])
     calls = min(calls + n, _MASK)
     failures = min(failures + (0 if ok else 1), _MASK)
-    in_a_row = 0 if ok else min(in_a_row + 1, _MASK)
+    if ok:
+        in_a_row = 0 if fresh else in_a_row
+    else:
+        in_a_row = min(in_a_row + 1, _MASK)
     words[base + 3] = calls << 42 | failures << 21 | in_a_row
     if not ok and (
         in_a_row >= policy.consecutive_failures

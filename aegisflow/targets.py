@@ -8,6 +8,7 @@ table on one host), one pinned entry per counter:
     probe:<target>     word 1: half-open probes in flight (given back by the master
                        if the worker holding one dies, like a parallel slot)
     latency:<target>   word 0: EWMA of successful call latency, ns (alpha 1/8)
+    failed:<target>    word 0: when the target's latest failure was recorded, ns
     rr:<route>         word 0: the route's next position
 
 PERF: the common case takes no lock. A CLOSED breaker is read lock-free (one word
@@ -15,9 +16,11 @@ of an entry that never moves: breaker entries are pinned), and a success is coun
 in the worker first and added to the shared breaker (calls, and the latency as one
 sample of the worker's own average) at most `FLUSH_NS` later while the worker
 serves, before any failure it records, and before any read of the target's state
-in this worker. So a worker's own outcomes are always seen in order, and another
-worker's failures may miss at most the last 50 ms of its successes: a breaker
-counted exactly would need a lock round on every call.
+in this worker. So a worker's own outcomes are always seen in order; another
+worker's failures may miss at most the last 50 ms of its successes; and successes
+added after a failure that came later than them count as calls but neither end the
+run of failures nor close a half-open breaker. A breaker counted exactly would need
+a lock round on every call.
 
 When the store cannot decide in time (`StoreUnavailable`: a stripe held by a stuck
 process, a full table, no Redis), the state fails open: the target is tried as if
@@ -60,7 +63,16 @@ class Target:
     add an entry to the shared table.
     """
 
-    __slots__ = ('provider', 'model', 'weight', 'name', 'breaker', 'probe', 'latency')
+    __slots__ = (
+        'provider',
+        'model',
+        'weight',
+        'name',
+        'breaker',
+        'probe',
+        'latency',
+        'failed',
+    )
 
     def __init__(self, provider, model, weight=1, scope=None):
         self.provider = provider
@@ -70,6 +82,7 @@ class Target:
         self.breaker = _key(f'breaker:{self.name}')
         self.probe = _key(f'probe:{self.name}')
         self.latency = _key(f'latency:{self.name}')
+        self.failed = _key(f'failed:{self.name}')
 
     def __repr__(self):
         return f'<Target {self.name}>'
@@ -135,8 +148,9 @@ class TargetState:
         with self._mutex:
             entry = self._pending.get(target.name)
             if entry is None:
-                entry = self._pending[target.name] = [target, 0, 0]
+                entry = self._pending[target.name] = [target, 0, 0, 0]
             entry[1] += 1
+            entry[3] = now
             if latency_ns > 0:
                 old = entry[2]
                 entry[2] = latency_ns if old == 0 else old + (latency_ns - old) // 8
@@ -153,11 +167,12 @@ class TargetState:
         self._share(pending)
 
     def _share(self, pending):
-        for target, successes, latency_ns in pending.values():
-            self._record(target, True, latency_ns, None, successes)
+        for target, successes, latency_ns, last_ns in pending.values():
+            self._record(target, True, latency_ns, None, successes, last_ns)
 
-    def _record(self, target, ok, latency_ns, probe, n=1):
-        keys = [target.breaker, target.latency]
+    def _record(self, target, ok, latency_ns, probe, n=1, at=None):
+        """`at`: when the last of `n` counted successes happened (None: now)."""
+        keys = [target.breaker, target.latency, target.failed]
         if probe is not None:
             keys.append(target.probe)
         # NOTE: a half-open probe slot must come back, or the target stays
@@ -173,15 +188,21 @@ class TargetState:
                     return
         try:
             self._bases[target.breaker] = bases[0]
+            failed = bases[2]
             if self.policy.enabled:
-                record(self.policy, words, bases[0], now, ok, n)
+                # NOTE: successes counted before the latest failure (by this or
+                # another worker) must not end the run of failures after them
+                fresh = at is None or at > words[failed]
+                record(self.policy, words, bases[0], now, ok, n, fresh)
+            if not ok:
+                words[failed] = now
             if ok and latency_ns > 0:
                 old = words[bases[1]]
                 words[bases[1]] = (
                     latency_ns if old == 0 else old + (latency_ns - old) // 8
                 )
             if probe is not None:
-                p = bases[2]
+                p = bases[3]
                 words[p + 1] = words[p + 1] - 1 if words[p + 1] else 0
                 self.store.parallel_released(p)
         finally:

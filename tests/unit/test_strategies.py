@@ -199,3 +199,24 @@ def test_pending_successes_are_shared_before_a_failure_is_recorded():
         assert state.acquire(target)[0], f'opened after {i + 1} failures'
     state.release(target, False, 0, None)
     assert not state.acquire(target)[0]
+
+
+def test_successes_counted_late_do_not_end_a_later_run_of_failures():
+    """Two workers on one store: B's successes, counted before A's failures but
+    added after them, must not reset the run; B's failure then opens it."""
+    store = FailingStore()
+    store.failing = False
+    now = [0]
+    policy = BreakerPolicy(consecutive_failures=3, min_calls=1000)
+    a = TargetState(store, policy, lambda: now[0])
+    b = TargetState(store, policy, lambda: now[0])
+    target = router('round_robin')[0].resolve('m').plan[0]
+    for _ in range(5):  # B: successes, the first shared at once, the rest pending
+        now[0] += 1000
+        b.release(target, True, 1_000, None)
+    for _ in range(2):  # A: two failures, later than all of B's successes
+        now[0] += 1000
+        a.release(target, False, 0, None)
+    now[0] += 1000
+    b.release(target, False, 0, None)  # B adds its old successes, then fails
+    assert not a.acquire(target)[0]  # three failures in a row: open
