@@ -2,9 +2,9 @@
 
 from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
 
-from workers.pool import LifoThreadPool
+from workers.pool import ExactThreadPool
 
 
 class ThreadWorker(_ThreadWorker):
     def get_thread_pool(self):
-        return LifoThreadPool(self.cfg.threads)
+        return ExactThreadPool(self.cfg.threads)

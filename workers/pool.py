@@ -3,14 +3,16 @@ take it.
 
 Gunicorn's `gthread` worker hands every request to a `ThreadPoolExecutor`. That
 executor decides whether to start a thread from a count of idle threads that is not
-tied to the queue: when many requests arrive at once, a request can find the count
-above zero, start no thread, and then see the idle thread take another request from
-the queue. The request then waits until some thread finishes, which for an LLM stream
-is seconds; with 1,000 ten-second streams opened at once on two workers of 1,024
-threads, about 130 of them waited a whole stream this way in one run of three
-(`bench/streams.py`). Here an idle thread waits on its own lock, on a stack: a request
-is handed to one idle thread under the pool's lock, or starts a new thread when none
-is idle, and waits in the backlog only when the pool is at its size.
+tied to its queue: a thread counts itself idle before it reads the queue, and if the
+queue holds a request it takes it and stays counted. A later request then finds the
+count above zero, starts no thread, and waits until some thread finishes, which for
+an LLM stream is seconds. With 1,000 ten-second streams opened at once on two workers
+of 1,024 threads, about 130 of them waited a whole stream this way in one run of
+three (`bench/streams.py`). Here the count of sleeping threads is exact: a thread that
+finds the queue empty puts itself on a stack of sleepers under the pool's lock, and
+`submit` takes one sleeper off that stack and wakes it, or starts a thread when none
+sleeps. Requests still wait in one queue that busy threads read before they sleep, so
+under load it costs no more than the executor (`bench/RESULTS.md`).
 """
 
 import threading
@@ -18,21 +20,22 @@ from collections import deque
 from concurrent.futures import Future
 
 
-class _Idle:
-    """One idle thread: its wake-up lock (held while it sleeps) and its next task."""
+class _Sleeper:
+    """An idle thread: the lock it sleeps on (held while it sleeps)."""
 
-    __slots__ = ('wake', 'task')
+    __slots__ = ('wake',)
 
     def __init__(self):
         self.wake = threading.Lock()
         self.wake.acquire()
-        self.task = None
 
 
-class LifoThreadPool:
+class ExactThreadPool:
     """`submit` and `shutdown` of `concurrent.futures.ThreadPoolExecutor`, with
-    threads started on demand up to `max_workers`; the last thread to go idle is
-    the first woken (its stack and caches are the warmest)."""
+    threads started on demand up to `max_workers`. Tasks wait in one queue, which a
+    thread that finishes a task reads before it sleeps; a sleeping thread is on a
+    stack, and `submit` takes one off it (under the pool's lock) and wakes it, or
+    starts a thread when none sleeps, so a task waits only when the pool is full."""
 
     def __init__(self, max_workers, name='aegisflow-worker'):
         if max_workers < 1:
@@ -40,68 +43,67 @@ class LifoThreadPool:
         self.max_workers = max_workers
         self._name = name
         self._lock = threading.Lock()
-        self._idle = []  # a stack of _Idle
-        self._backlog = deque()  # tasks waiting for a thread (all busy, at the size)
+        self._queue = deque()
+        self._sleeping = []  # a stack of _Sleeper: the last to sleep is woken first
         self._threads = set()
         self._started = 0
         self._shutdown = False
 
     def submit(self, fn, /, *args, **kwargs):
         future = Future()
-        task = (future, fn, args, kwargs)
         with self._lock:
             if self._shutdown:
                 raise RuntimeError('cannot schedule new futures after shutdown')
-            if self._idle:
-                idle = self._idle.pop()
-                idle.task = task
-                idle.wake.release()  # ORDER: after the task is in place
+            self._queue.append((future, fn, args, kwargs))
+            if self._sleeping:
+                self._sleeping.pop().wake.release()
                 return future
             if len(self._threads) >= self.max_workers:
-                self._backlog.append(task)
-                return future
+                return (
+                    future  # NOTE: every thread is busy: the first to finish takes it
+                )
             self._started += 1
             thread = threading.Thread(
-                target=self._run,
-                args=(task,),
-                name=f'{self._name}-{self._started}',
-                daemon=True,
+                target=self._run, name=f'{self._name}-{self._started}', daemon=True
             )
             self._threads.add(thread)
         thread.start()
         return future
 
-    def _run(self, task):
-        idle = _Idle()
+    def _run(self):
+        me = _Sleeper()
+        lock, queue = self._lock, self._queue
         try:
-            while task is not None:
-                _call(task)
-                task = None
-                with self._lock:
-                    if self._backlog:
-                        task = self._backlog.popleft()
-                        continue
-                    if self._shutdown:
+            while True:
+                with lock:
+                    if queue:
+                        task = queue.popleft()
+                    elif self._shutdown:
                         return
-                    self._idle.append(idle)
-                idle.wake.acquire()  # NOTE: released by submit or shutdown
-                task, idle.task = idle.task, None
+                    else:
+                        task = None
+                        self._sleeping.append(me)
+                if task is None:
+                    me.wake.acquire()  # NOTE: released by submit or shutdown
+                    continue
+                _call(task)
+                del task
         finally:
-            with self._lock:
+            with lock:
                 self._threads.discard(threading.current_thread())
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         with self._lock:
             self._shutdown = True
-            idle, self._idle = self._idle, []
-            cancelled = list(self._backlog) if cancel_futures else []
+            cancelled = list(self._queue) if cancel_futures else []
             if cancel_futures:
-                self._backlog.clear()
+                self._queue.clear()
+            sleeping, self._sleeping = self._sleeping, []
             threads = list(self._threads)
         for future, *_ in cancelled:
             future.cancel()
-        for one in idle:
-            one.wake.release()  # NOTE: its task stays None: the thread ends
+        for one in sleeping:
+            one.wake.release()
         if wait:
             for thread in threads:
                 if thread is not threading.current_thread():
