@@ -42,10 +42,10 @@ APPS = {
     'falcon': 'bench.bare_app:application',
     'passthrough': 'bench.passthrough_app:application',
 }
+THREADS = '{threads}'
 WORKER_ARGS = {
-    # NOTE: the gateway's default thread count; threads start on demand, so at
-    # 64 connections at most 64 run either way
-    'gthread': ['-k', 'gthread', '--threads', str(ServerConfig().threads)],
+    # NOTE: the target's thread count (default: the gateway's)
+    'gthread': ['-k', 'gthread', '--threads', THREADS],
     'meinheld': ['-k', 'egg:meinheld#gunicorn_worker'],
 }
 
@@ -58,9 +58,18 @@ def free_port():
 
 class Target:
     def __init__(
-        self, name, kind, worker_class, workdir, tree=ROOT, config=None, env=None
+        self,
+        name,
+        kind,
+        worker_class,
+        workdir,
+        tree=ROOT,
+        config=None,
+        env=None,
+        threads=None,
     ):
         self.name, self.kind, self.worker_class = name, kind, worker_class
+        self.threads = threads or ServerConfig().threads
         self.env = env or {}
         self.tree = Path(tree)
         self.config = Path(config) if config else HERE / 'gateway.yaml'
@@ -86,7 +95,10 @@ class Target:
                 '--no-control-socket',
                 '--log-level',
                 'warning',
-                *WORKER_ARGS[self.worker_class],
+                *[
+                    str(self.threads) if a == THREADS else a
+                    for a in WORKER_ARGS[self.worker_class]
+                ],
                 APPS[self.kind],
             ]
         return py + ['-c', str(self.tree / 'gunicorn.conf.py')]
@@ -96,7 +108,8 @@ class Target:
         if self.kind == 'aegisflow':
             text = self.config.read_text().replace(
                 'server: {workers: 2,',
-                f'server: {{workers: 2, worker_class: {self.worker_class},',
+                f'server: {{workers: 2, worker_class: {self.worker_class}, '
+                f'threads: {self.threads},',
             )
             cfg = Path(self.workdir) / f'{self.name}.yaml'
             cfg.write_text(text)
@@ -284,6 +297,12 @@ def main():
         help='also run the gateway with this config, as aegisflow-NAME (repeatable)',
     )
     parser.add_argument('--title', default='Gateway vs bare Falcon')
+    parser.add_argument(
+        '--also-threads',
+        type=int,
+        help='also run both under gthread with this many threads per worker '
+        "(the others: the gateway's default)",
+    )
     args = parser.parse_args()
     if not shutil.which('wrk'):
         sys.exit('wrk is not installed (apt-get install wrk)')
@@ -295,6 +314,12 @@ def main():
             Target(f'falcon-{wc}', 'falcon', wc, workdir),
             Target(f'aegisflow-{wc}', 'aegisflow', wc, workdir),
         ]
+        if args.also_threads and wc == 'gthread':
+            n = args.also_threads
+            targets += [
+                Target(f'falcon-{wc}-{n}', 'falcon', wc, workdir, threads=n),
+                Target(f'aegisflow-{wc}-{n}', 'aegisflow', wc, workdir, threads=n),
+            ]
         for extra in args.extra_config:
             name, _, path = extra.partition('=')
             targets.append(

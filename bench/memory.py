@@ -17,8 +17,8 @@ import argparse
 import datetime
 import os
 import sys
-import time
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -15,7 +15,12 @@ after round (a noisy neighbour hits them alike):
                  (aegisflow-mock) and once through the upstream (aegisflow-upstream)
 
 at 1 and 64 connections, JSON and streaming (SSE), under each worker class asked
-for (2 workers each). Figures: requests/s, p50/p90/p99, server CPU ms per request
+for (2 workers each). `--other NAME=URL` adds another gateway, started by you and
+configured to forward models `static` (JSON) and `static-sse` (SSE) to the upstream's
+fixed ports (`--upstream-port`, `--upstream-sse-port`), to every round; with
+`--other-pgid NAME=PGID` its CPU and memory are read too.
+
+Figures: requests/s, p50/p90/p99, server CPU ms per request
 (user+system of every process of the target), RSS. The targets of the performance
 work are ratios taken within each round; the report gives each round's value and
 the median.
@@ -33,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from load import ServerConfig  # noqa: E402
 from load import Target  # noqa: E402
 from load import machine  # noqa: E402
 from load import measure  # noqa: E402
@@ -42,14 +48,17 @@ from upstream import HERE as UPSTREAM  # noqa: E402
 from upstream import Nginx  # noqa: E402
 
 BODY = '{"model":"MODEL","stream":STREAM,"messages":[{"role":"user","content":"Hi"}]}'
-# (name, model the gateway routes, whose throughput it is compared with)
 KINDS = (('json', 'false'), ('sse', 'true'))
-MODELS = {
-    ('aegisflow-mock', 'json'): 'mock',
-    ('aegisflow-mock', 'sse'): 'mock',
-    ('aegisflow-upstream', 'json'): 'static',
-    ('aegisflow-upstream', 'sse'): 'static-sse',
-}
+
+
+def model_for(name, kind):
+    """The model a request names: the mock for aegisflow-mock; for every other
+    gateway, `static` or `static-sse`, which it routes to the upstream."""
+    if name == 'aegisflow-mock':
+        return 'mock'
+    return 'static-sse' if kind == 'sse' else 'static'
+
+
 # target: (what, goal, how it is read off one round)
 GOALS = (
     ('aegisflow-mock / falcon req/s, JSON, 64 conns', 0.50, '>='),
@@ -57,6 +66,26 @@ GOALS = (
     ('aegisflow-upstream CPU ms/req, JSON, 64 conns', 0.35, '<='),
     ('aegisflow-upstream p50 - direct p50 (ms), JSON, 1 conn', 0.5, '<='),
 )
+
+
+class Other(Target):
+    """A gateway this script did not start: measured at its URL, and its CPU and
+    RSS read from its process group when given."""
+
+    def __init__(self, spec, pgids):
+        self.name, _, url = spec.partition('=')
+        self.base = url.rstrip('/')
+        pgid = dict(p.split('=', 1) for p in pgids).get(self.name)
+        self.proc = _Group(int(pgid)) if pgid else None
+
+    @property
+    def url(self):
+        return self.base
+
+
+class _Group:
+    def __init__(self, pid):
+        self.pid = pid  # NOTE: Target.group() reads the processes of this group
 
 
 def body(model, stream):
@@ -99,8 +128,9 @@ def report(results, args, conns, worker_classes):
         '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     ]
     for (wc, name, kind, c), runs in results.items():
-        cpu = '-' if wc == 'direct' else f'{med(r["cpu_ms"] for r in runs):.3f}'
-        rss = '-' if wc == 'direct' else f'{med(r["rss"] for r in runs):.0f}'
+        measured = 'cpu_ms' in runs[0]
+        cpu = f'{med(r["cpu_ms"] for r in runs):.3f}' if measured else '-'
+        rss = f'{med(r["rss"] for r in runs):.0f}' if measured else '-'
         lines.append(
             f'| {"nginx" if wc == "direct" else wc} | {name} | '
             f'{"SSE" if kind == "sse" else "JSON"} | {c} | '
@@ -132,10 +162,9 @@ def report(results, args, conns, worker_classes):
         f'### make bench: the gateway against the limit of its stack, {stamp}\n\n'
         f'Machine: {machine()}. Command: `{cmd}` ({args.rounds} interleaved rounds '
         f'of {args.duration} s; medians; each ratio is taken within one round). '
-        'Every server: Gunicorn, 2 workers of the class shown (gthread: the '
-        "gateway's default thread count); the gateway runs its full pipeline.\n\n"
-        + '\n'.join(lines)
-        + '\n'
+        'Every server: Gunicorn, 2 workers of the class shown (gthread: '
+        f'{args.threads or ServerConfig().threads} threads each); the gateway runs '
+        'its full pipeline.\n\n' + '\n'.join(lines) + '\n'
     )
 
 
@@ -145,7 +174,27 @@ def main():
     parser.add_argument('--duration', type=int, default=10)
     parser.add_argument('--conns', default='1,64')
     parser.add_argument('--worker-classes', default='gthread')
+    parser.add_argument(
+        '--threads', type=int, help="gthread threads per worker (the gateway's default)"
+    )
     parser.add_argument('--append', help='append the dated report to this file')
+    parser.add_argument(
+        '--other',
+        action='append',
+        default=[],
+        metavar='NAME=URL',
+        help='another gateway to measure in every round (repeatable)',
+    )
+    parser.add_argument('--other-key', default='sk-bench', help='its API key')
+    parser.add_argument(
+        '--other-pgid',
+        action='append',
+        default=[],
+        metavar='NAME=PGID',
+        help="its process group, to read that gateway's CPU and RSS",
+    )
+    parser.add_argument('--upstream-port', type=int)
+    parser.add_argument('--upstream-sse-port', type=int)
     args = parser.parse_args()
     for tool in ('wrk', 'nginx'):
         if not shutil.which(tool) and not Path(f'/usr/sbin/{tool}').exists():
@@ -153,7 +202,8 @@ def main():
     conns = [int(c) for c in args.conns.split(',')]
     worker_classes = args.worker_classes.split(',')
     workdir = tempfile.mkdtemp(prefix='aegisflow-bench-')
-    nginx = Nginx(workdir)
+    nginx = Nginx(workdir, args.upstream_port, args.upstream_sse_port)
+    others = [Other(spec, args.other_pgid) for spec in args.other]
     config = Path(workdir) / 'gateway.yaml'
     config.write_text(
         (UPSTREAM / 'gateway.yaml')
@@ -168,12 +218,24 @@ def main():
     servers = {}
     for wc in worker_classes:
         servers[wc] = {
-            'falcon': Target(f'falcon-{wc}', 'falcon', wc, workdir),
+            'falcon': Target(
+                f'falcon-{wc}', 'falcon', wc, workdir, threads=args.threads
+            ),
             'passthrough': Target(
-                f'passthrough-{wc}', 'passthrough', wc, workdir, env=upstream_env
+                f'passthrough-{wc}',
+                'passthrough',
+                wc,
+                workdir,
+                env=upstream_env,
+                threads=args.threads,
             ),
             'aegisflow': Target(
-                f'aegisflow-{wc}', 'aegisflow', wc, workdir, config=config
+                f'aegisflow-{wc}',
+                'aegisflow',
+                wc,
+                workdir,
+                config=config,
+                threads=args.threads,
             ),
         }
     ports = {'json': nginx.port, 'sse': nginx.sse_port}
@@ -194,12 +256,16 @@ def main():
                             (wc, 'aegisflow-mock', group['aegisflow']),
                             (wc, 'aegisflow-upstream', group['aegisflow']),
                         ]
+                    runs += [('other', o.name, o) for o in others]
                     for wc, name, target in runs:
-                        model = MODELS.get((name, kind), 'static')
                         env = {
-                            'BENCH_KEY': 'sk-bench',
-                            'BENCH_BODY': body(model, stream),
+                            'BENCH_KEY': args.other_key
+                            if wc == 'other'
+                            else 'sk-bench',
+                            'BENCH_BODY': body(model_for(name, kind), stream),
                         }
+                        if isinstance(target, Other) and target.proc is None:
+                            target = target.url
                         if isinstance(target, str):
                             wrk(target, c, 1, env)
                             r = wrk(target, c, args.duration, env)
@@ -225,7 +291,8 @@ def main():
 def _order(key):
     wc, name, kind, c = key
     names = ('direct', 'falcon', 'passthrough', 'aegisflow-mock', 'aegisflow-upstream')
-    return (wc != 'direct', wc, kind, c, names.index(name))
+    rank = names.index(name) if name in names else len(names)
+    return (wc != 'direct', wc == 'other', wc, kind, c, rank, name)
 
 
 if __name__ == '__main__':

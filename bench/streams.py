@@ -30,7 +30,7 @@ from load import publish  # noqa: E402
 from aegisflow.config.model import ServerConfig  # noqa: E402
 
 CONFIG = """
-server: {{workers: 2, timeout_s: 120{threads}}}
+server: {{workers: 2, timeout_s: 120}}
 providers:
   - {{name: slow, type: openai_compatible, base_url: "http://127.0.0.1:{port}/v1",
      models: [slow]}}
@@ -172,10 +172,14 @@ async def main_async(args):
     )
     workdir = tempfile.mkdtemp(prefix='aegisflow-streams-')
     config = Path(workdir) / 'gateway.yaml'
-    threads = f', threads: {args.threads}' if args.threads else ''
-    config.write_text(CONFIG.format(threads=threads, port=port))
+    config.write_text(CONFIG.format(port=port))
     gateway = Target(
-        'aegisflow-streams', 'aegisflow', 'gthread', workdir, config=config
+        'aegisflow-streams',
+        'aegisflow',
+        'gthread',
+        workdir,
+        config=config,
+        threads=args.threads,
     )
     await asyncio.to_thread(gateway.start)
     try:

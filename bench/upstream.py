@@ -39,10 +39,10 @@ BODY = '{"model":"MODEL","stream":STREAM,"messages":[{"role":"user","content":"H
 
 
 class Nginx:
-    def __init__(self, workdir):
+    def __init__(self, workdir, port=None, sse_port=None):
         self.dir = Path(workdir) / 'nginx'
         (self.dir / 'tmp').mkdir(parents=True, exist_ok=True)
-        self.port, self.sse_port = free_port(), free_port()
+        self.port, self.sse_port = port or free_port(), sse_port or free_port()
         shutil.copy(HERE / 'stream.sse', self.dir / 'stream.sse')
         # NOTE: nginx's worker runs as an unprivileged user; mkdtemp makes 0700.
         for path in (Path(workdir), self.dir, self.dir / 'stream.sse'):
