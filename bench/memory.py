@@ -27,7 +27,7 @@ from load import Target  # noqa: E402
 from load import machine  # noqa: E402
 from load import publish  # noqa: E402
 from load import wrk  # noqa: E402
-from upstream import HERE as UPSTREAM  # noqa: E402
+from upstream import gateway_config  # noqa: E402
 
 BODY = '{"model":"mock","stream":STREAM,"messages":[{"role":"user","content":"Hi"}]}'
 
@@ -53,14 +53,8 @@ def main():
     parser.add_argument('--append')
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix='aegisflow-memory-')
-    config = Path(workdir) / 'gateway.yaml'
     # NOTE: only the mock model is used; the upstream ports stay unused
-    config.write_text(
-        (UPSTREAM / 'gateway.yaml')
-        .read_text()
-        .replace('UPSTREAM_SSE_PORT', '9')
-        .replace('UPSTREAM_PORT', '9')
-    )
+    config = gateway_config(workdir, 9, 9)
     gateway = Target('aegisflow-memory', 'aegisflow', 'gthread', workdir, config=config)
     rows, total, first = [], 0, None
     json_env = {'BENCH_KEY': 'sk-bench', 'BENCH_BODY': BODY.replace('STREAM', 'false')}

@@ -44,8 +44,8 @@ from load import machine  # noqa: E402
 from load import measure  # noqa: E402
 from load import publish  # noqa: E402
 from load import wrk  # noqa: E402
-from upstream import HERE as UPSTREAM  # noqa: E402
 from upstream import Nginx  # noqa: E402
+from upstream import gateway_config  # noqa: E402
 
 BODY = '{"model":"MODEL","stream":STREAM,"messages":[{"role":"user","content":"Hi"}]}'
 KINDS = (('json', 'false'), ('sse', 'true'))
@@ -204,13 +204,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix='aegisflow-bench-')
     nginx = Nginx(workdir, args.upstream_port, args.upstream_sse_port)
     others = [Other(spec, args.other_pgid) for spec in args.other]
-    config = Path(workdir) / 'gateway.yaml'
-    config.write_text(
-        (UPSTREAM / 'gateway.yaml')
-        .read_text()
-        .replace('UPSTREAM_SSE_PORT', str(nginx.sse_port))
-        .replace('UPSTREAM_PORT', str(nginx.port))
-    )
+    config = gateway_config(workdir, nginx.port, nginx.sse_port)
     upstream_env = {
         'PASSTHROUGH_JSON': f'http://127.0.0.1:{nginx.port}/v1',
         'PASSTHROUGH_SSE': f'http://127.0.0.1:{nginx.sse_port}/v1',

@@ -82,6 +82,18 @@ class Nginx:
             self.proc.wait(10)
 
 
+def gateway_config(workdir, port, sse_port):
+    """`bench/upstream/gateway.yaml` with the upstream's ports, written to `workdir`."""
+    path = Path(workdir) / 'gateway.yaml'
+    path.write_text(
+        (HERE / 'gateway.yaml')
+        .read_text()
+        .replace('UPSTREAM_SSE_PORT', str(sse_port))
+        .replace('UPSTREAM_PORT', str(port))
+    )
+    return path
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--rounds', type=int, default=3)
@@ -95,13 +107,7 @@ def main():
     conns = [int(c) for c in args.conns.split(',')]
     workdir = tempfile.mkdtemp(prefix='aegisflow-upstream-')
     nginx = Nginx(workdir)
-    config = Path(workdir) / 'gateway.yaml'
-    config.write_text(
-        (HERE / 'gateway.yaml')
-        .read_text()
-        .replace('UPSTREAM_SSE_PORT', str(nginx.sse_port))
-        .replace('UPSTREAM_PORT', str(nginx.port))
-    )
+    config = gateway_config(workdir, nginx.port, nginx.sse_port)
     gateway = Target(
         f'aegisflow-{args.worker_class}',
         'aegisflow',
