@@ -27,7 +27,7 @@ def gw(gateway_factory):
     return gateway_factory(CONFIG, env={'ADMIN_KEY': 'admin-secret-2'})
 
 
-def chat(gw, key='sk-acme-9'):
+def chat(gw, key='sk-acme-9', content='one two three'):
     return requests.post(
         gw.base_url + '/chat/completions',
         timeout=10,
@@ -35,7 +35,7 @@ def chat(gw, key='sk-acme-9'):
         json={
             'model': 'mock',
             'max_tokens': 5,
-            'messages': [{'role': 'user', 'content': 'one two three'}],
+            'messages': [{'role': 'user', 'content': content}],
         },
     )
 
@@ -48,9 +48,12 @@ def admin(gw, path, method='GET', **kw):
 
 
 def test_tenant_counters_and_spend(gw):
-    answers = [chat(gw) for _ in range(3)]
+    # NOTE: one long prompt, so that the token counter cannot refill (1,000 tokens a
+    # second) before it is read, however slow the machine
+    answers = [chat(gw), chat(gw), chat(gw, content='word ' * 4000)]
     assert all(r.status_code == 200 for r in answers)
     used = sum(r.json()['usage']['total_tokens'] for r in answers)
+    assert used > 4000
     listing = admin(gw, '/tenants').json()['tenants']
     acme = next(t for t in listing if t['id'] == 'acme')
     assert acme['rate_limit'] == {
@@ -67,7 +70,7 @@ def test_tenant_counters_and_spend(gw):
     assert tenant_requests['limit'] == 10 and tenant_requests['remaining'] in (7, 8)
     assert counters[('requests', "key 'acme/ci'")]['remaining'] >= 47
     assert counters[('parallel', "tenant 'acme'")]['in_flight'] == 0
-    assert counters[('tokens', "tenant 'acme'")]['remaining'] < 60000
+    assert counters[('tokens', "tenant 'acme'")]['remaining'] < 60000 - used // 2
     assert admin(gw, '/tenants/nobody').status_code == 404
     free = next(t for t in listing if t['id'] == 'free')
     assert free['rate_limit'] is None and free['spend'] == []
