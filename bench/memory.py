@@ -78,6 +78,11 @@ def main():
             )
             if first is None and total >= args.first:
                 first = rows[-1]
+        # NOTE: descriptors at rest: wait (up to 10 s) for wrk's connections to close
+        deadline = time.monotonic() + 10
+        while fds(gateway) > start_fds and time.monotonic() < deadline:
+            time.sleep(0.2)
+        end_fds = fds(gateway)
     finally:
         gateway.stop()
     last = rows[-1]
@@ -102,7 +107,8 @@ def main():
         + '\n'.join(lines)
         + f'\n\nRSS after {last[0]:,}: {last[1]:.1f} MB; after {first[0]:,}: '
         f'{first[1]:.1f} MB; growth {growth:+.1%} (goal: within 10%). Open file '
-        f'descriptors {first[2]} then {last[2]}.\n'
+        f'descriptors at rest: {start_fds} before the load, {end_fds} after it (in '
+        'the table: just after each segment, while its connections close).\n'
     )
     publish(report, args.append)
 
