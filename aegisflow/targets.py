@@ -95,7 +95,8 @@ class TargetState:
         self.clock = clock
         self._positions = itertools.count()  # NOTE: only when the store fails
         self._bases = {}  # breaker key -> its entry's base (pinned: never moves)
-        # target name -> [target, successes, latency EWMA ns]: not yet shared
+        # target name -> [target, successes, latency EWMA ns, when the last was]:
+        # counted in this worker, not yet shared
         self._pending = {}
         self._flush_at = 0
         self._mutex = threading.Lock()
