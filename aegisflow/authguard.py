@@ -18,6 +18,7 @@ import ipaddress
 import math
 import time
 
+from aegisflow.errors import AuthenticationFailed
 from aegisflow.errors import RateLimited
 from aegisflow.limits.engine import StoreUnavailable
 from aegisflow.limits.gcra import Rate
@@ -59,6 +60,17 @@ class FailedAuthGuard:
                 REQUESTS, f'auth-failures:{source}', f'address {source}', rate=self.rate
             )
         return check
+
+    def authenticate(self, addr, check, *args):
+        """`check(*args)` (an authentication that raises `AuthenticationFailed`),
+        refused at once while `addr` is blocked; a failure with a key counts."""
+        self.refuse_if_blocked(addr)
+        try:
+            return check(*args)
+        except AuthenticationFailed as exc:
+            if exc.code != 'missing_api_key':
+                self.failed(addr)
+            raise
 
     def refuse_if_blocked(self, addr):
         """Raise `RateLimited` while `addr` has used up its failed attempts."""

@@ -49,13 +49,7 @@ class AdminAuth:
                 'The admin API is not enabled (set server.admin_key_env).',
                 code='unknown_url',
             )
-        self.guard.refuse_if_blocked(req.remote_addr)
-        try:
-            self._check(req)
-        except AuthenticationFailed as exc:
-            if exc.code != 'missing_api_key':
-                self.guard.failed(req.remote_addr)
-            raise
+        self.guard.authenticate(req.remote_addr, self._check, req)
 
     def _check(self, req):
         presented = None

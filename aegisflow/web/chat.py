@@ -14,7 +14,6 @@ import orjson
 
 from aegisflow.chat_request import parse_chat_request
 from aegisflow.errors import ApiError
-from aegisflow.errors import AuthenticationFailed
 from aegisflow.errors import InsufficientQuota
 from aegisflow.errors import InternalError
 from aegisflow.errors import PermissionDenied
@@ -42,16 +41,12 @@ _JSON = 'application/json'
 
 
 def authorize(gw, req):
-    addr = req.remote_addr
-    gw.auth_guard.refuse_if_blocked(addr)
-    try:
-        return gw.keys.authenticate(
-            req.get_header('Authorization'), req.get_header('X-API-Key')
-        )
-    except AuthenticationFailed as exc:
-        if exc.code != 'missing_api_key':
-            gw.auth_guard.failed(addr)
-        raise
+    return gw.auth_guard.authenticate(
+        req.remote_addr,
+        gw.keys.authenticate,
+        req.get_header('Authorization'),
+        req.get_header('X-API-Key'),
+    )
 
 
 def check_model(principal, resolution):
