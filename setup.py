@@ -9,7 +9,7 @@ setup(
     long_description_content_type='text/markdown',
     python_requires='>=3.11',
     packages=find_packages(include=['aegisflow*', 'workers*', 'shm*']),
-    package_data={'workers': ['gunicorn_conf.py']},
+    package_data={'workers': ['gunicorn_conf.py'], 'aegisflow.web': ['openapi.yaml']},
     install_requires=[
         'falcon>=4.0,<5',
         'gunicorn>=23',
@@ -42,6 +42,8 @@ setup(
             'openai>=1.40',
             'anthropic>=0.40',
             'ruff>=0.5',
+            # property-based runs of the API description against the live gateway
+            'schemathesis>=4.4,<5',
         ],
     },
     entry_points={'console_scripts': ['aegisflow=aegisflow.cli:main']},

@@ -10,6 +10,7 @@ import re
 
 import falcon
 
+from aegisflow import __version__
 from aegisflow import errors
 from aegisflow.gateway import Gateway
 from aegisflow.telemetry import events as ev
@@ -23,6 +24,7 @@ from aegisflow.web.messages import Messages
 from aegisflow.web.metrics import Metrics
 from aegisflow.web.models import ModelItem
 from aegisflow.web.models import Models
+from aegisflow.web.openapi import OpenApi
 
 log = logging.getLogger('aegisflow.http')
 
@@ -34,8 +36,9 @@ _ROUTE_OF = {
     '/v1/messages': ev.ROUTE_IDS['messages'],
     '/v1/embeddings': ev.ROUTE_IDS['embeddings'],
 }
-# NOTE: health, readiness, metrics and the admin API are not traffic: not counted.
-_UNCOUNTED = frozenset(('/healthz', '/readyz', '/metrics'))
+# NOTE: health, readiness, metrics, the API description and the admin API are
+# not traffic: not counted.
+_UNCOUNTED = frozenset(('/healthz', '/readyz', '/metrics', '/openapi.json'))
 
 
 class RequestTelemetry:
@@ -133,6 +136,7 @@ def create_app(config, *, concurrency=1, gateway=None):
     app.add_route('/healthz', Health())
     app.add_route('/readyz', Ready(gw, gw.telemetry.checks()))
     app.add_route('/metrics', Metrics(gw))
+    app.add_route('/openapi.json', OpenApi(__version__))
     app.add_error_handler(Exception, _on_unexpected)
     app.add_error_handler(falcon.HTTPError, _on_http_error)
     app.add_error_handler(errors.ApiError, _on_api_error)
