@@ -17,6 +17,36 @@ _MISSING_KEY = (
     "or as 'X-API-Key: <key>'."
 )
 _BAD_KEY = 'Invalid API key.'
+_TWO_KEYS = (
+    "Two different keys were sent, in 'Authorization' and in 'X-API-Key'; send one."
+)
+
+
+def presented_key(authorization, api_key_header):
+    """The key a request presents (``Authorization: Bearer`` or ``X-API-Key``).
+
+    No key is `AuthenticationFailed` with code ``missing_api_key``; two different
+    keys are refused too, since which of them authorised the call would be a guess.
+    """
+    bearer = None
+    if authorization:
+        scheme, _, value = authorization.partition(' ')
+        if scheme.lower() == 'bearer':
+            bearer = value.strip() or None
+    header = (api_key_header or '').strip() or None
+    if (
+        bearer
+        and header
+        and not hmac.compare_digest(
+            bearer.encode('utf-8', 'surrogatepass'),
+            header.encode('utf-8', 'surrogatepass'),
+        )
+    ):
+        raise AuthenticationFailed(_TWO_KEYS, code='conflicting_api_keys')
+    key = bearer or header
+    if not key:
+        raise AuthenticationFailed(_MISSING_KEY, code='missing_api_key')
+    return key
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,15 +120,7 @@ class KeyIndex:
         """The `Principal` for the presented credentials, or `AuthenticationFailed`."""
         if self._generation is not None and self._generation.get() != self._seen:
             self._refresh()
-        key = None
-        if authorization:
-            scheme, _, value = authorization.partition(' ')
-            if scheme.lower() == 'bearer':
-                key = value.strip()
-        if not key and api_key_header:
-            key = api_key_header.strip()
-        if not key:
-            raise AuthenticationFailed(_MISSING_KEY, code='missing_api_key')
+        key = presented_key(authorization, api_key_header)
         digest = hashlib.sha256(key.encode('utf-8', 'surrogatepass')).digest()
         hit = self._by_digest.get(digest)
         if hit is None or not hmac.compare_digest(hit[0], digest):

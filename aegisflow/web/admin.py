@@ -15,6 +15,7 @@ import signal
 
 import orjson
 
+from aegisflow.auth import presented_key
 from aegisflow.errors import AuthenticationFailed
 from aegisflow.errors import InvalidRequest
 from aegisflow.errors import NotFound
@@ -30,6 +31,7 @@ from aegisflow.web.admin_keys import AdminKey
 from aegisflow.web.admin_keys import AdminKeys
 from aegisflow.web.admin_keys import audit
 from aegisflow.web.admin_resource import AdminResource
+from aegisflow.web.admin_resource import single_params
 from aegisflow.web.admin_state import AdminBreakers
 from aegisflow.web.admin_state import AdminTenants
 
@@ -52,16 +54,16 @@ class AdminAuth:
         self.guard.authenticate(req.remote_addr, self._check, req)
 
     def _check(self, req):
-        presented = None
-        auth = req.get_header('Authorization') or ''
-        scheme, _, value = auth.partition(' ')
-        if scheme.lower() == 'bearer' and value.strip():
-            presented = value.strip()
-        presented = presented or (req.get_header('X-API-Key') or '').strip()
-        if not presented:
+        try:
+            presented = presented_key(
+                req.get_header('Authorization'), req.get_header('X-API-Key')
+            )
+        except AuthenticationFailed as exc:
+            if exc.code != 'missing_api_key':
+                raise
             raise AuthenticationFailed(
                 'The admin API needs the admin key.', code='missing_api_key'
-            )
+            ) from None
         digest = hashlib.sha256(presented.encode('utf-8', 'surrogatepass')).digest()
         if hmac.compare_digest(digest, self.digest):
             return
@@ -83,7 +85,7 @@ class AdminUsage:
 
     def on_get(self, req, resp):
         self.auth.check(req)
-        params = {k: v for k, v in req.params.items() if isinstance(v, str)}
+        params = single_params(req)
         query = UsageQuery.from_params(params)
         fmt = params.get('format') or (
             'csv' if 'text/csv' in (req.accept or '') else 'json'

@@ -20,6 +20,7 @@ from aegisflow.errors import InvalidRequest
 from aegisflow.errors import NotFound
 from aegisflow.usage.query import parse_time
 from aegisflow.web.admin_resource import AdminResource
+from aegisflow.web.admin_resource import single_params
 from aegisflow.web.body import read_json
 
 _NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z')
@@ -109,7 +110,7 @@ class AdminAudit(AdminResource):
 
     def on_get(self, req, resp):
         self.auth.check(req)
-        params = req.params
+        params = single_params(req)
         start = parse_time(params['from'], 'from') if params.get('from') else None
         end = parse_time(params['to'], 'to') if params.get('to') else None
         limit = params.get('limit', '1000')

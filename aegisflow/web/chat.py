@@ -34,6 +34,7 @@ from aegisflow.tokens import count_tokens
 from aegisflow.tokens import prompt_tokens
 from aegisflow.web.body import read_json
 from aegisflow.web.dispatch import Dispatcher
+from aegisflow.web.headers import header_value
 
 log = logging.getLogger('aegisflow.chat')
 
@@ -144,7 +145,7 @@ class ChatCompletions:
         obs.priced_model, obs.provider_name = model, provider.name
         # PERF: headers set directly; they are the same three on every answer.
         resp.set_header('X-AegisFlow-Provider', provider.name)
-        resp.set_header('X-AegisFlow-Model', model)
+        resp.set_header('X-AegisFlow-Model', header_value(model))
         resp.set_header('X-AegisFlow-Attempts', str(len(obs.attempts)))
         attempt = obs.attempts[-1]
         if not chat.stream:

@@ -16,6 +16,7 @@ from aegisflow.web.body import read_json
 from aegisflow.web.chat import ChatCompletions
 from aegisflow.web.chat import check_model
 from aegisflow.web.chat import record_decision
+from aegisflow.web.headers import header_value
 
 _MAX_INPUTS = 2048
 
@@ -94,6 +95,13 @@ class EmbeddingsRequest:
                 code='invalid_value',
             )
         self.dimensions = dims
+        user = body.get('user')
+        if user is not None and not isinstance(user, str):
+            raise InvalidRequest(
+                "Invalid type for 'user': expected a string.",
+                param='user',
+                code='invalid_type',
+            )
         fmt = body.get('encoding_format')
         if fmt is not None and fmt not in ('float', 'base64'):
             raise InvalidRequest(
@@ -162,7 +170,7 @@ class Embeddings(ChatCompletions):
         obs.provider = labels.providers.id(target.provider.name)
         obs.priced_model, obs.provider_name = target.model, target.provider.name
         resp.set_header('X-AegisFlow-Provider', target.provider.name)
-        resp.set_header('X-AegisFlow-Model', target.model)
+        resp.set_header('X-AegisFlow-Model', header_value(target.model))
         resp.set_header('X-AegisFlow-Attempts', str(len(obs.attempts)))
         obs.response_model = obs.attempts[-1].response_model = str(
             result.get('model') or target.model

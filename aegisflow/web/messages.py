@@ -38,6 +38,9 @@ STOP = {
 }
 
 
+_IMAGE_TYPES = ('image/jpeg', 'image/png', 'image/gif', 'image/webp')
+
+
 def _bad(param, message):
     return InvalidRequest(f'{param}: {message}', param=param)
 
@@ -53,8 +56,13 @@ def _image(block, param):
     if not isinstance(source, dict):
         raise _bad(f'{param}.source', 'expected an object')
     if source.get('type') == 'base64':
-        media = source.get('media_type', 'image/png')
-        url = f'data:{media};base64,{source.get("data", "")}'
+        media = source.get('media_type')
+        if media not in _IMAGE_TYPES:
+            expected = ', '.join(_IMAGE_TYPES)
+            raise _bad(f'{param}.source.media_type', f'expected one of {expected}')
+        if not isinstance(source.get('data'), str):
+            raise _bad(f'{param}.source.data', 'expected a base64 string')
+        url = f'data:{media};base64,{source["data"]}'
     elif source.get('type') == 'url' and isinstance(source.get('url'), str):
         url = source['url']
     else:
@@ -65,6 +73,8 @@ def _image(block, param):
 def _tool_use(block, p):
     if not isinstance(block.get('id'), str) or not isinstance(block.get('name'), str):
         raise _bad(p, 'tool_use needs a string id and name')
+    if block.get('input') is not None and not isinstance(block['input'], dict):
+        raise _bad(f'{p}.input', 'expected an object')
     return {
         'id': block['id'],
         'type': 'function',
@@ -76,16 +86,21 @@ def _tool_use(block, p):
 
 
 def _tool_result(block, p):
-    inner = block.get('content', '')
+    inner = block.get('content')
     if isinstance(inner, list):
-        inner = '\n'.join(
-            b.get('text', '')
-            for b in inner
-            if isinstance(b, dict) and b.get('type') == 'text'
-        )
+        for k, b in enumerate(inner):
+            if not isinstance(b, dict) or b.get('type') != 'text':
+                # NOTE: the OpenAI form a tool result travels in holds text only;
+                # an image here would be lost on the way, so it is refused.
+                raise _bad(f'{p}.content.{k}', 'expected a text block')
+        inner = '\n'.join(_text(b, f'{p}.content.{k}') for k, b in enumerate(inner))
+    elif inner is None:
+        inner = ''
+    elif not isinstance(inner, str):
+        raise _bad(f'{p}.content', 'expected a string or a list of text blocks')
     if not isinstance(block.get('tool_use_id'), str):
         raise _bad(f'{p}.tool_use_id', 'expected a string')
-    return {'role': 'tool', 'tool_call_id': block['tool_use_id'], 'content': str(inner)}
+    return {'role': 'tool', 'tool_call_id': block['tool_use_id'], 'content': inner}
 
 
 def _split_blocks(content, role, param):
@@ -137,6 +152,9 @@ def _turn(turn, i):
 def _system(body):
     system = body.get('system')
     if isinstance(system, list):
+        for i, block in enumerate(system):
+            if not isinstance(block, dict) or block.get('type', 'text') != 'text':
+                raise _bad(f'system.{i}', 'expected a text block')
         system = '\n\n'.join(_text(b, f'system.{i}') for i, b in enumerate(system))
     if system is not None and not isinstance(system, str):
         raise _bad('system', 'expected a string or text blocks')
@@ -160,7 +178,36 @@ def _required(body):
     turns = body.get('messages')
     if not isinstance(turns, list) or not turns:
         raise _bad('messages', 'expected a non-empty list')
+    _optional(body)
     return model, max_tokens, turns
+
+
+def _optional(body):
+    """Anthropic's own rules for the optional fields (the chat checks that follow
+    the translation know OpenAI's ranges, not these)."""
+    stream = body.get('stream')
+    if stream is not None and not isinstance(stream, bool):
+        raise _bad('stream', 'expected a boolean')
+    for key in ('temperature', 'top_p'):
+        value = body.get(key)
+        if value is not None and (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not 0 <= value <= 1
+        ):
+            raise _bad(key, 'expected a number from 0 to 1')
+    stops = body.get('stop_sequences')
+    if stops is not None and (
+        not isinstance(stops, list) or not all(isinstance(x, str) for x in stops)
+    ):
+        raise _bad('stop_sequences', 'expected a list of strings')
+    metadata = body.get('metadata')
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise _bad('metadata', 'expected an object')
+        user = metadata.get('user_id')
+        if user is not None and not isinstance(user, str):
+            raise _bad('metadata.user_id', 'expected a string')
 
 
 def to_chat_body(body):
@@ -183,32 +230,51 @@ def to_chat_body(body):
     if body.get('stop_sequences') is not None:
         out['stop'] = body['stop_sequences']
     user = (body.get('metadata') or {}).get('user_id')
-    if isinstance(user, str):
+    if user is not None:
         out['user'] = user
     tools = body.get('tools')
     if tools is not None:
         if not isinstance(tools, list):
             raise _bad('tools', 'expected a list')
-        out['tools'] = [
-            {
-                'type': 'function',
-                'function': {
-                    'name': t.get('name'),
-                    'description': t.get('description') or '',
-                    'parameters': t.get('input_schema') or {'type': 'object'},
-                },
-            }
-            for t in tools
-            if isinstance(t, dict)
-        ]
-        _tool_choice(body.get('tool_choice'), out)
+        out['tools'] = [_tool(t, i) for i, t in enumerate(tools)]
+    _tool_choice(body.get('tool_choice'), out)
     return out
 
 
+def _tool(tool, i):
+    if not isinstance(tool, dict):
+        raise _bad(f'tools.{i}', 'expected an object')
+    description = tool.get('description')
+    if description is not None and not isinstance(description, str):
+        raise _bad(f'tools.{i}.description', 'expected a string')
+    schema = tool.get('input_schema')
+    if schema is not None and not isinstance(schema, dict):
+        raise _bad(f'tools.{i}.input_schema', 'expected an object')
+    return {
+        'type': 'function',
+        'function': {
+            'name': tool.get('name'),
+            'description': description or '',
+            'parameters': schema or {'type': 'object'},
+        },
+    }
+
+
 def _tool_choice(choice, out):
-    if not isinstance(choice, dict):
+    if choice is None:
         return
+    if not isinstance(choice, dict):
+        raise _bad('tool_choice', 'expected an object')
     kind = choice.get('type')
+    if kind not in ('auto', 'any', 'none', 'tool'):
+        raise _bad('tool_choice.type', 'expected auto, any, none or tool')
+    if not out.get('tools'):
+        raise _bad('tool_choice', 'only allowed when tools are given')
+    if kind == 'tool' and not isinstance(choice.get('name'), str):
+        raise _bad('tool_choice.name', 'expected the name of one of the tools')
+    disable = choice.get('disable_parallel_tool_use')
+    if disable is not None and not isinstance(disable, bool):
+        raise _bad('tool_choice.disable_parallel_tool_use', 'expected a boolean')
     if kind == 'any':
         out['tool_choice'] = 'required'
     elif kind == 'none':
