@@ -1,5 +1,6 @@
 """Nothing lost when the ledger cannot be written, and retention of per-request rows."""
 
+import resource
 import sqlite3
 import time
 
@@ -64,6 +65,53 @@ def test_locked_ledger_loses_nothing_and_serving_goes_on(tmp_path):
     finally:
         gw.stop()
     assert rows(path) == 31
+
+
+def test_unwritable_ledger_file_loses_nothing_and_serving_goes_on(tmp_path):
+    """The ledger's file stops taking writes, as on a full disk: the master (which
+    writes the ledger) gets a file-size limit of one byte, so every write SQLite
+    makes fails (EFBIG; a root process ignores file modes, so modes cannot do it).
+    Requests are served, the rows wait in memory, and all of them are written, once
+    and intact, when the file takes writes again. (The master's log lines go to a
+    file too and are lost while the limit holds; the errors show in the metrics.)"""
+    gw = GatewayProcess(CONFIG, tmp_path).start()
+    path = tmp_path / 'usage.sqlite'
+    master = gw.proc.pid
+    unlimited = resource.prlimit(master, resource.RLIMIT_FSIZE)
+    try:
+        assert ask(gw).status_code == 200
+        wait_until(lambda: rows(path) == 1, timeout=10, what='first row written')
+        resource.prlimit(master, resource.RLIMIT_FSIZE, (1, unlimited[1]))
+        try:
+            answers = [ask(gw) for _ in range(40)]
+            assert [r.status_code for r in answers] == [200] * 40
+            wait_until(
+                lambda: (
+                    total(scrape(gw.url), 'aegisflow_ledger_errors_total') >= 2
+                    and total(scrape(gw.url), 'aegisflow_ledger_rows_pending') == 40
+                ),
+                timeout=20,
+                what='rows kept pending while the file takes no writes',
+            )
+            assert rows(path) == 1
+        finally:
+            resource.prlimit(master, resource.RLIMIT_FSIZE, unlimited)
+        wait_until(lambda: rows(path) == 41, timeout=20, what='pending rows written')
+        wait_until(
+            lambda: total(scrape(gw.url), 'aegisflow_ledger_rows_pending') == 0,
+            timeout=10,
+            what='nothing pending',
+        )
+    finally:
+        gw.stop()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute('PRAGMA integrity_check').fetchone() == ('ok',)
+        ids = [r[0] for r in db.execute('SELECT request_id FROM usage')]
+    finally:
+        db.close()
+    assert len(ids) == len(set(ids)) == 41
+    assert set(ids) >= {r.headers['X-Request-ID'] for r in answers}
 
 
 def test_retention_prunes_old_rows_at_start(tmp_path):
