@@ -28,8 +28,8 @@ _MESSAGES = {
 }
 
 
-def write_error(sock, status_int, reason, mesg):
-    code, message = _MESSAGES.get(status_int, ('invalid_http', reason))
+def response(status_int, reason, code, message):
+    """A whole HTTP/1.1 error response (closing the connection), as bytes."""
     kind = 'api_error' if status_int >= 500 else 'invalid_request_error'
     body = orjson.dumps(
         {'error': {'message': message, 'type': kind, 'param': None, 'code': code}}
@@ -38,7 +38,12 @@ def write_error(sock, status_int, reason, mesg):
         f'HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n'
         f'Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n'
     )
-    util.write_nonblock(sock, head.encode('latin-1') + body)
+    return head.encode('latin-1') + body
+
+
+def write_error(sock, status_int, reason, mesg):
+    code, message = _MESSAGES.get(status_int, ('invalid_http', reason))
+    util.write_nonblock(sock, response(status_int, reason, code, message))
 
 
 def install():

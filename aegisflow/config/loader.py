@@ -235,6 +235,9 @@ class _Builder:
             body_timeout_s=node.get('body_timeout_s').num(
                 d.body_timeout_s, min=0.1, max=3600
             ),
+            header_timeout_s=node.get('header_timeout_s').num(
+                d.header_timeout_s, min=0.5, max=3600
+            ),
             failed_auth_per_minute=node.get('failed_auth_per_minute').int(
                 d.failed_auth_per_minute, min=0, max=1_000_000
             ),

@@ -45,6 +45,8 @@ class ServerConfig:
     keepalive_s: int = 5
     # longest pause while a request body arrives before it is refused with 408
     body_timeout_s: float = 30.0
+    # longest a request line and headers may take to arrive, in total (gthread)
+    header_timeout_s: float = 10.0
     # invalid keys per minute from one source address before it is refused (0: off)
     failed_auth_per_minute: int = 30
     admin_key: str | None = field(default=None, repr=False)  # from admin_key_env

@@ -1,14 +1,17 @@
-"""Slow senders: a request body that stops arriving is refused with 408 and its
-connection closed, so it cannot hold a worker thread; a slow but steady one is read."""
+"""Slow senders: a request body that stops arriving, and request headers that take
+too long in total (slowloris), are refused with 408 and their connections closed, so
+they cannot hold worker threads; a slow but steady body is read."""
 
+import concurrent.futures
 import json
+import select
 import socket
 import time
 
 import pytest
 
 CONFIG = """
-server: {workers: 1, body_timeout_s: 1}
+server: {workers: 1, threads: 4, body_timeout_s: 1, header_timeout_s: 1}
 providers:
   - {name: mock, type: mock, models: [mock]}
 routes: [{match: "*", targets: [mock]}]
@@ -66,13 +69,74 @@ def test_a_slow_but_steady_body_is_read(gw):
     assert b'[mock] You said: hello there' in answer
 
 
-def test_the_worker_keeps_serving_while_a_sender_stalls(gw):
-    """One worker: a stalled body must not keep others from being served."""
-    stalled = socket.create_connection(('127.0.0.1', gw.port), timeout=15)
+def read_or_reset(sock):
     try:
-        stalled.sendall(HEAD + BODY[:5])
-        with socket.create_connection(('127.0.0.1', gw.port), timeout=5) as s:
-            s.sendall(HEAD.replace(b'HTTP/1.1', b'HTTP/1.0', 1) + BODY)
-            assert read_all(s).startswith(b'HTTP/1.0 200')
-    finally:
-        stalled.close()
+        return read_all(sock)
+    except ConnectionResetError:
+        return b''
+
+
+def stall_body(gw):
+    """A body that stops after 5 bytes; (answer, seconds until it came)."""
+    with socket.create_connection(('127.0.0.1', gw.port), timeout=15) as s:
+        started = time.monotonic()
+        s.sendall(HEAD + BODY[:5])
+        return read_or_reset(s), time.monotonic() - started
+
+
+def trickle_head(gw):
+    """Headers sent a byte every 0.1 s for as long as the gateway listens;
+    (answer, seconds until it came)."""
+    with socket.create_connection(('127.0.0.1', gw.port), timeout=15) as s:
+        s.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ')
+        started = time.monotonic()
+        while time.monotonic() - started < 15:
+            readable, _, _ = select.select([s], [], [], 0.1)  # the pace of the trickle
+            if readable:
+                break
+            try:
+                s.send(b'a')
+            except OSError:
+                break
+        return read_or_reset(s), time.monotonic() - started
+
+
+def served(gw):
+    with socket.create_connection(('127.0.0.1', gw.port), timeout=15) as s:
+        started = time.monotonic()
+        s.sendall(HEAD.replace(b'HTTP/1.1', b'HTTP/1.0', 1) + BODY)
+        return read_all(s), time.monotonic() - started
+
+
+def test_headers_that_trickle_past_the_deadline_get_408(gw):
+    answer, waited = trickle_head(gw)
+    head, _, body = answer.partition(b'\r\n\r\n')
+    assert head.startswith(b'HTTP/1.1 408'), answer[:200]
+    err = json.loads(body)['error']
+    assert err == {
+        'message': 'The request line and headers did not arrive in time.',
+        'type': 'invalid_request_error',
+        'param': None,
+        'code': 'request_timeout',
+    }
+    # the deadline (1 s) plus at most one turn of the worker's loop (1 s)
+    assert 0.9 < waited < 4
+
+
+@pytest.mark.parametrize('attack', [stall_body, trickle_head], ids=['body', 'headers'])
+def test_every_thread_held_by_slow_senders_is_freed(gw, attack):
+    """Four slow senders take all four threads of the one worker; a request sent
+    after them is served once their deadlines free the threads (without the
+    deadlines it would wait as long as they keep sending)."""
+    with concurrent.futures.ThreadPoolExecutor(5) as pool:
+        slow = [pool.submit(attack, gw) for _ in range(4)]
+        time.sleep(0.3)  # NOTE: lets the four reach the worker first; not a sync
+        normal = pool.submit(served, gw)
+        answers = [f.result(timeout=20) for f in slow]
+        answer, waited = normal.result(timeout=20)
+    assert answer.startswith(b'HTTP/1.0 200')
+    # it waited for a thread: the four held them all until their deadlines
+    assert waited > 0.4
+    for answer, waited in answers:
+        assert answer.startswith(b'HTTP/1.1 408'), answer[:200]
+        assert 0.9 < waited < 4

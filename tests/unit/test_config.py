@@ -132,6 +132,14 @@ def test_config_shipped_default_switches_providers_on_from_env():
             doc(server='{max_body_bytes: 10}'),
             'server.max_body_bytes: expected an integer >= 1024',
         ),
+        (
+            doc(server='{header_timeout_s: 0.1}'),
+            'server.header_timeout_s: expected a number from 0.5 to 3600',
+        ),
+        (
+            doc(server='{header_timeout_s: soon}'),
+            'server.header_timeout_s: expected a number',
+        ),
         (doc(server='[1, 2]'), 'server: expected a mapping, found a list of 2 items'),
         (
             doc(providers='{name: x}'),
