@@ -4,7 +4,6 @@ real redis-server, and what happens when Redis goes away and comes back."""
 import collections
 import concurrent.futures
 import itertools
-import threading
 import time
 
 import pytest
@@ -14,6 +13,7 @@ from tests.integration.test_limits_shm import RESERVED
 from tests.integration.test_limits_shm import WORDS
 from tests.support.gateway import GatewayProcess
 from tests.support.gateway import wait_until
+from tests.support.load import steady
 from tests.support.metrics import scrape
 from tests.support.metrics import total
 from tests.support.redis_server import RedisServer
@@ -162,39 +162,26 @@ def test_redis_restarted_under_load(pair, redis_server):
     """Redis restarted while both instances serve steady load from 8 clients: no
     request fails (fail_open: each host's own limits stand in), and once Redis is
     back every worker uses it again and a limit is exact across both instances."""
-    stop = threading.Event()
-    answers = []
-
-    def client(i):
-        while not stop.is_set():
-            answers.append(post(pair[i % 2], 'sk-load'))
-
     degraded_before = sum(
         total(scrape(gw.url), 'aegisflow_limits_degraded_total') for gw in pair
     )
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        clients = [pool.submit(client, i) for i in range(8)]
-        try:
-            wait_until(lambda: len(answers) >= 40, timeout=30, what='load running')
-            redis_server.stop()
-            during = len(answers)
-            wait_until(
-                lambda: len(answers) >= during + 60,
-                timeout=30,
-                what='requests served while Redis is down',
-            )
-            redis_server.start()  # same port, empty: counters start again
-            back, back_at = len(answers), time.monotonic()
-            # NOTE: a worker marks Redis down for 1 s after its last failure
-            wait_until(
-                lambda: len(answers) >= back + 60 and time.monotonic() > back_at + 1.5,
-                timeout=30,
-                what='requests served after Redis is back',
-            )
-        finally:
-            stop.set()
-            for f in clients:
-                f.result()
+    with steady(lambda i: post(pair[i % 2], 'sk-load')) as answers:
+        wait_until(lambda: len(answers) >= 40, timeout=30, what='load running')
+        redis_server.stop()
+        during = len(answers)
+        wait_until(
+            lambda: len(answers) >= during + 60,
+            timeout=30,
+            what='requests served while Redis is down',
+        )
+        redis_server.start()  # same port, empty: counters start again
+        back, back_at = len(answers), time.monotonic()
+        # NOTE: a worker marks Redis down for 1 s after its last failure
+        wait_until(
+            lambda: len(answers) >= back + 60 and time.monotonic() > back_at + 1.5,
+            timeout=30,
+            what='requests served after Redis is back',
+        )
     codes = collections.Counter(r.status_code for r in answers)
     assert codes == {200: len(answers)}, codes
     degraded = wait_until(

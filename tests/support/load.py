@@ -1,6 +1,7 @@
 """Bounded loopback load: N requests from C threads, each with its own session."""
 
 import collections
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -45,3 +46,25 @@ def run_load(url, total, concurrency, *, body, headers, stream_every=0, timeout=
         for f in [pool.submit(one) for _ in range(concurrency)]:
             f.result()
     return counter
+
+
+@contextlib.contextmanager
+def steady(send, clients=8):
+    """`clients` threads call `send(i)` (i: the thread's number) without pause until
+    the block ends; yields the list its results are appended to. On leaving, every
+    thread is stopped and joined, and an error raised in one is raised here."""
+    stop = threading.Event()
+    results = []
+
+    def loop(i):
+        while not stop.is_set():
+            results.append(send(i))
+
+    with ThreadPoolExecutor(clients) as pool:
+        running = [pool.submit(loop, i) for i in range(clients)]
+        try:
+            yield results
+        finally:
+            stop.set()
+            for f in running:
+                f.result()
