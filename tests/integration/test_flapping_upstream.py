@@ -1,7 +1,9 @@
 """An upstream that flaps: the breaker opens after the configured failures, keeps
 every worker off the target while open, lets one probe through after open_s, closes
-on its success, and does it again on the next outage."""
+on its success, and does it again on the next outage; also with eight clients
+sending all the while."""
 
+import collections
 import time
 
 import pytest
@@ -9,6 +11,7 @@ import requests
 
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.gateway import wait_until
+from tests.support.load import steady
 
 MODEL = 'err-503-flap'  # the fake answers 503 to it unless it is healthy
 
@@ -92,3 +95,36 @@ def test_a_failed_probe_opens_it_again(gw, upstream):
     r = ask(gw)
     assert r.status_code == 503 and calls(upstream) == before + 1
     recovery(gw, upstream)
+
+
+def test_the_breaker_holds_under_load(gw, upstream):
+    """Eight clients send without pause while the upstream goes down for 2.5 s,
+    twice. Per outage the upstream sees only the failures that open the breaker,
+    the requests already on their way, and about one probe per open_s; everything
+    else is refused at once with 503; service comes back after each outage."""
+    upstream.healthy = True
+    with steady(lambda _: ask(gw).status_code) as answers:
+        for _ in range(2):
+            mark = len(answers)
+            wait_until(
+                lambda mark=mark: answers[mark:].count(200) >= 20,
+                timeout=10,
+                what='served while the upstream is up',
+            )
+            before, mark = calls(upstream), len(answers)
+            upstream.healthy = False
+            down = time.monotonic()
+            # NOTE: the outage's length, part of the fault being injected
+            wait_until(
+                lambda down=down: time.monotonic() > down + 2.5,
+                timeout=5,
+                what='outage',
+            )
+            failing = calls(upstream) - before
+            during = collections.Counter(answers[mark:])
+            upstream.healthy = True
+            # 3 to open, at most 8 already sent, about one probe per second
+            assert 3 <= failing <= 3 + 8 + 4, (failing, during)
+            assert during[503] > 10 * failing, (failing, during)
+    assert set(answers) <= {200, 502, 503}, collections.Counter(answers)
+    wait_until(lambda: ask(gw).status_code == 200, timeout=5, what='closed again')
