@@ -1,5 +1,6 @@
 """How the gateway is run: worker classes, the CLI, start-up errors, SIGHUP reload."""
 
+import collections
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from tests.support.gateway import ROOT
 from tests.support.gateway import GatewayProcess
 from tests.support.gateway import free_port
 from tests.support.gateway import wait_until
+from tests.support.load import steady
 
 
 @pytest.mark.parametrize('worker_class', ['gthread', 'meinheld'])
@@ -172,6 +174,68 @@ def test_sighup_reload_applies_valid_and_refuses_invalid(tmp_path):
         )
         assert status('sk-new-1') == 200 and status('sk-acme-1') == 200
         assert 'tenants: expected a list of tenants' in gw.log()
+    assert gw.proc.returncode == 0
+
+
+def test_sighup_under_load_drops_no_request(tmp_path):
+    """Eight clients send without pause through a valid reload and then an invalid
+    one: every request is answered 200 (old workers finish what they hold), the
+    new tenant works after the first, and the refused file changes nothing."""
+    gw = GatewayProcess(ACCEPTANCE_CONFIG, tmp_path)
+    with gw:
+
+        def send(_):
+            try:
+                r = requests.post(
+                    gw.base_url + '/chat/completions',
+                    headers={
+                        'Authorization': 'Bearer sk-acme-1',
+                        'Connection': 'close',
+                    },
+                    json={
+                        'model': 'mock',
+                        'messages': [{'role': 'user', 'content': 'hi'}],
+                    },
+                    timeout=15,
+                )
+            except requests.RequestException as exc:
+                return type(exc).__name__
+            return r.status_code
+
+        def new_key_status():
+            return requests.get(
+                gw.base_url + '/models',
+                headers={'Authorization': 'Bearer sk-new-1'},
+                timeout=5,
+            ).status_code
+
+        with steady(send) as answers:
+            wait_until(lambda: len(answers) >= 40, timeout=20, what='load')
+            gw.config_path.write_text(
+                ACCEPTANCE_CONFIG + '  - id: newco\n    keys: [{key: "sk-new-1"}]\n'
+            )
+            old = set(gw.worker_pids())
+            gw.signal(signal.SIGHUP)
+            wait_until(
+                lambda: new_key_status() == 200 and not old & set(gw.worker_pids()),
+                timeout=30,
+                what='reloaded under load',
+            )
+            gw.config_path.write_text('tenants: nope\n')
+            reloaded, mark = set(gw.worker_pids()), len(answers)
+            gw.signal(signal.SIGHUP)
+            wait_until(
+                lambda: (
+                    'reload refused' in gw.log()
+                    and not reloaded & set(gw.worker_pids())
+                    and len(gw.worker_pids()) == 2
+                    and len(answers) >= mark + 40
+                ),
+                timeout=30,
+                what='refused reload under load',
+            )
+        assert collections.Counter(answers) == {200: len(answers)}
+        assert new_key_status() == 200
     assert gw.proc.returncode == 0
 
 
