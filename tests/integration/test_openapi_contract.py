@@ -38,6 +38,7 @@ routes: [{match: "*", targets: [mock]}]
 tenants:
   - id: acme
     keys: [{key: sk-contract-tenant, name: ci}]
+    rate_limit: {requests_per_minute: 1000000, tokens_per_minute: 1000000000}
     budget: {daily_usd: 1000}
   - id: globex
     keys: [{key: sk-contract-other, name: ops}]
@@ -155,6 +156,13 @@ def test_data_plane_matches_its_description(gw, tmp_path):
         assert 200 in seen, (method, path, seen)
         assert {401, 404} & seen, (method, path, seen)
     assert {200, 400, 401} <= statuses(exchanges, 'POST', '/v1/chat/completions')
+    # the limit headers were there to be checked against the description
+    har = json.loads((tmp_path / 'run.har').read_text())
+    assert any(
+        h['name'].lower() == 'x-ratelimit-remaining-tokens'
+        for e in har['log']['entries']
+        for h in e['response']['headers']
+    )
 
 
 def test_admin_api_matches_its_description(gw, tmp_path):
