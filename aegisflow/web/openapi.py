@@ -1,7 +1,7 @@
 """``GET /openapi.json``: the OpenAPI 3.1 description of the gateway's own API.
 
-The description is kept as YAML beside this module (``openapi.yaml``), read once
-when the app is built and served as JSON bytes; it needs no key.
+The description is kept as YAML beside this module (``openapi.yaml``), read on the
+first request for it and served as JSON bytes from then on; it needs no key.
 """
 
 import pathlib
@@ -19,12 +19,18 @@ def load_description():
 
 
 class OpenApi:
-    __slots__ = ('data',)
+    __slots__ = ('version', 'data')
 
     def __init__(self, version):
-        doc = load_description()
-        doc['info']['version'] = version
-        self.data = orjson.dumps(doc)
+        self.version = version
+        self.data = None
 
     def on_get(self, req, resp):
+        # NOTE: built on first use: parsing the YAML costs a worker about 2 MB of
+        # RSS that most workers never need (two threads may build it at once; both
+        # build the same bytes)
+        if self.data is None:
+            doc = load_description()
+            doc['info']['version'] = self.version
+            self.data = orjson.dumps(doc)
         resp.data = self.data
