@@ -5,6 +5,8 @@ import openai
 import pytest
 import requests
 
+from tests.support.gateway import wait_until
+
 ADMIN = 'adm-isolation-secret'
 CONFIG = """
 server: {workers: 2, admin_key_env: ISO_ADMIN}
@@ -68,14 +70,22 @@ def test_a_tenant_key_reaches_no_admin_endpoint(gw, method, path, header):
 
 
 def test_the_admin_key_still_works_after_all_that(gw):
-    r = requests.get(
-        gw.url + '/admin/v1/usage',
-        params={'group_by': 'tenant'},
-        headers={'Authorization': f'Bearer {ADMIN}'},
-        timeout=10,
+    def tenants_in_usage():
+        r = requests.get(
+            gw.url + '/admin/v1/usage',
+            params={'group_by': 'tenant'},
+            headers={'Authorization': f'Bearer {ADMIN}'},
+            timeout=10,
+        )
+        assert r.status_code == 200
+        return {row['tenant'] for row in r.json()['rows']}
+
+    # NOTE: the master writes usage rows on its own schedule: poll until both are in
+    wait_until(
+        lambda: tenants_in_usage() >= {'acme', 'globex'},
+        timeout=15,
+        what="both tenants' usage written",
     )
-    assert r.status_code == 200
-    assert {row['tenant'] for row in r.json()['rows']} >= {'acme', 'globex'}
     # and the refused attempts created no key
     r = requests.get(
         gw.url + '/admin/v1/tenants/globex/keys',
