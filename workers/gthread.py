@@ -7,7 +7,9 @@ its headers a byte at a time would hold that thread for as long as it liked
 (slowloris). Here each request's head must arrive within
 ``server.header_timeout_s`` of its first byte; the worker's loop (which wakes at
 least once a second and looks at most four times a second) answers a late one 408
-and shuts its socket, which ends the blocked read and frees the thread.
+and shuts its socket, which ends the blocked read and frees the thread. A request's
+body is read through a `Pacer` (see `aegisflow.web.body`), which holds it to
+``server.body_min_bytes_per_s`` while the app reads it.
 """
 
 import socket
@@ -17,6 +19,8 @@ from gunicorn.workers.gthread import _DEFER
 from gunicorn.workers.gthread import DEFAULT_WORKER_DATA_TIMEOUT
 from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
 
+from aegisflow.web.body import Pacer
+from aegisflow.web.body import serve_with
 from workers import state
 from workers.http_errors import response
 from workers.pool import ExactThreadPool
@@ -35,12 +39,14 @@ class ThreadWorker(_ThreadWorker):
         # conn -> monotonic deadline, for each thread reading a request's head
         self.heads = {}
         self.header_timeout = None
+        self.body_rate = None
         self.next_sweep = 0.0
 
     def init_process(self):
         config = state.current
         if config is not None:
             self.header_timeout = config.server.header_timeout_s
+            self.body_rate = config.server.body_min_bytes_per_s or None
         super().init_process()
 
     def get_thread_pool(self):
@@ -61,7 +67,17 @@ class ThreadWorker(_ThreadWorker):
 
     def handle_request(self, req, conn):
         self.heads.pop(conn, None)  # ORDER: the head is read; the app may take long
-        return super().handle_request(req, conn)
+        if self.body_rate is None:
+            return super().handle_request(req, conn)
+        unreader = conn.parser.unreader
+        pacer = unreader.sock
+        if not isinstance(pacer, Pacer):
+            pacer = unreader.sock = Pacer(conn.sock, self.body_rate)
+        serve_with(pacer)
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            serve_with(None)
 
     def murder_pending(self):
         super().murder_pending()

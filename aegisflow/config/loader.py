@@ -238,6 +238,9 @@ class _Builder:
             header_timeout_s=node.get('header_timeout_s').num(
                 d.header_timeout_s, min=0.5, max=3600
             ),
+            body_min_bytes_per_s=node.get('body_min_bytes_per_s').int(
+                d.body_min_bytes_per_s, min=0, max=1 << 30
+            ),
             failed_auth_per_minute=node.get('failed_auth_per_minute').int(
                 d.failed_auth_per_minute, min=0, max=1_000_000
             ),

@@ -47,6 +47,8 @@ class ServerConfig:
     body_timeout_s: float = 30.0
     # longest a request line and headers may take to arrive, in total (gthread)
     header_timeout_s: float = 10.0
+    # the slowest pace a body may keep after body_timeout_s (gthread; 0: none)
+    body_min_bytes_per_s: int = 500
     # invalid keys per minute from one source address before it is refused (0: off)
     failed_auth_per_minute: int = 30
     admin_key: str | None = field(default=None, repr=False)  # from admin_key_env

@@ -1,4 +1,15 @@
-"""Reading a JSON request body: size limit first, then content type, then parsing."""
+"""Reading a JSON request body: size limit first, then content type, then parsing.
+
+Slow senders: with a timeout, each wait for body bytes is bounded by it. Under the
+gthread worker the whole body is also held to a minimum pace: the worker reads the
+connection through a `Pacer` (bound to the serving thread with `serve_with`), and
+while `read_json` reads, the body must arrive within the timeout plus one second per
+``server.body_min_bytes_per_s`` bytes received, so a client that trickles a byte
+just inside each pause cannot hold the thread for the length of its body.
+"""
+
+import threading
+import time
 
 import orjson
 
@@ -8,6 +19,51 @@ from aegisflow.errors import RequestTimeout
 from aegisflow.errors import UnsupportedMediaType
 
 _JSON_TYPES = ('application/json',)
+_serving = threading.local()
+
+
+class Pacer:
+    """What the server's parser reads a connection through: ``recv`` as the socket's,
+    bounded in pace while armed. The server installs one per connection."""
+
+    __slots__ = ('sock', 'rate', 'pause', 'deadline')
+
+    def __init__(self, sock, rate):
+        self.sock = sock
+        self.rate = rate  # bytes per second that extend the deadline by one second
+        self.pause = None
+        self.deadline = None
+
+    def recv(self, size):
+        if self.deadline is None:
+            return self.sock.recv(size)
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError('too slow')
+        self.sock.settimeout(min(self.pause, left))
+        data = self.sock.recv(size)
+        self.deadline += len(data) / self.rate
+        return data
+
+    # NOTE: the server bounds its own reads (draining an unread body) this way
+    def gettimeout(self):
+        return self.sock.gettimeout()
+
+    def settimeout(self, timeout):
+        self.sock.settimeout(timeout)
+
+    def arm(self, pause):
+        self.pause = pause
+        self.deadline = time.monotonic() + pause
+
+    def disarm(self):
+        self.deadline = None
+        self.sock.settimeout(None)
+
+
+def serve_with(pacer):
+    """Bind the connection's `Pacer` to the thread serving its request (or None)."""
+    _serving.pacer = pacer
 
 
 def read_json(req, limit, timeout=None):
@@ -15,9 +71,9 @@ def read_json(req, limit, timeout=None):
 
     The declared length is checked before a byte is read; a body sent without a
     length is read up to ``limit + 1`` bytes and refused past the limit. With a
-    `timeout`, a body that stops arriving for that many seconds is refused with 408
-    and the connection is not read further, so a slow sender cannot hold a thread
-    for ever.
+    `timeout`, a body that stops arriving for that many seconds (or, under the
+    gthread worker, falls below the minimum pace) is refused with 408 and the
+    connection is not read further, so a slow sender cannot hold a thread.
     """
     length = req.content_length
     if length is not None and length > limit:
@@ -32,8 +88,13 @@ def read_json(req, limit, timeout=None):
                 f"Unsupported Content-Type '{main[:80]}'; send 'application/json'."
             )
     sock = req.env.get('gunicorn.socket') if timeout else None
+    pacer = getattr(_serving, 'pacer', None) if sock is not None else None
+    if pacer is not None and pacer.sock is not sock:
+        pacer = None
     try:
-        if sock is not None:
+        if pacer is not None:
+            pacer.arm(timeout)
+        elif sock is not None:
             sock.settimeout(timeout)  # NOTE: on each wait for bytes, not in total
         if length is None:
             # NOTE: a chunked upload: Falcon's bounded stream assumes length 0, so
@@ -42,12 +103,15 @@ def read_json(req, limit, timeout=None):
         else:
             raw = req.bounded_stream.read()
     except TimeoutError:
+        pace = f', or under {pacer.rate:g} bytes/s after that' if pacer else ''
         raise RequestTimeout(
-            f'The request body stopped arriving (nothing for {timeout:g}s); send the '
-            'whole body promptly.'
+            f'The request body arrived too slowly (nothing for {timeout:g}s{pace}); '
+            'send the whole body promptly.'
         ) from None
     finally:
-        if sock is not None:
+        if pacer is not None:
+            pacer.disarm()
+        elif sock is not None:
             sock.settimeout(None)
     if len(raw) > limit:
         raise PayloadTooLarge(f'The request body exceeds {limit} bytes.')

@@ -11,7 +11,9 @@ import time
 import pytest
 
 CONFIG = """
-server: {workers: 1, threads: 4, body_timeout_s: 1, header_timeout_s: 1}
+server:
+  {workers: 1, threads: 4, body_timeout_s: 1, header_timeout_s: 1,
+   body_min_bytes_per_s: 100}
 providers:
   - {name: mock, type: mock, models: [mock]}
 routes: [{match: "*", targets: [mock]}]
@@ -53,8 +55,34 @@ def test_a_body_that_stops_arriving_gets_408_and_the_connection_closes(gw):
     err = json.loads(body)['error']
     assert err['code'] == 'request_timeout'
     assert err['type'] == 'invalid_request_error'
-    assert 'nothing for 1s' in err['message']
+    assert err['message'] == (
+        'The request body arrived too slowly (nothing for 1s, or under 100 bytes/s '
+        'after that); send the whole body promptly.'
+    )
     assert 0.9 < waited < 10
+
+
+def test_a_body_trickled_inside_each_pause_is_cut_at_the_minimum_pace(gw):
+    """A byte every 0.05 s never pauses for the 1 s body timeout, but 20 bytes/s is
+    under the 100 bytes/s minimum: the deadline (1 s, plus 1 s per 100 bytes
+    received) passes after about 1.25 s, and the body gets 408."""
+    with socket.create_connection(('127.0.0.1', gw.port), timeout=15) as s:
+        s.sendall(HEAD)
+        started = time.monotonic()
+        for i in range(len(BODY) - 1):
+            readable, _, _ = select.select([s], [], [], 0.05)  # the trickle's pace
+            if readable:
+                break
+            try:
+                s.send(BODY[i : i + 1])
+            except OSError:
+                break
+        answer = read_or_reset(s)
+        waited = time.monotonic() - started
+    head, _, body = answer.partition(b'\r\n\r\n')
+    assert head.startswith(b'HTTP/1.1 408'), answer[:200]
+    assert json.loads(body)['error']['code'] == 'request_timeout'
+    assert 1.0 < waited < 3
 
 
 def test_a_slow_but_steady_body_is_read(gw):

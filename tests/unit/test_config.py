@@ -140,6 +140,10 @@ def test_config_shipped_default_switches_providers_on_from_env():
             doc(server='{header_timeout_s: soon}'),
             'server.header_timeout_s: expected a number',
         ),
+        (
+            doc(server='{body_min_bytes_per_s: -1}'),
+            'server.body_min_bytes_per_s: expected an integer',
+        ),
         (doc(server='[1, 2]'), 'server: expected a mapping, found a list of 2 items'),
         (
             doc(providers='{name: x}'),
