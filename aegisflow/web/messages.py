@@ -39,6 +39,8 @@ STOP = {
 
 
 _IMAGE_TYPES = ('image/jpeg', 'image/png', 'image/gif', 'image/webp')
+# Anthropic's tool_choice types (besides a named tool) in OpenAI's words
+_CHOICES = {'auto': 'auto', 'any': 'required', 'none': 'none'}
 
 
 def _bad(param, message):
@@ -49,6 +51,16 @@ def _text(block, param):
     if not isinstance(block.get('text'), str):
         raise _bad(f'{param}.text', 'expected a string')
     return block['text']
+
+
+def _texts(blocks, param, default_type=None):
+    """The text of each block of a list that may hold text blocks only."""
+    out = []
+    for i, block in enumerate(blocks):
+        if not isinstance(block, dict) or block.get('type', default_type) != 'text':
+            raise _bad(f'{param}.{i}', 'expected a text block')
+        out.append(_text(block, f'{param}.{i}'))
+    return out
 
 
 def _image(block, param):
@@ -88,12 +100,9 @@ def _tool_use(block, p):
 def _tool_result(block, p):
     inner = block.get('content')
     if isinstance(inner, list):
-        for k, b in enumerate(inner):
-            if not isinstance(b, dict) or b.get('type') != 'text':
-                # NOTE: the OpenAI form a tool result travels in holds text only;
-                # an image here would be lost on the way, so it is refused.
-                raise _bad(f'{p}.content.{k}', 'expected a text block')
-        inner = '\n'.join(_text(b, f'{p}.content.{k}') for k, b in enumerate(inner))
+        # NOTE: the OpenAI form a tool result travels in holds text only; an image
+        # here would be lost on the way, so it is refused.
+        inner = '\n'.join(_texts(inner, f'{p}.content'))
     elif inner is None:
         inner = ''
     elif not isinstance(inner, str):
@@ -152,10 +161,7 @@ def _turn(turn, i):
 def _system(body):
     system = body.get('system')
     if isinstance(system, list):
-        for i, block in enumerate(system):
-            if not isinstance(block, dict) or block.get('type', 'text') != 'text':
-                raise _bad(f'system.{i}', 'expected a text block')
-        system = '\n\n'.join(_text(b, f'system.{i}') for i, b in enumerate(system))
+        system = '\n\n'.join(_texts(system, 'system', default_type='text'))
     if system is not None and not isinstance(system, str):
         raise _bad('system', 'expected a string or text blocks')
     return [{'role': 'system', 'content': system}] if system is not None else []
@@ -266,6 +272,7 @@ def _tool_choice(choice, out):
     if not isinstance(choice, dict):
         raise _bad('tool_choice', 'expected an object')
     kind = choice.get('type')
+    # NOTE: a tuple, not the dict: the client's type may be unhashable
     if kind not in ('auto', 'any', 'none', 'tool'):
         raise _bad('tool_choice.type', 'expected auto, any, none or tool')
     if not out.get('tools'):
@@ -275,18 +282,11 @@ def _tool_choice(choice, out):
     disable = choice.get('disable_parallel_tool_use')
     if disable is not None and not isinstance(disable, bool):
         raise _bad('tool_choice.disable_parallel_tool_use', 'expected a boolean')
-    if kind == 'any':
-        out['tool_choice'] = 'required'
-    elif kind == 'none':
-        out['tool_choice'] = 'none'
-    elif kind == 'tool':
-        out['tool_choice'] = {
-            'type': 'function',
-            'function': {'name': choice.get('name')},
-        }
-    elif kind == 'auto':
-        out['tool_choice'] = 'auto'
-    if choice.get('disable_parallel_tool_use'):
+    if kind == 'tool':
+        out['tool_choice'] = {'type': 'function', 'function': {'name': choice['name']}}
+    else:
+        out['tool_choice'] = _CHOICES[kind]
+    if disable:
         out['parallel_tool_calls'] = False
 
 
