@@ -244,9 +244,12 @@ def test_limit_metrics(gw):
     def text():
         t = scrape(gw.url)
         rejected = total(t, 'aegisflow_rate_limit_rejections_total', reason='budget')
-        return t if rejected >= 2 and spend(t) and spend(t)[0] > 0 else None
+        # NOTE: the spend gauge is refreshed by the master on its own schedule:
+        # wait for all ten charges rather than the first
+        settled = spend(t) and spend(t)[0] == pytest.approx(10 * 0.076)
+        return t if rejected >= 2 and settled else None
 
-    t = wait_until(text, timeout=10, what='rejection metrics')
+    t = wait_until(text, timeout=10, what='rejection metrics and the whole spend')
     # NOTE: exactly the 429s the requests-per-minute test saw (how many depends on
     # how long its burst took: one more admitted per second)
     assert total(
