@@ -60,7 +60,11 @@ class Gateway:
         # NOTE: breakers and latency live in this host's store (with Redis limits,
         # in its shared-memory fallback).
         store = self.limiter.fallback or self.limiter.store
-        self.targets = TargetState(store, config.circuit_breaker)
+        self.targets = TargetState(
+            store,
+            config.circuit_breaker,
+            probe_lease_s=config.circuit_breaker.open_s + config.retry.total_timeout_s,
+        )
         self.auth_guard = FailedAuthGuard(config.server.failed_auth_per_minute, store)
         self.router = Router(
             config,

@@ -6,7 +6,8 @@ table on one host), one pinned entry per counter:
 
     breaker:<target>   the breaker words of `aegisflow.resilience`
     probe:<target>     word 1: half-open probes in flight (given back by the master
-                       if the worker holding one dies, like a parallel slot)
+                       if the worker holding one dies, like a parallel slot);
+                       word 2: when the latest probe slot was taken, ns
     latency:<target>   word 0: EWMA of successful call latency, ns (alpha 1/8)
     failed:<target>    word 0: when the target's latest failure was recorded, ns
     rr:<route>         word 0: the route's next position
@@ -27,10 +28,19 @@ process, a full table, no Redis), the state fails open: the target is tried as i
 its breaker were closed, the outcome is not recorded, and routing goes on from
 this worker's own round-robin position. A breaker exists to keep traffic
 flowing; it must never be the reason a request fails.
+
+A probe slot is a lease: every way out of an attempt gives it back (`release`
+with the outcome, or with ``ok=None`` when the attempt ended for a reason that
+was not the target's: the gateway could not encode the request, the client left).
+As a last bound, when every probe slot has been held for longer than
+`probe_lease_ns` (the breaker's ``open_s`` plus the retry policy's
+``total_timeout_s``: no attempt lives longer), the slots are taken back, whatever
+holds them, so no leak can keep a target at 503 for good.
 """
 
 import hashlib
 import itertools
+import logging
 import threading
 import time
 
@@ -40,6 +50,8 @@ from aegisflow.resilience import CLOSED
 from aegisflow.resilience import OPEN
 from aegisflow.resilience import allow
 from aegisflow.resilience import record
+
+log = logging.getLogger('aegisflow.targets')
 
 PROBE_RELEASE_TRIES = 8
 FLUSH_NS = 50_000_000
@@ -89,10 +101,13 @@ class Target:
 
 
 class TargetState:
-    def __init__(self, store, policy, clock=time.monotonic_ns):
+    def __init__(self, store, policy, clock=time.monotonic_ns, *, probe_lease_s=None):
         self.store = store
         self.policy = policy
         self.clock = clock
+        if probe_lease_s is None:
+            probe_lease_s = policy.open_s + 60.0
+        self.probe_lease_ns = int(probe_lease_s * 1e9)
         self._positions = itertools.count()  # NOTE: only when the store fails
         self._bases = {}  # breaker key -> its entry's base (pinned: never moves)
         # target name -> [target, successes, latency EWMA ns, when the last was]:
@@ -129,15 +144,27 @@ class TargetState:
             if not probe:
                 return True, None, 0
             if words[p + 1] >= self.policy.half_open_probes:
-                return False, None, 1
+                if now - words[p + 2] <= self.probe_lease_ns:
+                    return False, None, 1
+                # NOTE: every slot outlived any attempt: leaked, take them back
+                log.warning(
+                    'half-open probe slots held too long were taken back',
+                    extra={'target': target.name, 'slots': words[p + 1]},
+                )
+                words[p + 1] = 0
             words[p + 1] += 1
+            words[p + 2] = now
             self.store.parallel_taken(p)
             return True, p, 0
         finally:
             self.store.unlock(handle)
 
     def release(self, target, ok, latency_ns, probe):
-        """Record the outcome of a call (and give its probe slot back)."""
+        """Record the outcome of a call (and give its probe slot back). `ok` None:
+        no outcome to record (the attempt ended for a reason that was not the
+        target's); only the probe slot, if any, goes back."""
+        if ok is None and probe is None:
+            return
         if ok and probe is None:
             self._count_success(target, latency_ns)
             return
@@ -190,12 +217,12 @@ class TargetState:
         try:
             self._bases[target.breaker] = bases[0]
             failed = bases[2]
-            if self.policy.enabled:
+            if self.policy.enabled and ok is not None:
                 # NOTE: successes counted before the latest failure (by this or
                 # another worker) must not end the run of failures after them
                 fresh = at is None or at > words[failed]
                 record(self.policy, words, bases[0], now, ok, n, fresh)
-            if not ok:
+            if ok is False:
                 words[failed] = now
             if ok and latency_ns > 0:
                 old = words[bases[1]]

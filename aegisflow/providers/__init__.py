@@ -16,7 +16,11 @@ TYPES = {
 
 
 def build_providers(config, *, concurrency=1):
-    return {p.name: TYPES[p.type](p, concurrency=concurrency) for p in config.providers}
+    options = {
+        'concurrency': concurrency,
+        'max_retry_after_s': config.retry.max_retry_after_s,
+    }
+    return {p.name: TYPES[p.type](p, **options) for p in config.providers}
 
 
 __all__ = ['Provider', 'TYPES', 'build_providers']

@@ -41,6 +41,8 @@ import orjson
 from aegisflow.errors import InvalidRequest
 from aegisflow.errors import UpstreamFailed
 from aegisflow.providers.http import HttpProvider
+from aegisflow.providers.shape import chunk_problem
+from aegisflow.providers.shape import completion_problem
 
 VERSION = '2023-06-01'
 DEFAULT_MAX_TOKENS = 4096
@@ -250,8 +252,9 @@ def from_message(data):
 class StreamTranslator:
     """Messages stream events in, chat.completion.chunk dicts out."""
 
-    def __init__(self, created):
+    def __init__(self, created, fail):
         self.created = created
+        self.fail = fail  # detail -> the exception that ends the stream
         self.id = ''
         self.model = ''
         self.usage = {}
@@ -335,23 +338,20 @@ class StreamTranslator:
             chunk['usage'] = _usage(self.usage)
             return [chunk]
         if kind == 'error':
-            error = event.get('error') or {}
-            raise UpstreamFailed(
-                f'Provider failed mid-stream: {error.get("type", "")}: '
-                f'{str(error.get("message", ""))[:300]}'
-            )
+            error = event.get('error')
+            if isinstance(error, dict):
+                raise self.fail(f'{error.get("type", "")}: {error.get("message", "")}')
+            raise self.fail(error)
         return []  # ping and events added to the API later
 
 
 class AnthropicProvider(HttpProvider):
     type = 'anthropic'
 
-    def __init__(self, config, *, concurrency=1):
+    def __init__(self, config, **options):
         auth = {'x-api-key': config.api_key} if config.api_key else {}
         super().__init__(
-            config,
-            concurrency=concurrency,
-            headers={'anthropic-version': VERSION, **auth},
+            config, headers={'anthropic-version': VERSION, **auth}, **options
         )
         self._url = config.base_url + '/messages'
 
@@ -359,7 +359,12 @@ class AnthropicProvider(HttpProvider):
         data = self.post_json(self._url, to_messages(request, model))
         if data.get('type') != 'message':
             raise UpstreamFailed(f"Provider '{self.name}' answered without a message.")
-        return from_message(data)
+        with self.reading():
+            out = from_message(data)
+        problem = completion_problem(out)
+        if problem:
+            raise self.protocol_error(problem)
+        return out
 
     def stream(self, request, model):
         body = to_messages(request, model)
@@ -367,7 +372,7 @@ class AnthropicProvider(HttpProvider):
         return self._events(self.post_stream(self._url, body))
 
     def _events(self, resp):
-        translator = StreamTranslator(int(time.time()))
+        translator = StreamTranslator(int(time.time()), self.stream_failure)
         with closing(self.lines(resp, lambda: translator.finished)) as lines:
             for line in lines:
                 if not line.startswith(b'data:'):
@@ -378,6 +383,14 @@ class AnthropicProvider(HttpProvider):
                     raise UpstreamFailed(
                         f"Provider '{self.name}' sent a malformed stream event."
                     ) from None
-                yield from translator.feed(event)
+                if not isinstance(event, dict):
+                    raise self.protocol_error('a stream event that is not an object')
+                with self.reading():
+                    chunks = translator.feed(event)
+                for chunk in chunks:
+                    problem = chunk_problem(chunk)
+                    if problem:
+                        raise self.protocol_error(problem)
+                    yield chunk
                 if translator.finished:
                     break

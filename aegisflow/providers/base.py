@@ -16,11 +16,16 @@ Adding a provider type: subclass `Provider`, implement ``complete`` and ``stream
 and register the class in ``aegisflow/providers/__init__.py``.
 """
 
+import math
+import time
+from email.utils import parsedate_to_datetime
+
 from aegisflow.errors import InvalidRequest
 from aegisflow.errors import RateLimited
 from aegisflow.errors import UpstreamFailed
 from aegisflow.errors import UpstreamTimeout
 from aegisflow.globs import GlobSet
+from aegisflow.providers.scrub import Scrubber
 
 
 def iter_lines(resp, size=65536):
@@ -50,11 +55,15 @@ class Provider:
     type = ''
     embeddings = False  # whether `embed` is implemented
 
-    def __init__(self, config, *, concurrency=1):
+    def __init__(self, config, *, concurrency=1, max_retry_after_s=10.0):
         self.config = config
+        self.max_retry_after_s = max_retry_after_s
         self.name = config.name
         self.serves = GlobSet(config.models)
         self.concurrency = concurrency
+        # every piece of upstream text that may reach a client, a log line or a
+        # span goes through this first (see `aegisflow.providers.scrub`)
+        self.scrub = Scrubber.for_provider(config)
 
     def complete(self, request, model):
         raise NotImplementedError
@@ -73,17 +82,60 @@ class Provider:
         return f'<{type(self).__name__} {self.name}>'
 
 
-def upstream_error(provider, status, detail, *, retry_after=None):
+def parse_retry_after(value, *, cap_s, now=time.time):
+    """Seconds an upstream's ``Retry-After`` asks for, in ``[0, cap_s]``, or None.
+
+    The header is either whole seconds or an HTTP-date (RFC 9110 §10.2.3); anything
+    else (negative, fractional nonsense, ``nan``, ``inf``, garbage) is no hint at
+    all, and a date in the past means "now"."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or len(value) > 64:
+        return None
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            seconds = float(value)
+        except ValueError:
+            try:
+                when = parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError, OverflowError):
+                return None
+            if when is None:
+                return None
+            try:
+                seconds = when.timestamp() - now()
+            except (OverflowError, OSError, ValueError):
+                return None
+        else:
+            if not math.isfinite(seconds) or seconds < 0:
+                return None
+    return min(max(seconds, 0.0), cap_s)
+
+
+def upstream_error(
+    provider, status, detail, *, retry_after=None, max_retry_after_s=10.0
+):
     """The client-facing error for an upstream HTTP error status.
 
     The client's own request was fine as far as the gateway can tell, so upstream
     authentication and configuration errors become 502, not 401/404. Only a 400-class
-    rejection of the request content is passed on as 400.
+    rejection of the request content is passed on as 400. `detail` must already be
+    scrubbed (`Provider.scrub`): it reaches the client. `retry_after`: the
+    upstream's raw ``Retry-After`` header, parsed defensively and passed on in whole
+    seconds (on 429 and 503) no longer than `max_retry_after_s`.
     """
-    detail = (detail or '').strip()[:500]
+    detail = (detail or '').strip()
     suffix = f': {detail}' if detail else ''
+    wait = parse_retry_after(retry_after, cap_s=max_retry_after_s)
+    headers = (
+        {'Retry-After': str(math.ceil(wait))}
+        if wait is not None and status in (429, 503)
+        else None
+    )
     if status == 429:
-        headers = {'Retry-After': str(retry_after)} if retry_after is not None else None
         err = RateLimited(
             f"Provider '{provider}' is rate limiting requests{suffix}",
             code='upstream_rate_limited',
@@ -97,6 +149,9 @@ def upstream_error(provider, status, detail, *, retry_after=None):
             code='upstream_rejected',
         )
     else:
-        err = UpstreamFailed(f"Provider '{provider}' answered HTTP {status}{suffix}")
+        err = UpstreamFailed(
+            f"Provider '{provider}' answered HTTP {status}{suffix}", headers=headers
+        )
     err.upstream_status = status
+    err.retry_after_s = wait
     return err

@@ -6,6 +6,8 @@ A subclass sets its URLs and authentication headers and translates bodies; it ca
 `post_json` for a complete answer and `post_stream` plus `lines` for a stream.
 """
 
+from contextlib import contextmanager
+
 import orjson
 import urllib3
 
@@ -17,8 +19,8 @@ from aegisflow.providers.base import upstream_error
 
 
 class HttpProvider(Provider):
-    def __init__(self, config, *, concurrency=1, headers=None):
-        super().__init__(config, concurrency=concurrency)
+    def __init__(self, config, *, headers=None, **options):
+        super().__init__(config, **options)
         self._headers = {
             'Content-Type': 'application/json',
             **(headers or {}),
@@ -31,7 +33,10 @@ class HttpProvider(Provider):
         # parsing or pool lookup per request (every URL is the base URL's origin
         # plus a path)
         self._pool = urllib3.connection_from_url(
-            config.base_url, maxsize=max(1, concurrency), block=False, retries=False
+            config.base_url,
+            maxsize=max(1, self.concurrency),
+            block=False,
+            retries=False,
         )
         self._base_url = config.base_url
         self._base_path = (urllib3.util.parse_url(config.base_url).path or '').rstrip(
@@ -64,26 +69,53 @@ class HttpProvider(Provider):
             ) from None
 
     def error_detail(self, data):
-        """The upstream's own words about an error, from its error body."""
+        """The upstream's own words about an error, from its error body, scrubbed
+        of every secret the gateway holds for this provider and bounded."""
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return data[:200].decode('utf-8', 'replace')
+            return self.scrub(data[:4096].decode('utf-8', 'replace'))
         err = parsed.get('error') if isinstance(parsed, dict) else None
         if isinstance(err, dict):
             kind = err.get('type')
             message = err.get('message', '')
-            return (
-                f'{kind}: {message}' if kind and self.type == 'anthropic' else message
-            )
-        return str(err or '')
+            if not isinstance(message, str):
+                message = orjson.dumps(message).decode()
+            if kind and isinstance(kind, str) and self.type == 'anthropic':
+                message = f'{kind}: {message}'
+            return self.scrub(message)
+        if isinstance(err, str):
+            return self.scrub(err)
+        return self.scrub(str(err)) if err else ''
+
+    def stream_failure(self, detail):
+        """The error that ends a stream whose upstream sent an error event."""
+        detail = self.scrub(detail if isinstance(detail, str) else repr(detail))
+        suffix = f': {detail}' if detail else '.'
+        return UpstreamFailed(f"Provider '{self.name}' failed mid-stream{suffix}")
+
+    @contextmanager
+    def reading(self):
+        """Translate an upstream answer; a shape the translation cannot read (a
+        field of the wrong type, a missing key) is an upstream protocol error."""
+        try:
+            yield
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+            raise self.protocol_error(
+                f'an answer of an unexpected shape ({type(exc).__name__})'
+            ) from None
+
+    def protocol_error(self, what):
+        """The error for an upstream answer that is not in its wire format."""
+        return UpstreamFailed(f"Provider '{self.name}' broke its wire format: {what}.")
 
     def _raise_for(self, resp, data):
         raise upstream_error(
             self.name,
             resp.status,
             self.error_detail(data),
-            retry_after=resp.headers.get('Retry-After') or None,
+            retry_after=resp.headers.get('Retry-After'),
+            max_retry_after_s=self.max_retry_after_s,
         )
 
     def post_json(self, url, body):

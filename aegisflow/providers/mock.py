@@ -39,8 +39,8 @@ class MockProvider(Provider):
     type = 'mock'
     embeddings = True
 
-    def __init__(self, config, *, concurrency=1):
-        super().__init__(config, concurrency=concurrency)
+    def __init__(self, config, **options):
+        super().__init__(config, **options)
         self.opts = config.mock
         self._rng = random.Random(self.opts.seed)
         self._rng_lock = threading.Lock()

@@ -27,6 +27,8 @@ import orjson
 from aegisflow.errors import InvalidRequest
 from aegisflow.errors import UpstreamFailed
 from aegisflow.providers.http import HttpProvider
+from aegisflow.providers.shape import chunk_problem
+from aegisflow.providers.shape import completion_problem
 
 
 def _content(content, param):
@@ -148,9 +150,9 @@ class OllamaProvider(HttpProvider):
     type = 'ollama'
     embeddings = True
 
-    def __init__(self, config, *, concurrency=1):
+    def __init__(self, config, **options):
         auth = {'Authorization': f'Bearer {config.api_key}'} if config.api_key else {}
-        super().__init__(config, concurrency=concurrency, headers=auth)
+        super().__init__(config, headers=auth, **options)
         self._url = config.base_url + '/api/chat'
         self._embed_url = config.base_url + '/api/embed'
 
@@ -175,6 +177,15 @@ class OllamaProvider(HttpProvider):
 
     def complete(self, request, model):
         data = self.post_json(self._url, to_chat(request, model))
+        with self.reading():
+            out = self._completion(data, model)
+        problem = completion_problem(out)
+        if problem:
+            raise self.protocol_error(problem)
+        return out
+
+    @staticmethod
+    def _completion(data, model):
         message = data.get('message') or {}
         calls = _calls(message)
         out = {
@@ -235,26 +246,39 @@ class OllamaProvider(HttpProvider):
                     raise UpstreamFailed(
                         f"Provider '{self.name}' sent a malformed stream line."
                     ) from None
+                if not isinstance(data, dict):
+                    raise self.protocol_error('a stream line that is not an object')
                 if data.get('error'):
-                    raise UpstreamFailed(
-                        f"Provider '{self.name}' failed mid-stream: "
-                        f'{str(data["error"])[:300]}'
-                    )
-                if not started:
-                    started = True
-                    base['model'] = data.get('model', model)
-                    yield chunk({'role': 'assistant', 'content': ''})
-                message = data.get('message') or {}
-                if message.get('content'):
-                    yield chunk({'content': message['content']})
-                calls = _calls(message)
-                if calls:
-                    called = True
-                    yield chunk(
-                        {'tool_calls': [dict(c, index=i) for i, c in enumerate(calls)]}
-                    )
+                    raise self.stream_failure(data['error'])
+                out = []
+                with self.reading():
+                    if not started:
+                        started = True
+                        base['model'] = data.get('model', model)
+                        out.append(chunk({'role': 'assistant', 'content': ''}))
+                    message = data.get('message') or {}
+                    if message.get('content'):
+                        out.append(chunk({'content': message['content']}))
+                    calls = _calls(message)
+                    if calls:
+                        called = True
+                        out.append(
+                            chunk(
+                                {
+                                    'tool_calls': [
+                                        dict(c, index=i) for i, c in enumerate(calls)
+                                    ]
+                                }
+                            )
+                        )
+                    if data.get('done'):
+                        out.append(chunk({}, _finish(data, called)))
+                        out.append({**base, 'choices': [], 'usage': _usage(data)})
+                for c in out:
+                    problem = chunk_problem(c)
+                    if problem:
+                        raise self.protocol_error(problem)
+                    yield c
                 if data.get('done'):
                     done = True
-                    yield chunk({}, _finish(data, called))
-                    yield {**base, 'choices': [], 'usage': _usage(data)}
                     break

@@ -19,6 +19,8 @@ import orjson
 
 from aegisflow.errors import UpstreamFailed
 from aegisflow.providers.http import HttpProvider
+from aegisflow.providers.shape import chunk_problem
+from aegisflow.providers.shape import completion_problem
 
 
 def _auth(config):
@@ -33,11 +35,9 @@ class OpenAIProvider(HttpProvider):
     type = 'openai'
     embeddings = True
 
-    def __init__(self, config, *, concurrency=1):
+    def __init__(self, config, **options):
         super().__init__(
-            config,
-            concurrency=concurrency,
-            headers={'Accept': 'application/json', **_auth(config)},
+            config, headers={'Accept': 'application/json', **_auth(config)}, **options
         )
         query = '?' + urlencode(config.query) if config.query else ''
         self._url = config.base_url + '/chat/completions' + query
@@ -49,6 +49,9 @@ class OpenAIProvider(HttpProvider):
         data = self.post_json(self._url, body)
         if not isinstance(data.get('choices'), list):
             raise UpstreamFailed(f"Provider '{self.name}' answered without choices.")
+        problem = completion_problem(data)
+        if problem:
+            raise self.protocol_error(problem)
         return data
 
     def embed(self, request, model):
@@ -81,10 +84,12 @@ class OpenAIProvider(HttpProvider):
                     raise UpstreamFailed(
                         f"Provider '{self.name}' sent a malformed stream event."
                     ) from None
-                if 'error' in chunk:
-                    err = chunk['error'] if isinstance(chunk['error'], dict) else {}
-                    raise UpstreamFailed(
-                        f"Provider '{self.name}' failed mid-stream: "
-                        f'{str(err.get("message", ""))[:300]}'
+                if isinstance(chunk, dict) and 'error' in chunk:
+                    err = chunk['error']
+                    raise self.stream_failure(
+                        err.get('message', '') if isinstance(err, dict) else err
                     )
+                problem = chunk_problem(chunk)
+                if problem:
+                    raise self.protocol_error(problem)
                 yield chunk

@@ -21,11 +21,8 @@ from aegisflow.telemetry.recorder import Attempt
 
 
 def _retry_after(err):
-    value = err.headers.get('Retry-After') if err.headers else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    """The upstream's wait hint, already parsed and bounded by the provider."""
+    return getattr(err, 'retry_after_s', None)
 
 
 class Dispatcher:
@@ -76,6 +73,13 @@ class Dispatcher:
                         break
                     self.sleep(delay)
                     continue
+                except BaseException:
+                    # NOTE: not the target's failure (the gateway could not encode
+                    # the request, a bug, the worker stopping): record no outcome,
+                    # but the probe slot must come back or the target stays at 503
+                    attempt.end(0)
+                    state.release(target, None, 0, probe)
+                    raise
                 attempt.end(200)
                 state.release(target, True, attempt.duration_ns, probe)
                 return target, result
