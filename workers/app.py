@@ -5,6 +5,10 @@ inherited through fork). Outside Gunicorn, the app runs on its own with in-proce
 telemetry, loading the file `AEGISFLOW_CONFIG` names.
 """
 
+import logging
+import sys
+import time
+
 from aegisflow.config import load_config
 from aegisflow.gateway import Gateway
 from aegisflow.web.app import create_app
@@ -12,15 +16,33 @@ from workers import context
 from workers import settings
 from workers import state
 
+# NOTE: Gunicorn's arbiter halts when a worker exits with 3 (boot error) or 4
+# (app load error): one worker that cannot build its config must not stop the
+# master and its other workers. Any other status just gets the worker replaced.
+CANNOT_BUILD = 75  # EX_TEMPFAIL
+RESPAWN_PAUSE_S = 1.0  # NOTE: so a config no worker can build is no fork storm
+
 config = state.current or load_config(settings.config_path())
 _threads = config.server.threads if config.server.worker_class == 'gthread' else 1
 _telemetry = context.current
-gateway = Gateway(
-    config,
-    concurrency=_threads,
-    labels=_telemetry.runtime.labels if _telemetry else None,
-    telemetry=_telemetry,
-    limiter=_telemetry.limiter(config) if _telemetry else None,
-    key_generation=_telemetry.key_generation() if _telemetry else None,
-)
-application = create_app(config, gateway=gateway)
+try:
+    gateway = Gateway(
+        config,
+        concurrency=_threads,
+        labels=_telemetry.runtime.labels if _telemetry else None,
+        telemetry=_telemetry,
+        limiter=_telemetry.limiter(config) if _telemetry else None,
+        key_generation=_telemetry.key_generation() if _telemetry else None,
+    )
+    application = create_app(config, gateway=gateway)
+except Exception:
+    if _telemetry is None:
+        raise  # NOTE: outside Gunicorn: the caller sees the error itself
+    logging.getLogger('aegisflow.worker').critical(
+        'this worker cannot build its configuration and exits; the master keeps '
+        'serving with the configuration it has',
+        exc_info=True,
+        extra={'digest': config.digest, 'exit_status': CANNOT_BUILD},
+    )
+    time.sleep(RESPAWN_PAUSE_S)
+    sys.exit(CANNOT_BUILD)

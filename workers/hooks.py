@@ -8,6 +8,7 @@ import sys
 from aegisflow import logs
 from workers import context
 from workers import http_errors
+from workers import orphan
 from workers import state
 
 log = logging.getLogger('aegisflow.master')
@@ -64,6 +65,7 @@ def pre_fork(server, worker):
 def post_fork(server, worker):
     # NOTE: logging handlers are inherited; re-configuring binds them to this process.
     logs.configure(state.current.telemetry)
+    orphan.watch(worker.ppid, state.current.server.graceful_timeout_s)
     http_errors.install()
     context.bind(state.runtime, worker.aegis_slot, state.current)
 

@@ -152,7 +152,7 @@ def _injection(builder, item):
 
 def _wasm(builder, item):
     from aegisflow.policy.wasm import PluginError
-    from aegisflow.policy.wasm import load_plugin
+    from aegisflow.policy.wasm import read_plugin
 
     path_node = item.get('path')
     rel = path_node.str(expected='the path of a .wasm or .wat module')
@@ -167,13 +167,13 @@ def _wasm(builder, item):
         return None
     path = os.path.join(builder.base_dir, rel)
     try:
-        load_plugin(path)
+        options['module'], options['digest'] = read_plugin(path)
     except PluginError as exc:
         path_node.fail(
             'a WebAssembly module that follows the gw-plugin v1 ABI', found=str(exc)
         )
         return None
-    options['path'] = path
+    options['path'] = path  # NOTE: for messages only; workers use the bytes
     return options
 
 

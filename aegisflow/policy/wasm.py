@@ -8,7 +8,11 @@ module ``gw``: ``set_reason(ptr, len)``, ``set_redaction(ptr, len)``,
 ``log(level, ptr, len)`` and ``meta(ptr, cap) -> i32``.
 No WASI, no clock, no randomness: a plugin is a pure function of its input.
 
-Each module is compiled once per process. Each call gets a fresh store (and so a
+The plugin file is read and validated once per config load, by the process that
+loads the config (`read_plugin`); the config then carries the module's bytes, and
+each worker compiles them once, after fork (`load_module`): no worker reads the file,
+so a file changed or broken after a load changes nothing until the next reload
+accepts it. Each call gets a fresh store (and so a
 fresh instance and memory: nothing leaks from one request or tenant to the next) with
 fuel (``fuel``), an epoch deadline (``timeout_ms``, a 5 ms ticker) and a memory cap
 (``memory_limit_mb``). Every failure has a class (``plugin_timeout``, ``plugin_trap``,
@@ -20,6 +24,8 @@ counted).
 import hashlib
 import logging
 import os
+import subprocess
+import sys
 import threading
 
 import orjson
@@ -68,6 +74,7 @@ class _Runtime:
         config.epoch_interruption = True
         config.max_wasm_stack = 512 * 1024
         self.engine = wasmtime.Engine(config)
+        self.owner = os.getpid()
         self.pid = None
         self.lock = threading.Lock()
 
@@ -91,32 +98,26 @@ class _Runtime:
 
 
 _RUNTIME = None
-_MODULES = {}
+_MODULES = {}  # (pid, digest) -> Module: compiled in this process only
+_VALIDATED = {}  # (sha256, wat) -> wasm binary or PluginError (pure functions)
 _CALL = threading.local()
+_VALIDATE_TIMEOUT_S = 60
 
 
 def runtime():
+    """This process's engine. NOTE: never one inherited through fork: an engine
+    (its compiler's thread pool and locks) is not fork-safe."""
     global _RUNTIME
-    if _RUNTIME is None:
+    if _RUNTIME is None or _RUNTIME.owner != os.getpid():
         _RUNTIME = _Runtime()
     return _RUNTIME
 
 
-def load_plugin(path):
-    """The compiled, ABI-checked module at `path` (cached by content); raises
-    PluginError naming what is wrong."""
+def compile_module(engine, raw, *, wat):
+    """(the ABI-checked `wasmtime.Module` for `raw`, its wasm binary); `raw` is
+    text when `wat`. Raises PluginError naming what is wrong."""
     try:
-        with open(path, 'rb') as f:
-            raw = f.read()
-    except OSError as exc:
-        raise PluginError(f'{exc.strerror or exc} ({path})') from None
-    digest = hashlib.sha256(raw).hexdigest()
-    found = _MODULES.get(digest)
-    if found is not None:
-        return found
-    engine = runtime().engine
-    try:
-        binary = wasmtime.wat2wasm(raw.decode()) if path.endswith('.wat') else raw
+        binary = wasmtime.wat2wasm(raw.decode()) if wat else raw
         module = wasmtime.Module(engine, binary)
     except (wasmtime.WasmtimeError, UnicodeDecodeError) as exc:
         raise PluginError(
@@ -134,9 +135,59 @@ def load_plugin(path):
                 f'imports {imp.module}.{imp.name}; only gw.set_reason, '
                 'gw.set_redaction, gw.log and gw.meta are provided'
             )
-    plugin = Module(module, digest)
-    _MODULES[digest] = plugin
-    return plugin
+    return module, bytes(binary)
+
+
+def read_plugin(path):
+    """The plugin file at `path`, validated: (its wasm binary, that binary's sha256).
+
+    Called once per config load (start, reload, ``check-config``) by the process
+    that loads the config: the Gunicorn master. NOTE: the master must not compile
+    (see `runtime`), so the module is compiled and checked in a fresh interpreter
+    (`aegisflow.policy.wasm_validate`), which hands back the binary; workers build
+    from these bytes and never read the file. Results are kept per content, so a
+    reload with unchanged plugins starts no process."""
+    try:
+        with open(path, 'rb') as f:
+            raw = f.read()
+    except OSError as exc:
+        raise PluginError(f'{exc.strerror or exc} ({path})') from None
+    wat = path.endswith('.wat')
+    key = (hashlib.sha256(raw).hexdigest(), wat)
+    found = _VALIDATED.get(key)
+    if found is None:
+        found = _VALIDATED[key] = _validate_elsewhere(raw, wat)
+    if isinstance(found, PluginError):
+        raise found
+    return found, hashlib.sha256(found).hexdigest()
+
+
+def _validate_elsewhere(raw, wat):
+    command = [sys.executable, '-m', 'aegisflow.policy.wasm_validate']
+    try:
+        done = subprocess.run(
+            [*command, 'wat' if wat else 'wasm'],
+            input=raw,
+            capture_output=True,
+            timeout=_VALIDATE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return PluginError(f'not validated within {_VALIDATE_TIMEOUT_S} s')
+    if done.returncode == 0:
+        return done.stdout
+    text = done.stderr.decode('utf-8', 'replace').strip().splitlines()
+    return PluginError(text[-1][:300] if text else f'validator exit {done.returncode}')
+
+
+def load_module(binary, digest):
+    """The compiled module for validated bytes, compiled once per process."""
+    key = (os.getpid(), digest)
+    found = _MODULES.get(key)
+    if found is None:
+        module, _ = compile_module(runtime().engine, binary, wat=False)
+        found = _MODULES[key] = Module(module, digest)
+    return found
 
 
 def _read(caller, ptr, length, cap):
@@ -294,7 +345,7 @@ class WasmFilter:
 
     def __init__(self, name, options, *, phase, cap):
         self.name = name
-        self.module = load_plugin(options['path'])
+        self.module = load_module(options['module'], options['digest'])
         self.config_json = orjson.dumps(options.get('config') or {})
         self.on_error = options.get('on_error', 'block')
         self.fuel = options.get('fuel', 20_000_000)

@@ -117,7 +117,9 @@ def chat(model, stream=False):
 
 def sse_events(resp):
     return [
-        line[6:] for line in resp.iter_lines(decode_unicode=True) if line[:6] == 'data: '
+        line[6:]
+        for line in resp.iter_lines(decode_unicode=True)
+        if line[:6] == 'data: '
     ]
 
 
@@ -189,9 +191,7 @@ def test_gateway_log_holds_no_fragment_of_a_provider_secret(gw, client):
 # -- wrong shapes ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    'model', ['null', 'list', 'nochoices', 'baddelta', 'an-null']
-)
+@pytest.mark.parametrize('model', ['null', 'list', 'nochoices', 'baddelta', 'an-null'])
 def test_stream_of_the_wrong_shape_before_the_first_byte_is_retried_then_502(
     gw, hostile, model
 ):

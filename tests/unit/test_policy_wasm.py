@@ -13,7 +13,7 @@ from aegisflow.policy.filters import PiiFilter
 from aegisflow.policy.normalize import Folded
 from aegisflow.policy.wasm import PluginError
 from aegisflow.policy.wasm import WasmFilter
-from aegisflow.policy.wasm import load_plugin
+from aegisflow.policy.wasm import read_plugin
 
 HERE = os.path.dirname(__file__)
 FIXTURES = os.path.join(HERE, '..', 'plugins')
@@ -22,7 +22,13 @@ EXAMPLES = os.path.join(HERE, '..', '..', 'conf', 'plugins')
 
 def plugin(name, *, where=FIXTURES, cap='block', **options):
     path = os.path.join(where, name + '.wat')
-    return WasmFilter(name, {'path': path, **options}, phase='input', cap=cap)
+    module, digest = read_plugin(path)
+    return WasmFilter(
+        name,
+        {'path': path, 'module': module, 'digest': digest, **options},
+        phase='input',
+        cap=cap,
+    )
 
 
 def test_example_plugin_blocks_with_its_reason():
@@ -116,7 +122,7 @@ def test_a_memory_bomb_never_gets_past_its_cap():
 )
 def test_modules_outside_the_abi_are_refused_at_load(name, message):
     with pytest.raises(PluginError) as exc:
-        load_plugin(os.path.join(FIXTURES, name + '.wat'))
+        read_plugin(os.path.join(FIXTURES, name + '.wat'))
     assert message in str(exc.value)
 
 
@@ -124,13 +130,13 @@ def test_missing_exports_and_bad_files_are_refused_at_load(tmp_path):
     empty = tmp_path / 'empty.wat'
     empty.write_text('(module (memory (export "memory") 1))')
     with pytest.raises(PluginError, match="missing export 'gw_abi_version'"):
-        load_plugin(str(empty))
+        read_plugin(str(empty))
     junk = tmp_path / 'junk.wasm'
     junk.write_bytes(b'\0asm\x01\0\0\0garbage')
     with pytest.raises(PluginError, match='not a valid module'):
-        load_plugin(str(junk))
+        read_plugin(str(junk))
     with pytest.raises(PluginError, match='No such file'):
-        load_plugin(str(tmp_path / 'absent.wasm'))
+        read_plugin(str(tmp_path / 'absent.wasm'))
 
 
 def test_each_call_gets_a_fresh_instance():
