@@ -66,6 +66,11 @@ def serve_with(pacer):
     _serving.pacer = pacer
 
 
+# NOTE: JSON nests at most this deep. orjson parses 1,024 levels but encodes 255, and
+# the token estimate and the policy walk recurse: every later step handles 128.
+MAX_DEPTH = 128
+
+
 def read_json(req, limit, timeout=None):
     """The request's JSON object, or the matching `ApiError`.
 
@@ -115,6 +120,11 @@ def read_json(req, limit, timeout=None):
             sock.settimeout(None)
     if len(raw) > limit:
         raise PayloadTooLarge(f'The request body exceeds {limit} bytes.')
+    return parse_json(raw)
+
+
+def parse_json(raw):
+    """The JSON object in `raw`, or the `InvalidRequest` that says what is wrong."""
     if not raw.strip():
         raise InvalidRequest(
             'The request body is empty; send a JSON object.', code='invalid_json'
@@ -131,4 +141,26 @@ def read_json(req, limit, timeout=None):
         raise InvalidRequest(
             'The request body must be a JSON object.', code='invalid_json'
         )
+    # PERF: a body with fewer openers than the limit cannot be too deep: no walk
+    if raw.count(b'[') + raw.count(b'{') > MAX_DEPTH and _deeper_than(body, MAX_DEPTH):
+        raise InvalidRequest(
+            f'The JSON body is nested more than {MAX_DEPTH} levels deep; this '
+            f'gateway accepts at most {MAX_DEPTH} levels of arrays and objects.',
+            code='invalid_json',
+        )
     return body
+
+
+def _deeper_than(value, limit):
+    """Whether arrays and objects nest more than `limit` levels in `value`
+    (iterative: the walk itself must not recurse)."""
+    stack = [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        items = value.values() if isinstance(value, dict) else value
+        for item in items:
+            if isinstance(item, dict | list):
+                stack.append((item, depth + 1))
+    return False

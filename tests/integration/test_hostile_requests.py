@@ -212,3 +212,37 @@ def test_a_body_longer_than_announced_is_read_as_announced(gw):
     )
     assert head.startswith('HTTP/1.1 400 ')
     assert json.loads(out)['error']['code'] == 'invalid_json'
+
+
+def _nested(depth):
+    """A chat body whose deepest value sits `depth` levels of objects and arrays
+    down, counting the body itself (in a field the gateway forwards unread)."""
+    inner = depth - 1  # the body object is level 1
+    return (
+        '{"model":"mock",' + MSG + ',"metadata_x":'
+        + '{"a":[' * (inner // 2) + '{}' * (inner % 2) + ']}' * (inner // 2) + '}'
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize('depth', [129, 254, 256, 600, 1000])
+@pytest.mark.parametrize('path', ['/v1/chat/completions', '/v1/messages'])
+def test_json_nested_past_the_limit_is_400_naming_it(gw, depth, path):
+    body = _nested(depth)
+    if path == '/v1/messages':
+        body = body.replace('"model":"mock",', '"model":"mock","max_tokens":5,')
+    r = post(gw, body, path)
+    assert r.status_code == 400, r.text
+    data = r.json()
+    err = data['error']
+    assert 'nested more than 128 levels' in err['message']
+    if path == '/v1/chat/completions':
+        assert err['code'] == 'invalid_json'
+    else:
+        assert data['type'] == 'error'
+
+
+def test_json_nested_at_the_limit_is_served(gw):
+    r = post(gw, _nested(128))
+    assert r.status_code == 200, r.text
+    stream = post(gw, _nested(128).replace('"model"', '"stream":true,"model"'))
+    assert stream.status_code == 200 and stream.text.endswith('data: [DONE]\n\n')
