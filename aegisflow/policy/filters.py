@@ -147,7 +147,13 @@ class PiiFilter:
         return at
 
     def scan(self, text):
-        return [Finding(*f) for f in pii.find(text.text, self.kinds, text)]
+        latin = text.latin()
+        # NOTE: the folded text's cache (its digit shape, its long tokens) describes
+        # `text.text`; a text whose look-alikes changed gets a cache of its own
+        return [
+            Finding(*f)
+            for f in pii.find(latin, self.kinds, text if latin is text.text else None)
+        ]
 
 
 class InjectionFilter:

@@ -19,6 +19,9 @@ a match included), which is where redaction writes. Work is done by ``str.transl
 over a table that learns each new character once, so the cost is C-speed per
 character; ASCII text is returned as is.
 
+``Folded.latin()`` is for PII: the same look-alikes read as Latin letters, case
+kept, one character for one.
+
 ``skeleton(folded)`` is for keyword matching only: one character for each folded
 character (so offsets are shared), lower-cased, accents stripped and common
 confusables (Cyrillic and Greek look-alikes of Latin letters, digit look-alikes)
@@ -47,6 +50,22 @@ _CONFUSABLES = {
     # injection heuristics; these are letter forms only
     'ı': 'i', 'ȷ': 'j', 'ł': 'l', 'ø': 'o', 'đ': 'd', 'ħ': 'h', 'ŧ': 't',
 }  # fmt: skip
+
+
+# the same look-alikes, case kept: for values whose case matters (keys, JWTs, IBANs),
+# where the lower-cased skeleton will not do. Upper-case forms by their own look
+# (Greek capital eta looks like H, not like the n its small letter imitates).
+_LATIN_UPPER = {
+    # Cyrillic
+    'А': 'A', 'В': 'B', 'Е': 'E', 'Ё': 'E', 'К': 'K', 'М': 'M', 'Н': 'H', 'О': 'O',
+    'Р': 'P', 'С': 'C', 'Т': 'T', 'У': 'Y', 'Х': 'X', 'Ѕ': 'S', 'І': 'I', 'Ї': 'I',
+    'Ј': 'J', 'Ԛ': 'Q', 'Ԝ': 'W', 'Һ': 'H', 'Ӏ': 'I',
+    # Greek
+    'Α': 'A', 'Β': 'B', 'Ε': 'E', 'Ζ': 'Z', 'Η': 'H', 'Ι': 'I', 'Κ': 'K', 'Μ': 'M',
+    'Ν': 'N', 'Ο': 'O', 'Ρ': 'P', 'Τ': 'T', 'Υ': 'Y', 'Χ': 'X',
+}  # fmt: skip
+_LATIN = str.maketrans({**_CONFUSABLES, **_LATIN_UPPER})
+assert all(len(v) == 1 for v in {**_CONFUSABLES, **_LATIN_UPPER}.values())
 
 
 def _fold_char(code):
@@ -156,6 +175,18 @@ class Folded:
         found = self.cache.get('words')
         if found is None:
             found = self.cache['words'] = _WORDS(self.leet()).split()
+        return found
+
+    def latin(self):
+        """The folded text with look-alike letters read as the Latin letters they
+        imitate, case kept; same offsets (cached). What PII detection reads, so
+        ``jоhn@example.com`` with a Cyrillic ``о`` is an address."""
+        found = self.cache.get('latin')
+        if found is None:
+            text = self.text
+            found = self.cache['latin'] = (
+                text if text.isascii() else text.translate(_LATIN)
+            )
         return found
 
     def long_tokens(self):

@@ -543,3 +543,34 @@ def test_streams_release_text_long_before_they_end():
         first_release_at is not None and first_release_at <= guard.hold + guard.step + 8
     )
     assert released >= len(text) - guard.hold - guard.step - 8
+
+
+@pytest.mark.parametrize(
+    'text, kind, kept',
+    [
+        ('write to jоhn@example.com today', 'email', 'write to [EMAIL_1] today'),
+        ('JОHN.SMITH@ЕXAMPLE.CОM', 'email', '[EMAIL_1]'),
+        ('mail j\u200bоhn@examрle.com', 'email', 'mail [EMAIL_1]'),
+        ('aws АKIAIOSFODNN7EXAMPLE', 'api_key', 'aws [API_KEY_1]'),
+        ('iban DЕ89 3704 0044 0532 0130 00 ok', 'iban', 'iban [IBAN_1] ok'),
+    ],
+    ids=['cyrillic-o', 'upper-case', 'invisible-and-cyrillic', 'key', 'iban'],
+)
+def test_pii_sees_through_look_alike_letters_and_redacts_the_whole_span(
+    text, kind, kept
+):
+    body = {'model': 'm', 'messages': [{'role': 'user', 'content': text}]}
+    policy = Policy('pii', 'input', 'redact', PiiFilter([kind]))
+    redactor = Redactor()
+    decision = check_request(body, [policy], redactor)
+    assert [h.kind for h in decision.hits] == [kind]
+    # the whole original span is replaced: nothing of the value is left in clear
+    assert body['messages'][0]['content'] == kept
+
+
+def test_pii_look_alike_fold_keeps_case_where_case_matters():
+    from aegisflow.policy.normalize import Folded
+
+    folded = Folded('Кey АBC оk ΗΕΛΛΟ')
+    assert folded.latin() == 'Key ABC ok HEΛΛO'
+    assert len(folded.latin()) == len(folded.text)
