@@ -1,18 +1,28 @@
 """Every text-bearing field of a chat request or response, with a way to rewrite it.
 
-Requests reach the policies in the canonical chat form that is forwarded (a
-``/v1/messages`` body is translated before the policies run, so its ``system`` and
-content blocks are among these fields); what is scanned is what is sent:
+The policies read exactly what is forwarded. A request body is walked whole: every
+string in it is a field, at its path in OpenAI's notation, known fields and unknown
+ones alike (``metadata.note``, ``user``, ``prediction.content``,
+``response_format.json_schema.schema.properties.city.description``, a custom tool's
+grammar, a field this gateway has never heard of), and so is every dictionary key
+that could carry text (anything but a short identifier: ``metadata`` keys, schema
+property names), named by its position (``metadata{0}#key``: a path never holds the
+text it names). Special cases:
 
-- ``messages[i].content`` as a string, or ``messages[i].content[j].text`` of text parts;
-- ``messages[i].tool_calls[j].function.arguments``: the JSON string is decoded and
-  every string inside is a field (``...arguments.city``); a rewrite re-encodes it;
+- ``...tool_calls[j].function.arguments``: the JSON string is decoded and every
+  string inside is a field (``...arguments.city``); a rewrite re-encodes it;
   arguments that are not JSON are one text field;
-- ``messages[i].name``, ``messages[i].refusal``;
-- ``tools[k].function.description`` and every string inside
-  ``tools[k].function.parameters`` (descriptions, enums, defaults);
-- the legacy ``functions[k]`` the same way, and a string ``prompt``;
-- for ``/v1/embeddings``, each text of ``input``.
+- what is not text is not read (`NOT_TEXT`, listed in docs/SECURITY.md): the
+  API's own enum and identifier fields (``role``, ``type``, ``id``,
+  ``tool_call_id``, tool and function names, ``model``, ``logit_bias`` token ids,
+  ``detail``, ``format``), base64 data (``data:`` URLs, ``input_audio``,
+  ``file.file_data``), ``file_id``, and signatures and encrypted reasoning of
+  thinking blocks. Inside free JSON (metadata, schemas, tool arguments, unknown
+  fields) every string is text, whatever its key.
+
+A ``/v1/messages`` body is translated before the policies run, so what is walked is
+the chat form that is forwarded. For ``/v1/embeddings``, each text of ``input`` and
+every other string of the body.
 
 Responses: ``choices[i].message.content`` and its tool-call arguments.
 """
@@ -38,24 +48,6 @@ def _item_setter(container, key):
         container[key] = value
 
     return set_
-
-
-def _strings(value, path, out, setter_for):
-    """Fields for every string inside a decoded JSON value."""
-    if isinstance(value, str):
-        out.append(Field(path, value, setter_for()))
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            if isinstance(v, str):
-                out.append(Field(f'{path}.{k}', v, _item_setter(value, k)))
-            elif isinstance(v, dict | list):
-                _strings(v, f'{path}.{k}', out, None)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            if isinstance(v, str):
-                out.append(Field(f'{path}[{i}]', v, _item_setter(value, i)))
-            elif isinstance(v, dict | list):
-                _strings(v, f'{path}[{i}]', out, None)
 
 
 class _Arguments:
@@ -91,7 +83,7 @@ def _arguments(function, path, out):
         out.append(Field(path, raw, _item_setter(function, 'arguments')))
         return
     found = []
-    _strings(decoded, path, found, None)
+    _walk(decoded, path, found, None, False)
     args = _Arguments(function, decoded)
     out.extend(args.wrap(f) for f in found)
 
@@ -122,39 +114,107 @@ def _message(message, path, out):
         _arguments(function_call, f'{path}.function_call.arguments', out)
 
 
-def _function_definition(function, path, out):
-    if isinstance(function.get('description'), str):
-        out.append(
-            Field(
-                f'{path}.description',
-                function['description'],
-                _item_setter(function, 'description'),
-            )
-        )
-    params = function.get('parameters')
-    if isinstance(params, dict | list):
-        _strings(params, f'{path}.parameters', out, None)
+# string values that are not text: enums, identifiers, base64 data, signatures
+NOT_TEXT = frozenset(
+    (
+        'role', 'type', 'id', 'tool_call_id', 'call_id', 'file_id', 'file_data',
+        'detail', 'format', 'signature', 'encrypted_content', 'object',
+    )
+)  # fmt: skip
+_NOT_TEXT_TOP = frozenset(('model', 'logit_bias'))
+_NAMED = frozenset(('function', 'custom'))  # whose `name` is an identifier
+_CALLS = frozenset(('function', 'function_call'))  # whose `arguments` are JSON
+_SHORT_KEY = 16
 
 
-def request_fields(body):
+def _binary(value):
+    """A ``data:`` URL carrying base64 (an image, a file): data, not text."""
+    return value.startswith('data:') and ';base64,' in value[:200]
+
+
+def _key_setter(container, key):
+    def set_(value):
+        container[value] = container.pop(key)
+
+    return set_
+
+
+def _text_key(key):
+    """A dictionary key that could carry text: anything but a short identifier."""
+    return (
+        len(key) > _SHORT_KEY or not key.replace('_', 'a').replace('-', 'a').isalnum()
+    )
+
+
+def _walk(value, path, out, parent, structural):
+    """Fields for every text string inside `value` (a dict or a list).
+
+    `parent`: the key `value` sits under; `structural`: whether `value` is one of
+    the API's own objects, whose keys are field names (not read as text) and whose
+    enum and identifier fields (`NOT_TEXT`) are not text. Anywhere else (metadata,
+    schemas, tool arguments, unknown fields) every string and every key that could
+    carry text is read."""
+    if isinstance(value, dict):
+        for n, (key, item) in enumerate(list(value.items())):
+            if not structural and _text_key(key):
+                # NOTE: a key that may carry text is named by its position, never by
+                # itself: field paths go into logs and audit rows
+                at = f'{path}{{{n}}}'
+                out.append(Field(f'{at}#key', key, _key_setter(value, key)))
+            else:
+                at = f'{path}.{key}' if path else key
+            if isinstance(item, str):
+                if _binary(item) or (structural and _not_text(key, parent)):
+                    continue
+                if structural and key == 'arguments' and parent in _CALLS:
+                    _arguments(value, at, out)
+                    continue
+                out.append(Field(at, item, _item_setter(value, key)))
+            elif isinstance(item, dict | list):
+                if structural and key == 'input_audio':
+                    continue  # base64 audio and its format
+                _walk(item, at, out, key, structural and key in _STRUCTURAL)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            at = f'{path}[{i}]'
+            if isinstance(item, str):
+                if not _binary(item):
+                    out.append(Field(at, item, _item_setter(value, i)))
+            elif isinstance(item, dict | list):
+                _walk(item, at, out, parent, structural and parent in _STRUCTURAL)
+
+
+def _not_text(key, parent):
+    return key in NOT_TEXT or (key == 'name' and parent in _NAMED)
+
+
+# containers whose keys are the API's own field names, not free text
+_STRUCTURAL = frozenset(
+    (
+        'messages', 'content', 'tool_calls', 'function', 'function_call', 'tools',
+        'functions', 'image_url', 'file', 'prediction', 'response_format',
+        'json_schema', 'stream_options', 'audio', 'custom', 'tool_choice',
+        'web_search_options', 'input',
+    )
+)  # fmt: skip
+
+
+def request_fields(body, skip=()):
     out = []
-    for i, message in enumerate(body.get('messages') or ()):
-        if isinstance(message, dict):
-            _message(message, f'messages[{i}]', out)
-    for k, tool in enumerate(body.get('tools') or ()):
-        function = tool.get('function') if isinstance(tool, dict) else None
-        if isinstance(function, dict):
-            _function_definition(function, f'tools[{k}].function', out)
-    for k, function in enumerate(body.get('functions') or ()):
-        if isinstance(function, dict):
-            _function_definition(function, f'functions[{k}]', out)
-    if isinstance(body.get('prompt'), str):
-        out.append(Field('prompt', body['prompt'], _item_setter(body, 'prompt')))
+    for key, value in list(body.items()):
+        if key in _NOT_TEXT_TOP or key in skip:
+            continue
+        if isinstance(value, str):
+            if not _not_text(key, None) and not _binary(value):
+                out.append(Field(key, value, _item_setter(body, key)))
+        elif isinstance(value, dict | list):
+            _walk(value, key, out, key, key in _STRUCTURAL)
     return out
 
 
 def embedding_fields(request):
-    """The texts of an embeddings request (``input``), each rewritable."""
+    """The texts of an embeddings request (``input``), each rewritable, and every
+    other text string of the body."""
     out = []
     body, texts = request.body, request.texts
     single = isinstance(body.get('input'), str)
@@ -166,7 +226,7 @@ def embedding_fields(request):
                 body['input'] = value
 
         out.append(Field('input' if single else f'input[{i}]', text, set_))
-    return out
+    return out + request_fields(body, skip=('input',))
 
 
 def response_fields(result):
