@@ -9,20 +9,25 @@ its headers a byte at a time would hold that thread for as long as it liked
 least once a second and looks at most four times a second) answers a late one 408
 and shuts its socket, which ends the blocked read and frees the thread. A request's
 body is read through a `Pacer` (see `aegisflow.web.body`), which holds it to
-``server.body_min_bytes_per_s`` while the app reads it.
+``server.body_min_bytes_per_s`` while the app reads it. A connection closed with
+request bytes unread lingers for its peer on a thread of its own
+(`workers.linger`), never on the loop.
 """
 
 import socket
 import time
 
+from gunicorn import util
 from gunicorn.workers.gthread import _DEFER
 from gunicorn.workers.gthread import DEFAULT_WORKER_DATA_TIMEOUT
+from gunicorn.workers.gthread import TConn
 from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
 
 from aegisflow.web.body import Pacer
 from aegisflow.web.body import serve_with
 from workers import state
 from workers.http_errors import response
+from workers.linger import Lingerer
 from workers.pool import ExactThreadPool
 
 _TIMEOUT = response(
@@ -31,6 +36,19 @@ _TIMEOUT = response(
     'request_timeout',
     'The request line and headers did not arrive in time.',
 )
+
+
+class LingeringConn(TConn):
+    """A connection whose graceful close is handed to the worker's `Lingerer`
+    instead of lingering on the loop (see `workers.linger`)."""
+
+    lingerer = None  # set per worker process in init_process
+
+    def close(self, graceful=False):
+        if graceful and self.lingerer is not None:
+            self.lingerer.close(self.sock)
+        else:
+            util.close(self.sock)
 
 
 class ThreadWorker(_ThreadWorker):
@@ -43,6 +61,8 @@ class ThreadWorker(_ThreadWorker):
         self.next_sweep = 0.0
 
     def init_process(self):
+        # NOTE: after fork: the lingering thread belongs to this worker process
+        LingeringConn.lingerer = Lingerer()
         config = state.current
         if config is not None:
             self.header_timeout = config.server.header_timeout_s
@@ -53,6 +73,9 @@ class ThreadWorker(_ThreadWorker):
         return ExactThreadPool(self.cfg.threads)
 
     def handle(self, conn):
+        # NOTE: Gunicorn makes every connection a TConn; this subclass only changes
+        # how it closes, and the main loop closes it only after this returns
+        conn.__class__ = LingeringConn
         if self.header_timeout is None:
             return super().handle(conn)
         # NOTE: the clock starts with the first byte: a new connection waits for it

@@ -4,11 +4,14 @@ they cannot hold worker threads; a slow but steady body is read."""
 
 import concurrent.futures
 import json
+import os
 import select
 import socket
 import time
 
 import pytest
+
+from tests.support.gateway import wait_until
 
 CONFIG = """
 server:
@@ -168,3 +171,71 @@ def test_every_thread_held_by_slow_senders_is_freed(gw, attack):
     for answer, waited in answers:
         assert answer.startswith(b'HTTP/1.1 408'), answer[:200]
         assert 0.9 < waited < 4
+
+
+# -- closing never blocks the loop ----------------------------------------------
+
+SILENT_HEAD = (
+    b'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n'
+    b'Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n{'
+)
+
+
+def _server_sockets(port, pid):
+    """{inode: state} of the worker's TCP sockets on `port` (hex states of
+    /proc/net/tcp: 04 FIN_WAIT1, 05 FIN_WAIT2, 01 ESTABLISHED)."""
+    owned = set()
+    for fd in os.listdir(f'/proc/{pid}/fd'):
+        try:
+            target = os.readlink(f'/proc/{pid}/fd/{fd}')
+        except OSError:
+            continue
+        if target.startswith('socket:['):
+            owned.add(target[8:-1])
+    out = {}
+    with open('/proc/net/tcp') as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            local_port = int(parts[1].split(':')[1], 16)
+            if local_port == port and parts[9] in owned:
+                out[parts[9]] = parts[3]
+    return out
+
+
+def test_silent_senders_closed_without_blocking_other_clients(gateway_factory):
+    """A dozen clients send headers and one body byte, then nothing: each is
+    answered (401, no key); the worker waits a bounded time for the unread body,
+    then closes each connection gracefully, which lingers for the silent peer.
+    Meanwhile every other client's request completes: all of them before the
+    first silent sender's socket is let go."""
+    gw = gateway_factory(CONFIG.replace('threads: 4, ', ''))  # the default threads
+    [worker] = gw.worker_pids()
+    silent = []
+    try:
+        for _ in range(12):
+            s = socket.create_connection(('127.0.0.1', gw.port), timeout=15)
+            s.sendall(SILENT_HEAD)
+            silent.append(s)
+        for s in silent:  # each is answered at once
+            assert s.recv(65536).startswith(b'HTTP/1.1 401')
+
+        def lingering():
+            return [
+                state for state in _server_sockets(gw.port, worker).values()
+                if state in ('04', '05')  # the gateway's FIN sent, peer silent
+            ]  # fmt: skip
+
+        wait_until(lambda: len(lingering()) == 12, timeout=20, what='12 lingering')
+        for _ in range(20):
+            with socket.create_connection(('127.0.0.1', gw.port), timeout=15) as c:
+                c.sendall(
+                    b'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+                )
+                assert read_all(c).startswith(b'HTTP/1.1 200')
+        # every other request is done, and no silent sender has been let go yet
+        assert len(lingering()) == 12
+        # then each is let go at its deadline
+        wait_until(lambda: not lingering(), timeout=30, what='silent senders closed')
+    finally:
+        for s in silent:
+            s.close()
