@@ -4,8 +4,9 @@ none of them (the common case) and on one that matches one.
     .venv/bin/pytest bench/test_regex_policies.py --benchmark-only
 
 The patterns are of the shapes operators write (ticket and project codes, internal
-host names, document markers, account numbers; some case-insensitive, some with
-lookarounds, alternations and counted repeats), none of them tuned to the filter.
+host names, settings; some case-insensitive, some with lookarounds, alternations and
+counted repeats), none of them tuned to the filter; and a set with no literal to
+screen on (account-number shapes), the filter's worst case.
 """
 
 import pytest
@@ -27,8 +28,11 @@ SHAPES = (
     r'\b{w}[-.]?(?:prod|stage|dev)\d*\.internal\b',  # a host name
     r'(?<![\w-]){w}_(?:key|token|secret)=[A-Za-z0-9]{{8,}}',  # a setting
 )
-PATTERNS = tuple(
-    shape.format(w=word) for word in WORDS for shape in SHAPES
+PATTERNS = tuple(shape.format(w=word) for word in WORDS for shape in SHAPES)[:50]
+# patterns with no literal of three characters or more (account and document
+# numbers): each is searched on every text, with no screen
+BARE = tuple(
+    rf'\b[A-Z]{{{a}}}[-/]?\d{{{b}}}\b' for a in range(1, 6) for b in range(4, 14)
 )[:50]
 SMALL = 'Summarise the attached meeting notes in three bullet points, please.'
 PARAGRAPH = (
@@ -65,6 +69,13 @@ def test_bench_regex_patterns_4KB_request(benchmark, n):
     policies = _policy(n)
     text = (PARAGRAPH * 20)[:4096]
     decision = benchmark(check_request, _body(text), policies, Redactor())
+    assert not decision.hits
+
+
+@pytest.mark.parametrize('n', [1, 10, 50])
+def test_bench_regex_patterns_without_literals_small_request(benchmark, n):
+    policies = [Policy('codes', 'input', 'block', RegexFilter(BARE[:n]))]
+    decision = benchmark(check_request, _body(SMALL), policies, Redactor())
     assert not decision.hits
 
 

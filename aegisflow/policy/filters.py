@@ -20,9 +20,6 @@ closed: the policy's action applies).
 
 import importlib
 import logging
-import re as _re
-import re._constants as _c
-import re._parser as _parser
 import time
 from typing import NamedTuple
 
@@ -30,6 +27,7 @@ import regex
 
 from aegisflow.policy import injection
 from aegisflow.policy import pii
+from aegisflow.policy.screen import requirement
 
 log = logging.getLogger('aegisflow.policy')
 
@@ -91,61 +89,6 @@ def _trie_pattern(words):
     return rf'(?<![\w])(?:{alternation})(?![\w])' if words else r'(?!x)x'
 
 
-_ZERO_WIDTH = frozenset((_c.AT, _c.ASSERT, _c.ASSERT_NOT))
-_REPEATS = frozenset((_c.MAX_REPEAT, _c.MIN_REPEAT, _c.POSSESSIVE_REPEAT))
-_MIN_LITERAL = 3
-
-
-def required_literal(pattern):
-    """(text, ignore_case): the longest literal every match of `pattern` contains,
-    or None when none of `_MIN_LITERAL` characters can be found (or the pattern is
-    not in the syntax Python's own parser reads).
-
-    Read from the parsed pattern: a run of literal characters in sequence (zero-width
-    assertions do not break it), inside groups and repeats that must occur at least
-    once; alternatives and optional parts break a run."""
-    try:
-        parsed = _parser.parse(pattern)
-    except Exception:
-        return None
-    best = ['', False]
-
-    def walk(items, icase):
-        run = []
-
-        def flush():
-            if len(run) > len(best[0]):
-                best[0], best[1] = ''.join(run), icase
-            run.clear()
-
-        for op, av in items:
-            if op is _c.LITERAL:
-                run.append(chr(av))
-            elif op in _ZERO_WIDTH:
-                continue
-            elif op is _c.SUBPATTERN:
-                flush()
-                _, add, remove, inner = av
-                walk(
-                    inner,
-                    (icase or bool(add & _re.IGNORECASE))
-                    and not (remove & _re.IGNORECASE),
-                )
-            elif op in _REPEATS:
-                flush()
-                low, _, inner = av
-                if low >= 1:
-                    walk(inner, icase)
-            else:
-                flush()
-        flush()
-
-    walk(list(parsed), bool(parsed.state.flags & _re.IGNORECASE))
-    if len(best[0]) < _MIN_LITERAL:
-        return None
-    return (best[0].casefold(), True) if best[1] else (best[0], False)
-
-
 class RegexFilter:
     """Any of `patterns` (Python regular-expression syntax, compiled at load) over the
     folded text. The policy's search runs with one deadline (`timeout_ms`, default
@@ -153,11 +96,10 @@ class RegexFilter:
     stall a worker; a timeout is a finding of kind ``timeout`` (the policy's action
     applies, fail closed).
 
-    PERF: a pattern with a literal every match must contain (`required_literal`) is
-    run only on a text that contains it (a substring test at C speed; a case-
-    insensitive one on the text's case fold, a superset of what the pattern's own
-    case-insensitive matching accepts). Most texts hold no pattern's literal, so 50
-    patterns cost little more than one. A pattern runs as written (its flags,
+    PERF: a pattern runs only on a text that holds what every match of it must
+    contain (`aegisflow.policy.screen`: a literal, or a run of character classes),
+    tested once for all the patterns that share it. Most texts hold few of them,
+    so 50 patterns cost little more than one. A pattern runs as written (its flags,
     groups and every match), or not at all."""
 
     max_match = 256
@@ -166,22 +108,22 @@ class RegexFilter:
         self.patterns = [regex.compile(p, regex.V0) for p in patterns]
         self.timeout = timeout_ms / 1000
         self.max_match = max_match
-        literals = [required_literal(p) for p in patterns]
-        # each pattern's index in `literals` (the distinct ones), or -1: none
-        self.literals = tuple(dict.fromkeys(x for x in literals if x is not None))
-        self.screens = tuple(
-            -1 if x is None else self.literals.index(x) for x in literals
-        )
-        self.any_icase = any(icase for _, icase in self.literals)
+        needs = [requirement(p) for p in patterns]
+        distinct = {}
+        for need in needs:
+            if need is not None:
+                distinct.setdefault(need.key, need)
+        # the distinct requirements, and each pattern's index among them (-1: none)
+        self.needs = tuple(distinct.values())
+        keys = list(distinct)
+        self.screens = tuple(-1 if n is None else keys.index(n.key) for n in needs)
+        self.fold = any(getattr(n, 'icase', False) for n in self.needs)
 
     def scan(self, text):
         found = []
         haystack = text.text
-        folded = haystack.casefold() if self.any_icase else None
-        # NOTE: patterns often share a literal: one search for each
-        present = [
-            lit in (folded if icase else haystack) for lit, icase in self.literals
-        ]
+        folded = haystack.casefold() if self.fold else None
+        present = [need.test(haystack, folded) for need in self.needs]
         deadline = time.monotonic() + self.timeout
         for pattern, screen in zip(self.patterns, self.screens, strict=True):
             if screen >= 0 and not present[screen]:
