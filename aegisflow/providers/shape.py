@@ -31,12 +31,16 @@ def _tool_calls_problem(calls, where):
     return None
 
 
-def _content_problem(content, where):
+def _content_problem(content, where, parts):
     if isinstance(content, _TEXT):
         return None
-    if not isinstance(content, list) or not all(isinstance(p, dict) for p in content):
-        return f'{where}.content is neither a string nor an array of parts'
-    return None
+    if (
+        parts
+        and isinstance(content, list)
+        and all(isinstance(p, dict) for p in content)
+    ):
+        return None
+    return f'{where}.content is not a string' + (' or an array of parts' * parts)
 
 
 def _common_problem(data, what):
@@ -51,43 +55,34 @@ def _common_problem(data, what):
     return None
 
 
+def _choices_problem(data, what, key, *, required, parts):
+    """What is wrong with the ``choices[i][key]`` objects (delta or message)."""
+    for i, choice in enumerate(data['choices']):
+        if not isinstance(choice, dict):
+            return f'a {what} whose choices[{i}] is not an object'
+        inner = choice.get(key)
+        if inner is None and not required:
+            continue
+        where = f'choices[{i}].{key}'
+        if not isinstance(inner, dict):
+            return f'a {what} whose {where} is not an object'
+        problem = _content_problem(
+            inner.get('content'), where, parts
+        ) or _tool_calls_problem(inner.get('tool_calls'), where)
+        if problem:
+            return f'a {what} whose {problem}'
+    return None
+
+
 def chunk_problem(chunk):
     """None, or what is wrong with a ``chat.completion.chunk``."""
-    problem = _common_problem(chunk, 'stream event')
-    if problem:
-        return problem
-    for i, choice in enumerate(chunk['choices']):
-        where = f'choices[{i}].delta'
-        if not isinstance(choice, dict):
-            return f'a stream event whose choices[{i}] is not an object'
-        delta = choice.get('delta')
-        if delta is None:
-            continue
-        if not isinstance(delta, dict):
-            return f'a stream event whose {where} is not an object'
-        if not isinstance(delta.get('content'), _TEXT):
-            return f'a stream event whose {where}.content is not a string'
-        problem = _tool_calls_problem(delta.get('tool_calls'), where)
-        if problem:
-            return 'a stream event whose ' + problem
-    return None
+    return _common_problem(chunk, 'stream event') or _choices_problem(
+        chunk, 'stream event', 'delta', required=False, parts=False
+    )
 
 
 def completion_problem(data):
     """None, or what is wrong with a ``chat.completion``."""
-    problem = _common_problem(data, 'completion')
-    if problem:
-        return problem
-    for i, choice in enumerate(data['choices']):
-        where = f'choices[{i}].message'
-        if not isinstance(choice, dict):
-            return f'a completion whose choices[{i}] is not an object'
-        message = choice.get('message')
-        if not isinstance(message, dict):
-            return f'a completion whose {where} is not an object'
-        problem = _content_problem(
-            message.get('content'), where
-        ) or _tool_calls_problem(message.get('tool_calls'), where)
-        if problem:
-            return 'a completion whose ' + problem
-    return None
+    return _common_problem(data, 'completion') or _choices_problem(
+        data, 'completion', 'message', required=True, parts=True
+    )
