@@ -64,8 +64,9 @@ _LATIN_UPPER = {
     'Α': 'A', 'Β': 'B', 'Ε': 'E', 'Ζ': 'Z', 'Η': 'H', 'Ι': 'I', 'Κ': 'K', 'Μ': 'M',
     'Ν': 'N', 'Ο': 'O', 'Ρ': 'P', 'Τ': 'T', 'Υ': 'Y', 'Χ': 'X',
 }  # fmt: skip
-_LATIN = str.maketrans({**_CONFUSABLES, **_LATIN_UPPER})
-assert all(len(v) == 1 for v in {**_CONFUSABLES, **_LATIN_UPPER}.values())
+_LATIN_OF = {**_CONFUSABLES, **_LATIN_UPPER}
+_LATIN_CHARS = frozenset(_LATIN_OF)
+assert all(len(v) == 1 for v in _LATIN_OF.values())  # offsets are kept
 
 
 def _fold_char(code):
@@ -183,10 +184,13 @@ class Folded:
         ``jоhn@example.com`` with a Cyrillic ``о`` is an address."""
         found = self.cache.get('latin')
         if found is None:
-            text = self.text
-            found = self.cache['latin'] = (
-                text if text.isascii() else text.translate(_LATIN)
-            )
+            found = text = self.text
+            if not text.isascii():
+                # PERF: most texts hold none or a few look-alikes: replace those few
+                # (str.replace runs at C speed) rather than translate every character
+                for ch in _LATIN_CHARS.intersection(text):
+                    found = found.replace(ch, _LATIN_OF[ch])
+            self.cache['latin'] = found
         return found
 
     def long_tokens(self):
