@@ -137,6 +137,7 @@ class TargetState:
         except StoreUnavailable:
             return True, None, 0
         self._bases[target.breaker] = b
+        reclaimed = 0
         try:
             ok, probe = allow(self.policy, words, b, now)
             if not ok:
@@ -147,17 +148,18 @@ class TargetState:
                 if now - words[p + 2] <= self.probe_lease_ns:
                     return False, None, 1
                 # NOTE: every slot outlived any attempt: leaked, take them back
-                log.warning(
-                    'half-open probe slots held too long were taken back',
-                    extra={'target': target.name, 'slots': words[p + 1]},
-                )
-                words[p + 1] = 0
+                reclaimed, words[p + 1] = words[p + 1], 0
             words[p + 1] += 1
             words[p + 2] = now
             self.store.parallel_taken(p)
             return True, p, 0
         finally:
             self.store.unlock(handle)
+            if reclaimed:  # ORDER: logged once the stripe is free
+                log.warning(
+                    'half-open probe slots held too long were taken back',
+                    extra={'target': target.name, 'slots': reclaimed},
+                )
 
     def release(self, target, ok, latency_ns, probe):
         """Record the outcome of a call (and give its probe slot back). `ok` None:
