@@ -158,8 +158,12 @@ def parse_config(raw, *, source='<memory>', env=None, base_dir=None):
     config = _Builder(problems, env, base_dir).build(Node(data, '', problems))
     if problems:
         raise ConfigError(problems, source=source)
-    digest = hashlib.sha256(raw).hexdigest()[:16]
-    return dataclasses.replace(config, source=source, digest=digest)
+    # NOTE: a plugin's bytes are part of the config: a changed plugin is a new
+    # version, though the YAML is the same
+    h = hashlib.sha256(raw)
+    for policy in config.policies:
+        h.update(policy.options.get('digest', '').encode())
+    return dataclasses.replace(config, source=source, digest=h.hexdigest()[:16])
 
 
 class _Builder:

@@ -10,10 +10,10 @@ No WASI, no clock, no randomness: a plugin is a pure function of its input.
 
 The plugin file is read and validated once per config load, by the process that
 loads the config (`read_plugin`); the config then carries the module's bytes, and
-each worker compiles them once, after fork (`load_module`): no worker reads the file,
-so a file changed or broken after a load changes nothing until the next reload
-accepts it. Each call gets a fresh store (and so a
-fresh instance and memory: nothing leaks from one request or tenant to the next) with
+each worker compiles them once, after fork (`load_module`): no worker reads the
+file, so a file changed or broken after a load changes nothing until the next
+reload accepts it. Each call gets a fresh store (and so a fresh instance and
+memory: nothing leaks from one request or tenant to the next) with
 fuel (``fuel``), an epoch deadline (``timeout_ms``, a 5 ms ticker) and a memory cap
 (``memory_limit_mb``). Every failure has a class (``plugin_timeout``, ``plugin_trap``,
 ``plugin_resource_limit``, ``plugin_abi_error``, ``plugin_error``) and maps to the
@@ -156,13 +156,16 @@ def read_plugin(path):
     key = (hashlib.sha256(raw).hexdigest(), wat)
     found = _VALIDATED.get(key)
     if found is None:
-        found = _VALIDATED[key] = _validate_elsewhere(raw, wat)
+        found, final = _validate_elsewhere(raw, wat)
+        if final:  # NOTE: a validator that could not run is asked again next time
+            _VALIDATED[key] = found
     if isinstance(found, PluginError):
         raise found
     return found, hashlib.sha256(found).hexdigest()
 
 
 def _validate_elsewhere(raw, wat):
+    """(the wasm binary or a PluginError, whether that verdict is final)."""
     command = [sys.executable, '-m', 'aegisflow.policy.wasm_validate']
     try:
         done = subprocess.run(
@@ -173,11 +176,14 @@ def _validate_elsewhere(raw, wat):
             check=False,
         )
     except subprocess.TimeoutExpired:
-        return PluginError(f'not validated within {_VALIDATE_TIMEOUT_S} s')
+        return PluginError(f'not validated within {_VALIDATE_TIMEOUT_S} s'), False
+    except OSError as exc:
+        return PluginError(f'the validator could not start ({exc.strerror})'), False
     if done.returncode == 0:
-        return done.stdout
+        return done.stdout, True
     text = done.stderr.decode('utf-8', 'replace').strip().splitlines()
-    return PluginError(text[-1][:300] if text else f'validator exit {done.returncode}')
+    message = text[-1][:300] if text else f'validator exit {done.returncode}'
+    return PluginError(message), done.returncode == 2
 
 
 def load_module(binary, digest):

@@ -167,3 +167,22 @@ def test_a_worker_that_cannot_build_its_config_exits_and_the_master_stays(tmp_pa
         assert judged_by_the_first_module(gw)
     finally:
         gw.stop()
+
+
+def test_changed_plugin_and_sighup_is_a_new_version_that_serves(tmp_path):
+    gw = start(tmp_path)
+    try:
+        assert judged_by_the_first_module(gw)
+        (tmp_path / 'plugin.wat').write_text(BLOCK_ALL)
+        old = set(gw.worker_pids())
+        gw.signal(signal.SIGHUP)
+        wait_until(
+            lambda: not old & set(gw.worker_pids()) and gw.worker_pids(),
+            timeout=30,
+            what='reloaded workers',
+        )
+        # the YAML is the same; the plugin's bytes make it a new version
+        assert 'configuration reloaded' in gw.log()
+        wait_until(lambda: status(gw, 'hello there') == 403, timeout=30, what='403')
+    finally:
+        gw.stop()
