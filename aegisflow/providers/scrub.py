@@ -32,7 +32,8 @@ LIMIT = 300
 _READ_AT_MOST = 8192  # NOTE: the text examined; what is cut off is never shown
 _FRAGMENT_EDGE = 4  # a piece that begins or ends a secret
 _FRAGMENT_INNER = 8  # a piece found inside a secret
-_MIN_SECRET = 8  # shorter configured values (e.g. "true") are not secrets
+_MIN_SECRET = 8  # shorter configured header values (e.g. "true") are not secrets
+_MIN_KEY = 4
 _HEADERS = (
     'authorization',
     'proxy-authorization',
@@ -64,10 +65,12 @@ class Scrubber:
 
     __slots__ = ('_secrets', '_headers')
 
-    def __init__(self, secrets=(), header_names=()):
-        self._secrets = tuple(
-            sorted({s for s in secrets if s and len(s) >= _MIN_SECRET}, key=len)[::-1]
-        )
+    def __init__(self, secrets=(), header_names=(), keys=()):
+        # NOTE: a configured header value shorter than _MIN_SECRET ("true", "v2") is
+        # not a secret; an API key is one whatever its length
+        kept = {s for s in secrets if s and len(s) >= _MIN_SECRET}
+        kept |= {k for k in keys if k and len(k) >= _MIN_KEY}
+        self._secrets = tuple(sorted(kept, key=len)[::-1])
         self._headers = _header_pattern(
             _HEADERS + tuple(n.lower() for n in header_names if n)
         )
@@ -75,13 +78,12 @@ class Scrubber:
     @classmethod
     def for_provider(cls, config):
         """A scrubber for every secret the gateway holds for provider `config`."""
-        secrets = [config.api_key or '']
-        secrets += [str(v) for v in dict(config.headers).values()]
+        secrets = [str(v) for v in dict(config.headers).values()]
         secrets += [str(v) for v in dict(getattr(config, 'query', None) or {}).values()]
         names = list(dict(config.headers))
         if getattr(config, 'api_key_header', None):
             names.append(config.api_key_header)
-        return cls(secrets, names)
+        return cls(secrets, names, keys=[config.api_key or ''])
 
     def __call__(self, text, limit=LIMIT):
         if not text:

@@ -75,3 +75,11 @@ def test_scrub_custom_key_header_is_a_credential_line():
 )
 def test_retry_after_is_parsed_defensively_and_clamped(value, expected):
     assert parse_retry_after(value, cap_s=10.0) == expected
+
+
+def test_scrub_a_short_key_is_still_a_secret():
+    config = types.SimpleNamespace(
+        api_key='k3y9', headers=(('X-Flag', 'true'),), query=(), api_key_header=None
+    )
+    out = Scrubber.for_provider(config)('bad key k3y9; flag true')
+    assert 'k3y9' not in out and 'flag true' in out
