@@ -43,6 +43,7 @@ from aegisflow.errors import UpstreamFailed
 from aegisflow.providers.http import HttpProvider
 from aegisflow.providers.shape import chunk_problem
 from aegisflow.providers.shape import completion_problem
+from aegisflow.providers.shape import count
 
 VERSION = '2023-06-01'
 DEFAULT_MAX_TOKENS = 4096
@@ -195,11 +196,11 @@ def _tool_choice(choice, parallel):
 
 
 def _usage(usage):
-    usage = usage or {}
-    read = usage.get('cache_read_input_tokens') or 0
-    write = usage.get('cache_creation_input_tokens') or 0
-    prompt = (usage.get('input_tokens') or 0) + read + write
-    completion = usage.get('output_tokens') or 0
+    usage = usage if isinstance(usage, dict) else {}
+    read = count(usage.get('cache_read_input_tokens'))
+    write = count(usage.get('cache_creation_input_tokens'))
+    prompt = count(usage.get('input_tokens')) + read + write
+    completion = count(usage.get('output_tokens'))
     return {
         'prompt_tokens': prompt,
         'completion_tokens': completion,

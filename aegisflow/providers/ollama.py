@@ -29,6 +29,7 @@ from aegisflow.errors import UpstreamFailed
 from aegisflow.providers.http import HttpProvider
 from aegisflow.providers.shape import chunk_problem
 from aegisflow.providers.shape import completion_problem
+from aegisflow.providers.shape import count
 
 
 def _content(content, param):
@@ -131,8 +132,8 @@ def _calls(message):
 
 
 def _usage(data):
-    prompt = data.get('prompt_eval_count') or 0
-    completion = data.get('eval_count') or 0
+    prompt = count(data.get('prompt_eval_count'))
+    completion = count(data.get('eval_count'))
     return {
         'prompt_tokens': prompt,
         'completion_tokens': completion,

@@ -10,6 +10,33 @@ upstream text: it goes into the client's error message).
 """
 
 _TEXT = (str, type(None))
+_DETAILS = ('prompt_tokens_details', 'completion_tokens_details')
+
+
+def _count(value):
+    """A token count or an index: a non-negative integer, or absent."""
+    return value is None or (
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    )
+
+
+def count(value):
+    """An upstream's token count as the gateway uses it: a count of another type
+    (a string, a float, a negative number) is no count, never an error."""
+    return value if _count(value) and value is not None else 0
+
+
+def _usage_problem(usage):
+    """NOTE: counts of the wrong type are not refused (servers differ, and the
+    answer is still good): every reader of usage takes integers only."""
+    if usage is None:
+        return None
+    if not isinstance(usage, dict):
+        return 'usage is not an object'
+    for key in _DETAILS:
+        if not isinstance(usage.get(key), dict | None):
+            return f'usage.{key} is not an object'
+    return None
 
 
 def _tool_calls_problem(calls, where):
@@ -20,6 +47,8 @@ def _tool_calls_problem(calls, where):
     for j, call in enumerate(calls):
         if not isinstance(call, dict):
             return f'{where}.tool_calls[{j}] is not an object'
+        if not _count(call.get('index')):
+            return f'{where}.tool_calls[{j}].index is not an index'
         function = call.get('function')
         if function is None:
             continue
@@ -48,8 +77,9 @@ def _common_problem(data, what):
         return f'a {what} that is not a JSON object'
     if not isinstance(data.get('choices'), list):
         return f'a {what} without a choices array'
-    if not isinstance(data.get('usage'), dict | None):
-        return f'a {what} whose usage is not an object'
+    problem = _usage_problem(data.get('usage'))
+    if problem:
+        return f'a {what} whose {problem}'
     if not isinstance(data.get('model'), _TEXT):
         return f'a {what} whose model is not a string'
     return None
@@ -60,6 +90,10 @@ def _choices_problem(data, what, key, *, required, parts):
     for i, choice in enumerate(data['choices']):
         if not isinstance(choice, dict):
             return f'a {what} whose choices[{i}] is not an object'
+        if not _count(choice.get('index')):
+            return f'a {what} whose choices[{i}].index is not an index'
+        if not isinstance(choice.get('finish_reason'), _TEXT):
+            return f'a {what} whose choices[{i}].finish_reason is not a string'
         inner = choice.get(key)
         if inner is None and not required:
             continue

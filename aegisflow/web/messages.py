@@ -26,6 +26,7 @@ import orjson
 from aegisflow.chat_request import parse_chat_request
 from aegisflow.errors import InvalidRequest
 from aegisflow.errors import anthropic_body
+from aegisflow.providers.shape import count
 from aegisflow.web.body import read_json
 from aegisflow.web.chat import ChatCompletions
 
@@ -291,13 +292,14 @@ def _tool_choice(choice, out):
 
 
 def _usage(usage):
-    usage = usage or {}
-    details = usage.get('prompt_tokens_details') or {}
-    cached = details.get('cached_tokens') or 0
-    written = details.get('cache_write_tokens') or 0
+    usage = usage if isinstance(usage, dict) else {}
+    details = usage.get('prompt_tokens_details')
+    details = details if isinstance(details, dict) else {}
+    cached = count(details.get('cached_tokens'))
+    written = count(details.get('cache_write_tokens'))
     return {
-        'input_tokens': max(0, (usage.get('prompt_tokens') or 0) - cached - written),
-        'output_tokens': usage.get('completion_tokens') or 0,
+        'input_tokens': max(0, count(usage.get('prompt_tokens')) - cached - written),
+        'output_tokens': count(usage.get('completion_tokens')),
         'cache_read_input_tokens': cached,
         'cache_creation_input_tokens': written,
     }

@@ -204,10 +204,26 @@ def test_stream_of_the_wrong_shape_before_the_first_byte_is_retried_then_502(
     assert hostile.calls[model] - before == 2  # retried: max_attempts 2
 
 
-def test_completion_of_the_wrong_shape_is_502(gw):
-    resp = post(gw, '/v1/chat/completions', chat('badcompletion'))
-    assert resp.status_code == 502
-    assert 'choices[0].message' in resp.json()['error']['message']
+@pytest.mark.parametrize(
+    ('model', 'where'),
+    [('badcompletion', 'choices[0].message'), ('badfinish', 'finish_reason')],
+)
+@pytest.mark.parametrize('path', ['/v1/chat/completions', '/v1/messages'])
+def test_completion_of_the_wrong_shape_is_502(gw, model, where, path):
+    resp = post(gw, path, dict(chat(model), max_tokens=5))
+    assert resp.status_code == 502, resp.text
+    assert where in resp.json()['error']['message']
+
+
+@pytest.mark.parametrize('path', ['/v1/chat/completions', '/v1/messages'])
+def test_usage_counts_of_the_wrong_type_are_no_counts_not_errors(gw, path):
+    resp = post(gw, path, dict(chat('oddusage'), max_tokens=5))
+    assert resp.status_code == 200, resp.text
+    usage = resp.json()['usage']
+    if path == '/v1/messages':  # what the gateway made of them: integers
+        assert usage['input_tokens'] == 0 and usage['output_tokens'] == 0
+    else:  # the upstream's own answer, passed on as it came
+        assert usage['prompt_tokens'] == '12'
 
 
 def test_stream_of_the_wrong_shape_fails_over_to_the_next_target(client):

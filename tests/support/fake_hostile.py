@@ -13,6 +13,8 @@ one) does. The requested model picks the behaviour:
                     without ``choices``, or a ``delta`` that is a string
   mid-null          a 200 stream: one good chunk, then ``data: null``
   badcompletion     a 200 JSON completion whose message is a string
+  badfinish         a 200 JSON completion whose finish_reason is a list
+  oddusage          a 200 JSON completion whose usage counts are strings and floats
   twice-null-*      a stream whose first event is ``null`` on the first two calls
                     of that name, then a normal stream
   ra-<name>         429 with a hostile ``Retry-After`` (see `RETRY_AFTER`)
@@ -109,6 +111,16 @@ class _Handler(FakeHandler):
                 {'id': 'x', 'object': 'chat.completion', 'model': model,
                  'choices': [{'index': 0, 'message': 'not an object'}]},
             )  # fmt: skip
+        if name == 'oddusage':  # counts of the wrong types: still a good answer
+            out = _completion(model)
+            out['usage'] = {'prompt_tokens': '12', 'completion_tokens': 1.5,
+                            'total_tokens': None, 'prompt_tokens_details': {
+                                'cached_tokens': 'x'}}  # fmt: skip
+            return self.send_json(200, out)
+        if name == 'badfinish':
+            out = _completion(model)
+            out['choices'][0]['finish_reason'] = ['stop']
+            return self.send_json(200, out)
         if not body.get('stream'):
             return self.send_json(200, _completion(model))
         first = _event(_chunk(model, {'role': 'assistant', 'content': ''}))
