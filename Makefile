@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= conf/aegisflow.yaml
 
-.PHONY: install run test lint redis-server postgresql wrk bench soak bench-check bench-baseline clean
+.PHONY: install run test lint redis-server postgresql promtool wrk bench soak bench-check bench-baseline clean
 
 install: $(STAMP)
 
@@ -32,10 +32,18 @@ postgresql:
 	  echo 'installing postgresql'; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
+# promtool checks the shipped alert rules (conf/prometheus-alerts.yml); Debian's
+# prometheus package brings it (its service is not started here)
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo 'installing promtool (prometheus)'; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends prometheus; }
+
 lint: install
 	$(VENV)/bin/ruff check .
 
-test: install redis-server postgresql lint
+test: install redis-server postgresql promtool lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 wrk:

@@ -276,7 +276,7 @@ class MasterRuntime:
         self.page.publish(text)
 
     def _spend(self):
-        samples = []
+        samples, limits = [], []
         for check in self.planner.budget_checks(time.time()):
             scope = check.name.split(':', 3)[3]
             if self.redis is not None:
@@ -285,12 +285,18 @@ class MasterRuntime:
                 values = self.table.peek(*check.key)
                 value = values[0] if values else 0
             samples.append(([scope, check.period], (value or 0) / 1e9))
+            limits.append(([scope, check.period], check.limit / 1e9))
         return {
             'aegisflow_budget_spend_usd': (
                 'Spend in the current budget period, committed and reserved.',
                 ['scope', 'period'],
                 samples,
-            )
+            ),
+            'aegisflow_budget_limit_usd': (
+                'The budget of the current period (alert on spend / limit).',
+                ['scope', 'period'],
+                limits,
+            ),
         }
 
     def _breakers(self):
@@ -330,7 +336,7 @@ class MasterRuntime:
         return {
             **spend,
             **self._breakers(),
-            'aegisflow_process_cpu_seconds': (
+            'aegisflow_process_cpu_seconds_total': (
                 'CPU seconds used, by process (worker-N is slot N).',
                 ['process'],
                 samples['cpu'],

@@ -174,7 +174,9 @@ class GatewayCollector:
             fam.add_metric([], value)
             yield fam
         for name, (doc, label_names, samples) in sorted(self.gauges.items()):
-            fam = GaugeMetricFamily(name, doc, labels=label_names)
+            # NOTE: a "gauge" named *_total only ever grows: it is a counter
+            kind = CounterMetricFamily if name.endswith('_total') else GaugeMetricFamily
+            fam = kind(name, doc, labels=label_names)
             for values, value in samples:
                 fam.add_metric(values, value)
             yield fam
