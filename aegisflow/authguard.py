@@ -8,7 +8,8 @@ host's shared store, so every worker sees every failure. Once the address is ove
 every request from it is refused with 429 and ``Retry-After`` before its key is even
 looked at: a right key guessed while blocked is not told apart from a wrong one.
 
-Addresses are counted as the socket's peer (`REMOTE_ADDR`); IPv6 addresses by their
+Addresses are the client's (`aegisflow.web.client`: the socket's peer, or behind
+``server.trusted_proxies`` the forwarded client); IPv6 addresses by their
 /64, the block one host is usually given. A request without any key does not count:
 a forgotten header is not a guess. The counter is read lock-free on every request
 and written (one lock round) only on a failure.

@@ -24,6 +24,7 @@ from shm.ring import Ring
 from shm.segment import Segment
 from shm.table import KeyedTable
 from workers.context import ShmSink
+from workers.runtime import RECORD_SIZE
 
 CONFIG = parse_config(
     """
@@ -38,7 +39,7 @@ tenants: [{id: acme, keys: [{key: k, name: ci}]}]
 
 @pytest.fixture(scope='module')
 def seg():
-    return Segment.create(Layout(slots=4, ring_capacity=4096))
+    return Segment.create(Layout(slots=4, ring_capacity=4096, record_size=RECORD_SIZE))
 
 
 def test_bench_ring_push(benchmark, seg):

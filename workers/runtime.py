@@ -91,6 +91,12 @@ def seed_budgets(config, planner, table, redis):
         )
 
 
+# a ring record: events.RECORD (264 bytes) after the ring's 8-byte header, rounded up
+# to whole cache lines
+RECORD_SIZE = 320
+assert RECORD_SIZE - 8 >= ev.RECORD.size and RECORD_SIZE % 64 == 0
+
+
 def layout_for(config):
     shm = config.state.shm
     return Layout(
@@ -98,7 +104,7 @@ def layout_for(config):
         stripes=64,
         cell_capacity=shm.metric_cells,
         ring_capacity=shm.ring_records,
-        record_size=256,
+        record_size=RECORD_SIZE,
         table_capacity=16384,
         page_size=4 << 20,
     )

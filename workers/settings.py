@@ -73,5 +73,12 @@ def gunicorn_settings():
         'loglevel': config.telemetry.log_level,
         'errorlog': '-',
     }
+    if server.trusted_proxies:
+        trusted = ','.join(str(net) for net in server.trusted_proxies)
+        # NOTE: Gunicorn reads X-Forwarded-Proto and PROXY headers only from these;
+        # the client address itself is resolved by aegisflow.web.client
+        settings['forwarded_allow_ips'] = trusted
+        settings['proxy_allow_ips'] = trusted
+        settings['proxy_protocol'] = server.proxy_protocol
     settings.update(hooks.HOOKS)
     return settings

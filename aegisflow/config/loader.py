@@ -218,6 +218,15 @@ class _Builder:
         )
         gthread = worker_class == 'gthread'
         threads = node.get('threads').int(d.threads, min=1, max=10000)
+        trusted = self.networks(node.get('trusted_proxies'))
+        proxy_protocol = node.get('proxy_protocol').str(
+            d.proxy_protocol, choices=m.PROXY_PROTOCOLS
+        )
+        if proxy_protocol not in (None, 'off') and not trusted:
+            node.get('proxy_protocol').fail(
+                'off, or trusted_proxies naming the balancers that send it',
+                found=repr(proxy_protocol),
+            )
         return m.ServerConfig(
             bind=node.get('bind').str(
                 d.bind,
@@ -248,12 +257,28 @@ class _Builder:
             failed_auth_per_minute=node.get('failed_auth_per_minute').int(
                 d.failed_auth_per_minute, min=0, max=1_000_000
             ),
+            trusted_proxies=trusted,
+            proxy_protocol=proxy_protocol or d.proxy_protocol,
             admin_key=(
                 None
                 if node.get('admin_key_env').missing
                 else self.required_env(node.get('admin_key_env'))
             ),
         )
+
+    @staticmethod
+    def networks(node):
+        """A list of IP networks in CIDR notation (a bare address is one host)."""
+        out = []
+        for item in node.list((), what='a list of addresses or CIDR networks'):
+            text = item.str(expected='an address or a CIDR network (10.0.0.0/8)')
+            if text is None:
+                continue
+            try:
+                out.append(ipaddress.ip_network(text.strip(), strict=False))
+            except ValueError:
+                item.fail('an address or a CIDR network (10.0.0.0/8)')
+        return tuple(out)
 
     # -- providers -----------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from aegisflow.resilience import BreakerPolicy
 from aegisflow.resilience import RetryPolicy
 
 PROVIDER_TYPES = ('mock', 'openai', 'openai_compatible', 'anthropic', 'ollama')
+PROXY_PROTOCOLS = ('off', 'v1', 'v2', 'auto')
 WORKER_CLASSES = ('gthread', 'meinheld')
 LOG_FORMATS = ('json', 'text')
 LOG_LEVELS = ('debug', 'info', 'warning', 'error')
@@ -51,6 +52,10 @@ class ServerConfig:
     body_min_bytes_per_s: int = 500
     # invalid keys per minute from one source address before it is refused (0: off)
     failed_auth_per_minute: int = 30
+    # peers (ip_network objects) whose Forwarded / X-Forwarded-For is believed
+    trusted_proxies: tuple = ()
+    # PROXY protocol from trusted_proxies: off, v1, v2 or auto
+    proxy_protocol: str = 'off'
     admin_key: str | None = field(default=None, repr=False)  # from admin_key_env
 
 

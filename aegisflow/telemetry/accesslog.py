@@ -55,9 +55,12 @@ class AccessLog:
             self._stamp = time.strftime(fmt, time.gmtime(second))
         return f'{self._stamp},{ms:03d}' if self.text else f'{self._stamp}.{ms:03d}Z'
 
-    def add(self, row):
+    def add(self, row, client=''):
+        """One line for a ledger row; `client`: the client's address ('' unknown)."""
         fields = {name: row[i] for name, i in zip(_FIELDS, _FROM_ROW, strict=True)}
         fields['streamed'] = bool(fields['streamed'])
+        if client:
+            fields['client'] = client
         if row[17] is not None:
             fields['ttft_ms'] = row[17]
         ts = self._ts(row[0])

@@ -90,7 +90,7 @@ class Aggregator:
             if self.ledger is not None:
                 self.ledger.add(row)
             if self.access is not None:
-                self.access.add(row)
+                self.access.add(row, event.client)
 
     def _policy(self, payload, want_spans):
         try:

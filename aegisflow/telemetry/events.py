@@ -1,7 +1,7 @@
 """The fixed-size record each request leaves in its worker's ring, and the counter
 families each request adds to its worker's metric cells.
 
-Record (248 bytes payload, little-endian, `RECORD`, version 2):
+Record (264 bytes payload, little-endian, `RECORD`, version 3):
 
     kind u16 (REQUEST or ATTEMPT)  version u16  flags u32
     start_unix_ns u64  duration_ns u64  ttft_ns u64
@@ -11,6 +11,7 @@ Record (248 bytes payload, little-endian, `RECORD`, version 2):
     cost_nano u64
     route u8  attempts u8  outcome u8  (pad) u8  cache_write u32
     request_id 44s  response_model 48s  requested_model 48s
+    client 16s (the client's address: IPv6, or IPv4 mapped into IPv6; zeros: none)
 
 A REQUEST record is the server span of a request; an ATTEMPT record is one upstream
 call (a client span) whose parent is the request's span. A POLICY record (its own
@@ -30,14 +31,16 @@ label ids of `labels.LabelSpace` (a: tenant, b: model, c: provider, d: status).
 """
 
 import bisect
+import ipaddress
 import struct
 
-RECORD = struct.Struct('<HHIQQQ16s8s8sHHHHHHIIIIQBBBBI44s48s48s')
-assert RECORD.size == 248
+RECORD = struct.Struct('<HHIQQQ16s8s8sHHHHHHIIIIQBBBBI44s48s48s16s')
+assert RECORD.size == 264
 POLICY_RECORD = struct.Struct('<HHIQ16s8sHHBBHII44s48s32s64s4x')
 assert POLICY_RECORD.size == 248
 
-VERSION = 2
+VERSION = 3
+NO_ADDRESS = bytes(16)
 REQUEST_ID_SIZE = 44
 REQUEST, ATTEMPT, POLICY = 1, 2, 3
 POLICY_ACTIONS = ('allow', 'log', 'warn', 'redact', 'block')
@@ -140,6 +143,26 @@ def text(raw):
     return raw.rstrip(b'\0').decode('utf-8', 'replace')
 
 
+def pack_address(address):
+    """16 bytes for an address text (IPv4 mapped into IPv6); zeros when it is not
+    an address (a Unix socket peer, nothing)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return NO_ADDRESS
+    if ip.version == 4:
+        return ipaddress.IPv6Address(f'::ffff:{ip}').packed
+    return ip.packed
+
+
+def unpack_address(raw):
+    """The address text of `pack_address` bytes, or '' for none."""
+    if raw == NO_ADDRESS:
+        return ''
+    ip = ipaddress.IPv6Address(raw)
+    return str(ip.ipv4_mapped or ip)
+
+
 class Event:
     """A decoded record."""
 
@@ -169,6 +192,7 @@ class Event:
         'request_id',
         'response_model',
         'requested_model',
+        'client',
     )
 
     def __init__(self, payload):
@@ -201,12 +225,14 @@ class Event:
             rid,
             rmodel,
             qmodel,
+            client,
         ) = RECORD.unpack_from(payload)
         if version != VERSION:
             raise ValueError(f'record version {version}, expected {VERSION}')
         self.request_id = text(rid)
         self.response_model = text(rmodel)
         self.requested_model = text(qmodel)
+        self.client = unpack_address(client)
 
 
 class PolicyEvent:

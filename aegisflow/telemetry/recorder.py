@@ -82,9 +82,10 @@ class Observation:
         'priced_model',
         'provider_name',
         'policy_hits',
+        'client',
     )
 
-    def __init__(self, request_id, trace_id, parent_id, sampled, remote, route):
+    def __init__(self, request_id, trace_id, parent_id, sampled, remote, route, client):
         self.request_id = request_id
         self.start_ns = time.time_ns()
         self.t0 = time.perf_counter_ns()
@@ -109,6 +110,7 @@ class Observation:
         self.priced_model = ''  # the upstream model, for prices
         self.provider_name = ''
         self.policy_hits = None  # aegisflow.policy.engine.Hit, both phases
+        self.client = client  # the client's address, packed (events.pack_address)
 
     def usage(self, usage):
         """Take token counts from an OpenAI ``usage`` object."""
@@ -144,9 +146,18 @@ class Recorder:
         for family in ev.FAMILIES:
             sink.reserve(ev.fallback(family))
 
-    def begin(self, request_id, traceparent_header, route):
+    def begin(self, request_id, traceparent_header, route, client=''):
+        """`client`: the client's address (text), for the access log and spans."""
         trace_id, parent, sampled, remote = self.sampler.start(traceparent_header)
-        return Observation(request_id, trace_id, parent, sampled, remote, route)
+        return Observation(
+            request_id,
+            trace_id,
+            parent,
+            sampled,
+            remote,
+            route,
+            ev.pack_address(client) if client else ev.NO_ADDRESS,
+        )
 
     def finish(self, obs, status, *, flags=0):
         """Count the request once. Safe to call twice: the second call does nothing."""
@@ -252,6 +263,7 @@ class Recorder:
                 rid,
                 ev.fixed(obs.response_model),
                 ev.fixed(obs.requested_model),
+                obs.client,
             )
         )
 
@@ -332,6 +344,7 @@ class Recorder:
             rid,
             ev.fixed(a.response_model),
             ev.fixed(a.model),
+            ev.NO_ADDRESS,
         )
 
 

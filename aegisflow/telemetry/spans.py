@@ -95,6 +95,8 @@ class SpanBuilder:
                 attrs['aegisflow.time_to_first_token_s'] = event.ttft_ns / 1e9
             if event.flags & ev.CLIENT_ABORT:
                 attrs['aegisflow.client_aborted'] = True
+            if event.client:
+                attrs['client.address'] = event.client
         else:
             model = event.requested_model
             kind = SpanKind.CLIENT

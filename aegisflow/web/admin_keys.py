@@ -37,7 +37,7 @@ def audit(gw, req, action, **fields):
         'admin',
         action,
         request_id=req.context.request_id,
-        source=req.remote_addr,
+        source=req.context.client,
         **fields,
     )
 

@@ -17,6 +17,7 @@ from aegisflow.telemetry import events as ev
 from aegisflow.telemetry.tracecontext import new_request_id
 from aegisflow.web import admin
 from aegisflow.web.chat import ChatCompletions
+from aegisflow.web.client import ClientAddress
 from aegisflow.web.embeddings import Embeddings
 from aegisflow.web.health import Health
 from aegisflow.web.health import Ready
@@ -43,13 +44,16 @@ _UNCOUNTED = frozenset(('/healthz', '/readyz', '/metrics', '/openapi.json'))
 
 class RequestTelemetry:
     """Every response carries ``X-Request-ID`` (a sane client one is echoed); every
-    request except health, readiness and metrics is observed and counted once."""
+    request except health, readiness and metrics is observed and counted once. The
+    client's address (`aegisflow.web.client`) is resolved once, here, as
+    ``req.context.client``."""
 
-    __slots__ = ('recorder', 'finish')
+    __slots__ = ('recorder', 'finish', 'client')
 
-    def __init__(self, recorder, finish):
+    def __init__(self, recorder, finish, client):
         self.recorder = recorder
         self.finish = finish
+        self.client = client
 
     def process_request(self, req, resp):
         rid = req.get_header('X-Request-ID')
@@ -57,6 +61,7 @@ class RequestTelemetry:
             rid = new_request_id()
         ctx = req.context
         ctx.request_id = rid
+        ctx.client = client = self.client(req)
         resp.set_header('X-Request-ID', rid)
         path = req.path
         if path in _UNCOUNTED or path.startswith('/admin/'):
@@ -65,7 +70,7 @@ class RequestTelemetry:
         route = _ROUTE_OF.get(path)
         if route is None:
             route = ev.ROUTE_IDS['models' if path.startswith('/v1/models') else 'other']
-        ctx.obs = self.recorder.begin(rid, req.get_header('traceparent'), route)
+        ctx.obs = self.recorder.begin(rid, req.get_header('traceparent'), route, client)
 
     def process_response(self, req, resp, resource, req_succeeded):
         obs = req.context.get('obs')
@@ -122,9 +127,10 @@ def _on_unexpected(req, resp, ex, params):
 
 def create_app(config, *, concurrency=1, gateway=None):
     gw = gateway or Gateway(config, concurrency=concurrency)
-    app = falcon.App(
-        middleware=[RequestTelemetry(gw.recorder, gw.finish)], cors_enable=False
+    telemetry = RequestTelemetry(
+        gw.recorder, gw.finish, ClientAddress(config.server.trusted_proxies)
     )
+    app = falcon.App(middleware=[telemetry], cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.default_media_type = 'application/json'
     app.add_route('/v1/chat/completions', ChatCompletions(gw))

@@ -43,7 +43,7 @@ _JSON = 'application/json'
 
 def authorize(gw, req):
     return gw.auth_guard.authenticate(
-        req.remote_addr,
+        req.context.client,
         gw.keys.authenticate,
         req.get_header('Authorization'),
         req.get_header('X-API-Key'),

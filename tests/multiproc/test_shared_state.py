@@ -18,6 +18,7 @@ from tests.support.forks import finished
 from tests.support.forks import fork
 from tests.support.forks import reap
 from tests.support.forks import run_all
+from workers.runtime import RECORD_SIZE
 
 LAYOUT = Layout(
     slots=8,
@@ -258,7 +259,7 @@ tenants: [{id: a, keys: [{key: k}]}]
         env={},
     )
     labels = LabelSpace(config)
-    seg = Segment.create(Layout(slots=8))  # production record size
+    seg = Segment.create(Layout(slots=8, record_size=RECORD_SIZE))
     recorder = Recorder(ShmSink(seg, 6), labels, PriceTable({}), Sampler(0.0))
     ring = Ring(seg, 6)
     drained = []
