@@ -1,14 +1,59 @@
-"""The ``aegisflow`` command: ``serve``, ``check-config``, ``version``."""
+"""The ``aegisflow`` command: ``init``, ``serve``, ``check-config``, ``usage``,
+``version``."""
 
 import argparse
+import hashlib
 import os
+import re
+import secrets
 import sys
 
 import aegisflow
 from aegisflow.config import ConfigError
 from aegisflow.config import load_config
+from aegisflow.config.locate import DEFAULT_CONFIG
+from aegisflow.config.locate import INIT_CONFIG
+from aegisflow.config.locate import config_path
 
-DEFAULT_CONFIG = 'conf/aegisflow.yaml'
+_ENV_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*\Z')
+
+
+def _init(args):
+    from aegisflow import shipped
+
+    directory = args.directory
+    target = os.path.join(directory, INIT_CONFIG)
+    if os.path.exists(target) and not args.force:
+        print(
+            f'aegisflow: {target} exists; pass --force to replace it', file=sys.stderr
+        )
+        return 1
+    if args.key_env is not None and not _ENV_NAME.match(args.key_env):
+        print(
+            f'aegisflow: --key-env takes a variable name, not {args.key_env!r}',
+            file=sys.stderr,
+        )
+        return 2
+    if args.key_env:
+        entry = f'{{key_env: {args.key_env}, name: dev}}'
+        key = None
+    else:
+        key = 'sk-af-' + secrets.token_urlsafe(24)
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        entry = f'{{key_sha256: "{digest}", name: dev}}   # the key was printed once'
+    text = shipped.path('starter.yaml').read_text().replace('KEY_ENTRY', entry)
+    os.makedirs(directory, exist_ok=True)
+    with open(target, 'w') as f:
+        f.write(text)
+    print(f'wrote {target}')
+    if key is not None:
+        print(f'development key (shown once; only its SHA-256 is in the file): {key}')
+    else:
+        print(f'the development key is read from ${args.key_env}')
+    print(
+        'run it: aegisflow serve' + ('' if directory == '.' else f' --config {target}')
+    )
+    return 0
 
 
 def _check(args):
@@ -27,7 +72,7 @@ def _check(args):
 
 
 def _serve(args):
-    path = args.config or os.environ.get('AEGISFLOW_CONFIG') or DEFAULT_CONFIG
+    path = config_path(args.config)
     try:
         load_config(path)
     except ConfigError as exc:
@@ -55,7 +100,7 @@ def _usage(args):
     from aegisflow.usage.query import to_csv
     from aegisflow.usage.query import to_table
 
-    path = args.config or os.environ.get('AEGISFLOW_CONFIG') or DEFAULT_CONFIG
+    path = config_path(args.config)
     try:
         config = load_config(path)
     except ConfigError as exc:
@@ -115,9 +160,18 @@ def _usage(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='aegisflow', description=__doc__)
     sub = parser.add_subparsers(dest='command', required=True)
+    init = sub.add_parser('init', help=f'write a starter {INIT_CONFIG}')
+    init.add_argument('directory', nargs='?', default='.', help='default: here')
+    init.add_argument('--force', action='store_true', help='replace an existing one')
+    init.add_argument(
+        '--key-env', help='read the development key from this variable instead'
+    )
+    init.set_defaults(run=_init)
     serve = sub.add_parser('serve', help='run the gateway under Gunicorn')
     serve.add_argument(
-        '--config', help=f'config file (default $AEGISFLOW_CONFIG or {DEFAULT_CONFIG})'
+        '--config',
+        help=f'config file (default $AEGISFLOW_CONFIG, {DEFAULT_CONFIG}, or '
+        f'{INIT_CONFIG} here)',
     )
     serve.add_argument('--bind', help='HOST:PORT, overrides server.bind')
     serve.add_argument('--workers', type=int, help='overrides server.workers')

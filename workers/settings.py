@@ -12,12 +12,12 @@ import sys
 from aegisflow import logs
 from aegisflow.config import ConfigError
 from aegisflow.config import load_config
+from aegisflow.config import locate
 from shm.errors import ShmError
 from workers import hooks
 from workers import state
 from workers.runtime import MasterRuntime
 
-DEFAULT_CONFIG = 'conf/aegisflow.yaml'
 WORKER_CLASSES = {
     'gthread': 'workers.gthread.ThreadWorker',
     'meinheld': 'egg:meinheld#gunicorn_worker',
@@ -26,7 +26,7 @@ log = logging.getLogger('aegisflow.master')
 
 
 def config_path():
-    return os.environ.get('AEGISFLOW_CONFIG') or DEFAULT_CONFIG
+    return locate.config_path()
 
 
 def gunicorn_settings():

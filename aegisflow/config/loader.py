@@ -17,7 +17,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from aegisflow import shipped
 from aegisflow.config import model as m
+from aegisflow.config.otel_env import OtelEnv
 from aegisflow.config.policies import read_policies
 from aegisflow.config.reader import REQUIRED
 from aegisflow.config.reader import Node
@@ -49,6 +51,8 @@ _TOP = (
     'circuit_breaker',
     'policies',
 )
+_PRICES = 'prices.yaml'  # the shipped price table
+_SERVICE = re.compile(r'\S.{0,254}\Z')
 _SERVER = tuple(f for f in m.ServerConfig.__dataclass_fields__ if f != 'admin_key') + (
     'admin_key_env',
 )
@@ -781,23 +785,67 @@ class _Builder:
         )
 
     def traces(self, node):
+        """``telemetry.traces``; what it leaves unset comes from OTEL_* variables."""
         d = m.TracesConfig()
-        keys = ('exporter', 'endpoint', 'headers', 'sample_ratio', 'timeout_s')
-        if not node.mapping(keys, optional=True):
-            return d
-        exporter = node.get('exporter').str(d.exporter, choices=m.TRACE_EXPORTERS)
+        keys = (
+            'exporter',
+            'endpoint',
+            'headers',
+            'sample_ratio',
+            'timeout_s',
+            'service_name',
+        )
+        node.mapping(keys, optional=True)
+        env = OtelEnv(self.env)
+        for path, expected, found in env.problems:
+            self.problems.append(Problem(path, expected, found))
+        exporter = node.get('exporter').str(None, choices=m.TRACE_EXPORTERS)
+        if node.get('exporter').missing:
+            exporter = 'none' if env.disabled else env.exporter
+            if exporter is None:
+                exporter = env.otlp if env.endpoint else d.exporter
         endpoint = node.get('endpoint').str(
             None, check=_valid_url, expected='an http:// or https:// URL'
         )
+        if node.get('endpoint').missing and env.endpoint is not None:
+            endpoint = env.endpoint
+            if not _valid_url(endpoint):
+                self.problems.append(
+                    Problem(
+                        f'${env.endpoint_var}',
+                        'an http:// or https:// URL',
+                        repr(endpoint),
+                    )
+                )
         if exporter in ('otlp_http', 'otlp_grpc') and endpoint is None:
             if node.get('endpoint').missing:
-                node.get('endpoint').fail(f'an endpoint URL for exporter {exporter}')
+                node.get('endpoint').fail(
+                    f'an endpoint URL for exporter {exporter} (or '
+                    'OTEL_EXPORTER_OTLP_ENDPOINT)'
+                )
+        headers = node.get('headers')
+        ratio = node.get('sample_ratio')
+        timeout = node.get('timeout_s')
+        service = node.get('service_name').str(
+            None, check=_SERVICE.match, expected='a service name (1-255 characters)'
+        )
         return m.TracesConfig(
             exporter=exporter,
             endpoint=endpoint,
-            headers=self.headers(node.get('headers')),
-            sample_ratio=node.get('sample_ratio').num(d.sample_ratio, min=0, max=1),
-            timeout_s=node.get('timeout_s').num(d.timeout_s, min=0.1, max=60),
+            headers=self.headers(headers)
+            if not headers.missing or env.headers is None
+            else tuple(env.headers),
+            sample_ratio=ratio.num(d.sample_ratio, min=0, max=1)
+            if not ratio.missing or env.ratio is None
+            else env.ratio,
+            parent_based=True
+            if not ratio.missing or env.parent_based is None
+            else env.parent_based,
+            timeout_s=timeout.num(d.timeout_s, min=0.1, max=60)
+            if not timeout.missing or env.timeout_s is None
+            else env.timeout_s,
+            service_name=service or env.service_name or d.service_name,
+            resource=tuple((k, v) for k, v in env.resource if k != 'service.name'),
         )
 
     # -- state, storage, prices -------------------------------------------------
@@ -920,13 +968,12 @@ class _Builder:
 
     def price_file(self, node):
         """The top-level ``prices`` key: a YAML file of ``{model: {input, output,
-        cached_input, cache_write_input}}`` in USD per million tokens. Default:
-        prices.yaml beside the config, when present."""
+        cached_input, cache_write_input}}`` in USD per million tokens. Without it,
+        prices.yaml beside the config when there is one, else the table that ships
+        with the gateway. (A provider's own ``prices`` win over whichever it is.)"""
         default = os.path.join(self.base_dir, 'prices.yaml')
         if node.missing:
-            if not os.path.exists(default):
-                return {}
-            path = default
+            path = default if os.path.exists(default) else str(shipped.path(_PRICES))
         else:
             rel = node.str(expected='the path of a prices YAML file')
             if rel is None:

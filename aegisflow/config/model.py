@@ -175,11 +175,18 @@ class StorageConfig:
 
 @dataclass(frozen=True, slots=True)
 class TracesConfig:
+    """Resolved from ``telemetry.traces`` and, where it is silent, OpenTelemetry's
+    environment variables (`aegisflow.config.otel_env`)."""
+
     exporter: str = 'none'
     endpoint: str | None = None
     headers: tuple = field(default=(), repr=False)
     sample_ratio: float = 1.0
+    # parent-based: an incoming traceparent's sampled flag decides (the default)
+    parent_based: bool = True
     timeout_s: float = 5.0
+    service_name: str = 'aegisflow'
+    resource: tuple = ()  # extra resource attributes, (key, value) pairs
 
 
 @dataclass(frozen=True, slots=True)
