@@ -2,8 +2,13 @@
 
 Fields passed through ``extra=`` (request_id, tenant, status, ...) become top-level
 keys of the JSON line. Nothing here ever formats a secret: callers never pass one.
+
+A line about the request being served (its ``request_id`` is the one `bind_request`
+named on this thread) also carries that request's ``trace_id`` and ``span_id`` when
+its trace is sampled, so a log line can be joined to its trace.
 """
 
+import contextvars
 import logging
 import sys
 import time
@@ -49,6 +54,25 @@ class TextFormatter(logging.Formatter):
         return line + (' ' + ' '.join(extras) if extras else '')
 
 
+_SERVING = contextvars.ContextVar('aegisflow_serving', default=None)
+
+
+def bind_request(request_id, trace_id=None, span_id=None):
+    """The request this thread serves now: (its id, its trace and span ids as hex,
+    or None when its trace is not sampled)."""
+    _SERVING.set((request_id, trace_id, span_id) if trace_id else None)
+
+
+class TraceFilter(logging.Filter):
+    """Adds ``trace_id`` and ``span_id`` to the lines of the request being served."""
+
+    def filter(self, record):
+        serving = _SERVING.get()
+        if serving is not None and getattr(record, 'request_id', None) == serving[0]:
+            record.trace_id, record.span_id = serving[1], serving[2]
+        return True
+
+
 def configure(telemetry, stream=None):
     logger = logging.getLogger('aegisflow')
     for handler in list(logger.handlers):
@@ -57,6 +81,7 @@ def configure(telemetry, stream=None):
     handler.setFormatter(
         JsonFormatter() if telemetry.log_format == 'json' else TextFormatter()
     )
+    handler.addFilter(TraceFilter())
     logger.addHandler(handler)
     logger.setLevel(telemetry.log_level.upper())
     logger.propagate = False

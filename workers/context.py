@@ -6,6 +6,7 @@ import logging
 from aegisflow.limits.limiter import Limiter
 from aegisflow.limits.redis_store import RedisStore
 from aegisflow.pricing import PriceTable
+from aegisflow.telemetry.metrics import unpack
 from aegisflow.telemetry.recorder import LocalSink
 from aegisflow.telemetry.recorder import Recorder
 from aegisflow.telemetry.tracecontext import Sampler
@@ -56,12 +57,12 @@ class WorkerTelemetry:
             sink = ShmSink(runtime.segment, slot)
             self.writer = sink.writer
         prices = PriceTable(config.prices, config.providers)
-        sampler = Sampler(config.telemetry.traces.sample_ratio)
+        sampler = Sampler.of(config.telemetry.traces)
         self.recorder = Recorder(sink, runtime.labels, prices, sampler)
         self.page = Page(runtime.segment)
 
-    def metrics(self):
-        return self.page.read()
+    def metrics(self, openmetrics=False):
+        return unpack(self.page.read(), openmetrics)
 
     def key_generation(self):
         """The shared word that moves when keys are created or revoked."""

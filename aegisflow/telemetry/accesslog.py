@@ -12,6 +12,7 @@ import time
 
 import orjson
 
+from aegisflow.telemetry import events as ev
 from aegisflow.usage.ledger import COLUMNS
 
 _FIELDS = (
@@ -55,12 +56,17 @@ class AccessLog:
             self._stamp = time.strftime(fmt, time.gmtime(second))
         return f'{self._stamp},{ms:03d}' if self.text else f'{self._stamp}.{ms:03d}Z'
 
-    def add(self, row, client=''):
-        """One line for a ledger row; `client`: the client's address ('' unknown)."""
+    def add(self, row, event=None):
+        """One line for a ledger row; `event`: its REQUEST record (the client's
+        address, and the trace and span ids when the trace was sampled)."""
         fields = {name: row[i] for name, i in zip(_FIELDS, _FROM_ROW, strict=True)}
         fields['streamed'] = bool(fields['streamed'])
-        if client:
-            fields['client'] = client
+        if event is not None:
+            if event.client:
+                fields['client'] = event.client
+            if event.flags & ev.SAMPLED:
+                fields['trace_id'] = event.trace_id.hex()
+                fields['span_id'] = event.span_id.hex()
         if row[17] is not None:
             fields['ttft_ms'] = row[17]
         ts = self._ts(row[0])

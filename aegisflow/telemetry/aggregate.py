@@ -16,6 +16,8 @@ from aegisflow.telemetry import events as ev
 from aegisflow.telemetry.accesslog import AccessLog
 from aegisflow.telemetry.metrics import Exposition
 from aegisflow.telemetry.metrics import Totals
+from aegisflow.telemetry.metrics import exemplar
+from aegisflow.telemetry.metrics import unpack
 from aegisflow.telemetry.recorder import LocalSink
 from aegisflow.telemetry.recorder import Recorder
 from aegisflow.telemetry.spans import SpanBuilder
@@ -39,6 +41,9 @@ class Aggregator:
         self.access_stream = access_stream
         self.ledger = ledger
         self.exposition = Exposition(labels)
+        # (family, tenant, model) -> {bucket: Exemplar}: the latest sampled trace
+        # that landed in each histogram bucket
+        self.exemplars = {}
         self.spans = []
         self.span_errors = 0
         self.spans_exported = 0
@@ -52,10 +57,13 @@ class Aggregator:
         if config.telemetry.access_log:
             access = AccessLog(config.telemetry.log_format, self.access_stream)
             self.access = access if access.enabled() else None
-        self.builder = SpanBuilder(
-            self.labels, {p.name: p.type for p in config.providers}
-        )
         traces = config.telemetry.traces
+        self.builder = SpanBuilder(
+            self.labels,
+            {p.name: p.type for p in config.providers},
+            service_name=traces.service_name,
+            resource=traces.resource,
+        )
         if getattr(self, '_traces', None) != traces:
             old = getattr(self, 'exporter', None)
             if old is not None:
@@ -86,11 +94,25 @@ class Aggregator:
                     self.spans.append(span)
             if event.kind != ev.REQUEST:
                 continue
+            if event.flags & ev.SAMPLED:
+                self._exemplars(event)
             row = self._row(event)
             if self.ledger is not None:
                 self.ledger.add(row)
             if self.access is not None:
-                self.access.add(row, event.client)
+                self.access.add(row, event)
+
+    def _exemplars(self, event):
+        trace, span = event.trace_id.hex(), event.span_id.hex()
+        ts = (event.start_ns + event.duration_ns) / 1e9
+        for family, ns, bucket in (
+            (ev.F_DURATION, event.duration_ns, ev.duration_bucket),
+            (ev.F_TTFT, event.ttft_ns, ev.ttft_bucket),
+        ):
+            if ns:
+                self.exemplars.setdefault((family, event.tenant, event.model), {})[
+                    bucket(ns)
+                ] = exemplar(trace, span, ns / 1e9, ts)
 
     def _policy(self, payload, want_spans):
         try:
@@ -232,7 +254,7 @@ class Aggregator:
                 [],
                 [([], len(self.ledger.pending))],
             )
-        return self.exposition.render(totals, merged, gauges)
+        return self.exposition.render(totals, merged, gauges, self.exemplars)
 
 
 class LocalTelemetry:
@@ -245,15 +267,17 @@ class LocalTelemetry:
             self.sink,
             labels,
             PriceTable(config.prices, config.providers),
-            Sampler(config.telemetry.traces.sample_ratio),
+            Sampler.of(config.telemetry.traces),
         )
         self.aggregator = Aggregator(config, labels, ledger=ledger)
 
-    def metrics(self):
+    def metrics(self, openmetrics=False):
         self.aggregator.ingest(self.sink.records)
         self.sink.records = []
         self.aggregator.flush()
-        return self.aggregator.render(Totals().add(self.sink.cells()))
+        return unpack(
+            self.aggregator.render(Totals().add(self.sink.cells())), openmetrics
+        )
 
     def checks(self):
         return ()

@@ -9,11 +9,30 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics.exposition import (
+    generate_latest as generate_openmetrics,
+)
+from prometheus_client.samples import Exemplar
 
 from aegisflow.limits.plan import REASONS
 from aegisflow.telemetry import events as ev
 
 CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+OPENMETRICS_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8'
+_SPLIT = 4  # bytes of the Prometheus text's length at the start of a packed page
+
+
+def pack(text, openmetrics):
+    """Both expositions in one page: the Prometheus text, then OpenMetrics."""
+    return len(text).to_bytes(_SPLIT, 'little') + text + openmetrics
+
+
+def unpack(page, openmetrics=False):
+    """One exposition of a packed page."""
+    cut = _SPLIT + int.from_bytes(page[:_SPLIT], 'little')
+    return page[cut:] if openmetrics else page[_SPLIT:cut]
+
+
 _NANO = 1e-9
 
 
@@ -49,12 +68,18 @@ def _counter(name, doc, *labels):
     return CounterMetricFamily(name, doc, labels=list(labels))
 
 
-def _add_histogram(family, labels, values, bounds):
+def _add_histogram(family, labels, values, bounds, exemplars=None):
+    """`exemplars`: {bucket index: Exemplar} (OpenMetrics only shows them)."""
     cumulative, buckets = 0, []
     for i, bound in enumerate(bounds):
         cumulative += values[i]
         buckets.append((repr(bound), cumulative))
     buckets.append(('+Inf', cumulative + values[len(bounds)]))
+    if exemplars:
+        buckets = [
+            (le, n, exemplars[i]) if i in exemplars else (le, n)
+            for i, (le, n) in enumerate(buckets)
+        ]
     family.add_metric(labels, buckets, values[ev.SUM_INDEX] / 1e6)
 
 
@@ -66,6 +91,8 @@ class GatewayCollector:
         self.totals = Totals()
         self.counters = {}  # name -> (doc, value): unlabelled counters
         self.gauges = {}  # name -> (doc, label names, [(label values, value)])
+        # (family, tenant id, model id) -> {bucket index: Exemplar}
+        self.exemplars = {}
 
     def collect(self):
         f = {
@@ -207,9 +234,21 @@ class GatewayCollector:
             if v[5]:
                 f['unpriced'].add_metric([tenant, model], v[5])
         elif family == ev.F_DURATION:
-            _add_histogram(f['duration'], [tenant, model], v, ev.DURATION_BUCKETS)
+            _add_histogram(
+                f['duration'],
+                [tenant, model],
+                v,
+                ev.DURATION_BUCKETS,
+                self.exemplars.get((family, a, b)),
+            )
         elif family == ev.F_TTFT:
-            _add_histogram(f['ttft'], [tenant, model], v, ev.TTFT_BUCKETS)
+            _add_histogram(
+                f['ttft'],
+                [tenant, model],
+                v,
+                ev.TTFT_BUCKETS,
+                self.exemplars.get((family, a, b)),
+            )
         elif family == ev.F_REJECTS:
             reason = REASONS[d - 1] if 0 < d <= len(REASONS) else 'other'
             f['rejects'].add_metric([tenant, model, reason], v[0])
@@ -243,8 +282,15 @@ class Exposition:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
 
-    def render(self, totals, counters=None, gauges=None):
+    def render(self, totals, counters=None, gauges=None, exemplars=None):
+        """Both expositions, packed (`pack`): Prometheus text, and OpenMetrics
+        with the histograms' exemplars (a sampled trace per bucket)."""
         self.collector.totals = totals
         self.collector.counters = counters or {}
         self.collector.gauges = gauges or {}
-        return generate_latest(self.registry)
+        self.collector.exemplars = exemplars or {}
+        return pack(generate_latest(self.registry), generate_openmetrics(self.registry))
+
+
+def exemplar(trace_id, span_id, seconds, ts):
+    return Exemplar({'trace_id': trace_id, 'span_id': span_id}, seconds, ts)

@@ -34,11 +34,20 @@ _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
 
 class SpanBuilder:
-    def __init__(self, labels, provider_types, *, service_name='aegisflow'):
+    def __init__(
+        self, labels, provider_types, *, service_name='aegisflow', resource=()
+    ):
         self.labels = labels
         self.provider_types = dict(provider_types)  # provider name -> type
+        # NOTE: resolved from the config and the OTEL_* variables at config load
+        # (aegisflow.config.otel_env): what is given here wins over the SDK's own
+        # reading of the environment
         self.resource = Resource.create(
-            {'service.name': service_name, 'service.version': aegisflow.__version__}
+            {
+                'service.version': aegisflow.__version__,
+                **dict(resource),
+                'service.name': service_name,
+            }
         )
 
     def _provider(self, ident):

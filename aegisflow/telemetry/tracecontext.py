@@ -45,16 +45,27 @@ def new_request_id():
 
 
 class Sampler:
-    __slots__ = ('bound',)
+    """`ratio` of new traces sampled; `parent_based`: an incoming traceparent's
+    sampled flag decides instead (OpenTelemetry's ParentBased sampler)."""
 
-    def __init__(self, ratio):
+    __slots__ = ('bound', 'parent_based')
+
+    def __init__(self, ratio, parent_based=True):
         self.bound = round(ratio * (1 << 64))
+        self.parent_based = parent_based
+
+    @classmethod
+    def of(cls, traces):
+        """The sampler of a `TracesConfig`."""
+        return cls(traces.sample_ratio, traces.parent_based)
 
     def start(self, header):
         """(trace_id, parent_span_id or zeros, sampled, remote) for a new request."""
         parsed = parse_traceparent(header)
         if parsed is not None:
             trace_id, parent, sampled = parsed
+            if not self.parent_based:
+                sampled = int.from_bytes(trace_id[8:], 'big') < self.bound
             return trace_id, parent, sampled, True
         trace_id = _bits(128).to_bytes(16, 'big')
         sampled = int.from_bytes(trace_id[8:], 'big') < self.bound

@@ -13,6 +13,7 @@ import falcon
 from aegisflow import __version__
 from aegisflow import errors
 from aegisflow.gateway import Gateway
+from aegisflow.logs import bind_request
 from aegisflow.telemetry import events as ev
 from aegisflow.telemetry.tracecontext import new_request_id
 from aegisflow.web import admin
@@ -66,11 +67,18 @@ class RequestTelemetry:
         path = req.path
         if path in _UNCOUNTED or path.startswith('/admin/'):
             ctx.obs = None
+            bind_request(rid)
             return
         route = _ROUTE_OF.get(path)
         if route is None:
             route = ev.ROUTE_IDS['models' if path.startswith('/v1/models') else 'other']
-        ctx.obs = self.recorder.begin(rid, req.get_header('traceparent'), route, client)
+        ctx.obs = obs = self.recorder.begin(
+            rid, req.get_header('traceparent'), route, client
+        )
+        if obs.flags & ev.SAMPLED:
+            bind_request(rid, obs.trace_id.hex(), obs.span_id.hex())
+        else:
+            bind_request(rid)
 
     def process_response(self, req, resp, resource, req_succeeded):
         obs = req.context.get('obs')

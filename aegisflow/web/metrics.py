@@ -1,4 +1,6 @@
-"""``GET /metrics``: the Prometheus exposition, the same whichever worker answers.
+"""``GET /metrics``: the Prometheus exposition, the same whichever worker answers;
+OpenMetrics (histograms with exemplars: the trace of a sampled request per bucket)
+when the scraper's ``Accept`` asks for ``application/openmetrics-text``.
 
 When ``telemetry.metrics_token_env`` is set, the scraper must send that token as
 ``Authorization: Bearer <token>``; metrics name tenants and models.
@@ -9,6 +11,7 @@ import hmac
 from aegisflow.errors import AuthenticationFailed
 from aegisflow.errors import NotFound
 from aegisflow.telemetry.metrics import CONTENT_TYPE
+from aegisflow.telemetry.metrics import OPENMETRICS_TYPE
 
 
 class Metrics:
@@ -29,5 +32,7 @@ class Metrics:
             sent = (req.get_header('Authorization') or '').encode('utf-8', 'replace')
             if not hmac.compare_digest(sent, self.token):
                 raise AuthenticationFailed('Metrics need the metrics bearer token.')
-        resp.data = self.gw.telemetry.metrics()
-        resp.content_type = CONTENT_TYPE
+        # NOTE: Prometheus asks for OpenMetrics (with exemplars) in its Accept
+        openmetrics = 'application/openmetrics-text' in (req.accept or '')
+        resp.data = self.gw.telemetry.metrics(openmetrics)
+        resp.content_type = OPENMETRICS_TYPE if openmetrics else CONTENT_TYPE
