@@ -4,6 +4,7 @@ import pytest
 
 from tests.support import secrets
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_otlp import FakeCollector
 from tests.support.gateway import GatewayProcess
 from tests.support.postgres_server import PostgresServer
 
@@ -46,6 +47,14 @@ def postgres():
     server = PostgresServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope='module')
+def collector():
+    """A fake OTLP/HTTP trace collector for one test module."""
+    c = FakeCollector().start()
+    yield c
+    c.stop()
 
 
 @pytest.fixture(scope='module')

@@ -13,7 +13,6 @@ import socket
 
 import pytest
 
-from tests.support.fake_otlp import FakeCollector
 from tests.support.gateway import wait_until
 
 ADMIN = 'admin-client-addr-1'
@@ -29,13 +28,6 @@ telemetry:
   traces: {{exporter: otlp_http, endpoint: "{endpoint}", sample_ratio: 1.0}}
 """
 BODY = json.dumps({'model': 'mock', 'messages': [{'role': 'user', 'content': 'hi'}]})
-
-
-@pytest.fixture(scope='module')
-def collector():
-    c = FakeCollector().start()
-    yield c
-    c.stop()
 
 
 @pytest.fixture(scope='module')

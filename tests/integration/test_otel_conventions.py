@@ -9,7 +9,6 @@ import re
 import pytest
 import requests
 
-from tests.support.fake_otlp import FakeCollector
 from tests.support.gateway import wait_until
 
 CONFIG = """
@@ -21,13 +20,6 @@ policies:
   input: [{name: hello-words, type: keyword, keywords: [hello], action: warn}]
 telemetry: {flush_interval_ms: 50}
 """
-
-
-@pytest.fixture(scope='module')
-def collector():
-    c = FakeCollector().start()
-    yield c
-    c.stop()
 
 
 @pytest.fixture(scope='module')

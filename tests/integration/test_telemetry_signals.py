@@ -6,7 +6,6 @@ import openai
 import pytest
 import requests
 
-from tests.support.fake_otlp import FakeCollector
 from tests.support.fake_otlp import FakeGrpcCollector
 from tests.support.gateway import wait_until
 from tests.support.metrics import samples
@@ -15,13 +14,6 @@ from tests.support.metrics import total
 
 TRACE = '0af7651916cd43dd8448eb211c80319c'
 PARENT = 'b7ad6b7169203331'
-
-
-@pytest.fixture(scope='module')
-def collector():
-    c = FakeCollector().start()
-    yield c
-    c.stop()
 
 
 @pytest.fixture(scope='module')
