@@ -10,6 +10,7 @@ from aegisflow.telemetry import events as ev
 from aegisflow.telemetry.aggregate import Aggregator
 from aegisflow.telemetry.labels import LabelSpace
 from aegisflow.telemetry.metrics import Totals
+from aegisflow.telemetry.metrics import unpack
 from aegisflow.telemetry.recorder import Attempt
 from aegisflow.telemetry.recorder import LocalSink
 from aegisflow.telemetry.recorder import Recorder
@@ -74,7 +75,7 @@ def test_recorder_counts_once_and_prices_exactly():
     rec.finish(obs, 500)  # a second finish must not count again
     agg = Aggregator(CONFIG, labels)
     agg.ingest(rec.sink.records)
-    text = agg.render(Totals().add(rec.sink.cells())).decode()
+    text = unpack(agg.render(Totals().add(rec.sink.cells()))).decode()
     assert total(text, 'aegisflow_requests_total', status='200', tenant='acme') == 1
     assert total(text, 'aegisflow_requests_total') == 1
     assert total(text, 'aegisflow_tokens_total', direction='cached') == 4
@@ -137,7 +138,9 @@ def test_cells_table_full_keeps_totals_exact():
     rec, labels = recorder(TinySink())
     for status in (200, 201, 202, 203, 204, 205, 206):
         _observed(rec, labels, status=status)
-    text = Aggregator(CONFIG, labels).render(Totals().add(rec.sink.cells())).decode()
+    text = unpack(
+        Aggregator(CONFIG, labels).render(Totals().add(rec.sink.cells()))
+    ).decode()
     assert total(text, 'aegisflow_requests_total') == 7
     assert total(text, 'aegisflow_requests_total', tenant='other') > 0
 
@@ -292,7 +295,7 @@ tenants: [{id: acme, keys: [{key: k, name: ci}]}]
     assert (event.cached, event.cache_write) == (30, 10)
     agg = Aggregator(CONFIG, labels)
     agg.ingest(rec.sink.records)
-    text = agg.render(Totals().add(rec.sink.cells())).decode()
+    text = unpack(agg.render(Totals().add(rec.sink.cells()))).decode()
     assert total(text, 'aegisflow_tokens_total', direction='cache_write') == 10
     assert total(text, 'aegisflow_tokens_total', direction='cached') == 30
 
