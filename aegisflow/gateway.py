@@ -7,8 +7,8 @@ from aegisflow.limits.local import LocalStore
 from aegisflow.policy import PolicyEngine
 from aegisflow.pricing import PriceTable
 from aegisflow.providers import build_providers
-from aegisflow.routing import Router
-from aegisflow.targets import TargetState
+from aegisflow.routing.router import Router
+from aegisflow.routing.targets import TargetState
 from aegisflow.telemetry.aggregate import LocalTelemetry
 from aegisflow.telemetry.labels import LabelSpace
 from aegisflow.usage.keystore import Generation

@@ -21,13 +21,12 @@ import os
 import threading
 import time
 
-from aegisflow.globs import is_glob
 from aegisflow.limits.engine import EVICT_IDLE_NS
 from aegisflow.limits.plan import Planner
-from aegisflow.resilience import CLOSED
-from aegisflow.resilience import HALF_OPEN
-from aegisflow.resilience import OPEN
-from aegisflow.targets import breaker_key
+from aegisflow.routing.resilience import CLOSED
+from aegisflow.routing.resilience import shown_state
+from aegisflow.routing.router import configured_targets
+from aegisflow.routing.targets import breaker_key
 from aegisflow.telemetry import events as ev
 from aegisflow.telemetry.aggregate import Aggregator
 from aegisflow.telemetry.labels import LabelSpace
@@ -306,18 +305,15 @@ class MasterRuntime:
         }
 
     def _breakers(self):
-        samples = []
-        for provider in self.config.providers:
-            scopes = [m for m in provider.models if not is_glob(m)]
-            if any(is_glob(m) for m in provider.models):
-                scopes.append('*')
-            for scope in scopes:
-                name = f'{provider.name}/{scope}'
-                values = self.table.peek(*breaker_key(name))
-                state = values[0] if values else CLOSED
-                if state == OPEN and values[1] <= time.monotonic_ns():
-                    state = HALF_OPEN  # NOTE: due for a probe: the next call moves it
-                samples.append(([name], state))
+        samples, now = [], time.monotonic_ns()
+        # NOTE: the same list the request path keys breakers by, and the admin API
+        for provider, scope in configured_targets(self.config):
+            name = f'{provider}/{scope}'
+            values = self.table.peek(*breaker_key(name))
+            if values is None:
+                samples.append(([name], CLOSED))
+                continue
+            samples.append(([name], shown_state(values[0], values[1], now)))
         return {
             'aegisflow_circuit_state': (
                 'Circuit breaker per target: 0 closed, 1 open, 2 half-open.',

@@ -8,8 +8,8 @@ only ever held as SHA-256 digests.
 from dataclasses import dataclass
 from dataclasses import field
 
-from aegisflow.resilience import BreakerPolicy
-from aegisflow.resilience import RetryPolicy
+from aegisflow.routing.resilience import BreakerPolicy
+from aegisflow.routing.resilience import RetryPolicy
 
 PROVIDER_TYPES = ('mock', 'openai', 'openai_compatible', 'anthropic', 'ollama')
 PROXY_PROTOCOLS = ('off', 'v1', 'v2', 'auto')

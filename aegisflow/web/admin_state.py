@@ -11,11 +11,10 @@ from aegisflow.errors import NotFound
 from aegisflow.limits import gcra
 from aegisflow.limits.plan import PARALLEL
 from aegisflow.limits.plan import SPEND
-from aegisflow.resilience import CLOSED
-from aegisflow.resilience import HALF_OPEN
-from aegisflow.resilience import OPEN
-from aegisflow.resilience import STATE_NAMES
-from aegisflow.targets import Target
+from aegisflow.routing.resilience import CLOSED
+from aegisflow.routing.resilience import OPEN
+from aegisflow.routing.resilience import STATE_NAMES
+from aegisflow.routing.resilience import shown_state
 from aegisflow.web.admin_keys import audit
 from aegisflow.web.admin_resource import AdminResource
 from aegisflow.web.body import read_json
@@ -118,31 +117,15 @@ class AdminTenants(AdminResource):
         resp.data = orjson.dumps(self._tenant(tenant, True))
 
 
-def _targets(gw):
-    """Every configured target whose breaker can hold state: provider/model, or
-    provider/* for the models a glob lets through."""
-    out = {}
-    for provider in gw.providers.values():
-        models = [m for m in provider.config.models if not any(c in m for c in '*?[')]
-        for model in models:
-            t = Target(provider, model, scope=model)
-            out[t.name] = t
-        if len(models) < len(provider.config.models):
-            t = Target(provider, '*', scope='*')
-            out[t.name] = t
-    return out
-
-
 class AdminBreakers(AdminResource):
     __slots__ = ()
 
     def on_get(self, req, resp):
         self.auth.check(req)
         out = []
-        for name, target in sorted(_targets(self.gw).items()):
+        for name, target in sorted(self.gw.router.targets().items()):
             state, until, latency, now = self.gw.targets.snapshot(target)
-            if state == OPEN and until <= now:
-                state = HALF_OPEN  # due for a probe
+            state = shown_state(state, until, now)
             out.append(
                 {
                     'target': name,
@@ -161,7 +144,7 @@ class AdminBreakers(AdminResource):
         self.auth.check(req)
         body = read_json(req, 4096, self.gw.config.server.body_timeout_s)
         name, action = body.get('target'), body.get('action')
-        target = _targets(self.gw).get(name) if isinstance(name, str) else None
+        target = self.gw.router.targets().get(name) if isinstance(name, str) else None
         if target is None:
             raise NotFound(
                 f"No target '{str(name)[:100]}'; GET /admin/v1/breakers lists them.",

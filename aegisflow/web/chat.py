@@ -29,11 +29,11 @@ from aegisflow.policy.engine import StreamGuard
 from aegisflow.policy.engine import blocked_message
 from aegisflow.policy.engine import check_request
 from aegisflow.policy.engine import check_response
+from aegisflow.routing.dispatch import Dispatcher
 from aegisflow.telemetry import events as ev
 from aegisflow.tokens import count_tokens
 from aegisflow.tokens import prompt_tokens
 from aegisflow.web.body import read_json
-from aegisflow.web.dispatch import Dispatcher
 from aegisflow.web.headers import header_value
 
 log = logging.getLogger('aegisflow.chat')

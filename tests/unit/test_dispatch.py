@@ -15,14 +15,14 @@ from aegisflow.errors import ServiceUnavailable
 from aegisflow.errors import UpstreamFailed
 from aegisflow.limits.local import LocalStore
 from aegisflow.providers.base import upstream_error
-from aegisflow.resilience import CLOSED
-from aegisflow.resilience import HALF_OPEN
-from aegisflow.resilience import OPEN
-from aegisflow.resilience import BreakerPolicy
-from aegisflow.resilience import RetryPolicy
-from aegisflow.targets import Target
-from aegisflow.targets import TargetState
-from aegisflow.web.dispatch import Dispatcher
+from aegisflow.routing.dispatch import Dispatcher
+from aegisflow.routing.resilience import CLOSED
+from aegisflow.routing.resilience import HALF_OPEN
+from aegisflow.routing.resilience import OPEN
+from aegisflow.routing.resilience import BreakerPolicy
+from aegisflow.routing.resilience import RetryPolicy
+from aegisflow.routing.targets import Target
+from aegisflow.routing.targets import TargetState
 
 S = 1_000_000_000
 

@@ -2,13 +2,13 @@
 
 import pytest
 
-from aegisflow.resilience import CLOSED
-from aegisflow.resilience import HALF_OPEN
-from aegisflow.resilience import OPEN
-from aegisflow.resilience import BreakerPolicy
-from aegisflow.resilience import RetryPolicy
-from aegisflow.resilience import allow
-from aegisflow.resilience import record
+from aegisflow.routing.resilience import CLOSED
+from aegisflow.routing.resilience import HALF_OPEN
+from aegisflow.routing.resilience import OPEN
+from aegisflow.routing.resilience import BreakerPolicy
+from aegisflow.routing.resilience import RetryPolicy
+from aegisflow.routing.resilience import allow
+from aegisflow.routing.resilience import record
 
 S = 1_000_000_000
 

@@ -3,7 +3,7 @@ import pytest
 from aegisflow.config import parse_config
 from aegisflow.errors import NotFound
 from aegisflow.providers import build_providers
-from aegisflow.routing import Router
+from aegisflow.routing.router import Router
 
 CONFIG = """
 providers:

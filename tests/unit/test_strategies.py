@@ -8,11 +8,11 @@ from aegisflow.limits.engine import StoreUnavailable
 from aegisflow.limits.local import LocalStore
 from aegisflow.pricing import PriceTable
 from aegisflow.providers import build_providers
-from aegisflow.resilience import CLOSED
-from aegisflow.resilience import BreakerPolicy
-from aegisflow.routing import Router
-from aegisflow.targets import FLUSH_NS
-from aegisflow.targets import TargetState
+from aegisflow.routing.resilience import CLOSED
+from aegisflow.routing.resilience import BreakerPolicy
+from aegisflow.routing.router import Router
+from aegisflow.routing.targets import FLUSH_NS
+from aegisflow.routing.targets import TargetState
 
 CONFIG = """
 providers:

@@ -67,6 +67,12 @@ def _split(counts):
     return counts >> 42, (counts >> 21) & _MASK, counts & _MASK
 
 
+def shown_state(state, until_ns, now_ns):
+    """The state to report: an OPEN breaker whose open time is over shows as
+    HALF_OPEN (the next call moves it there)."""
+    return HALF_OPEN if state == OPEN and until_ns <= now_ns else state
+
+
 def allow(policy, words, base, now):
     """May a request go to this target now? Moves OPEN to HALF_OPEN when due.
 

@@ -4,7 +4,7 @@ latency, and each route's round-robin position.
 Kept in the same store of counter entries as the limits (the shared-memory keyed
 table on one host), one pinned entry per counter:
 
-    breaker:<target>   the breaker words of `aegisflow.resilience`
+    breaker:<target>   the breaker words of `aegisflow.routing.resilience`
     probe:<target>     word 1: half-open probes in flight (given back by the master
                        if the worker holding one dies, like a parallel slot);
                        word 2: when the latest probe slot was taken, ns
@@ -46,12 +46,12 @@ import time
 
 from aegisflow.limits.engine import PINNED
 from aegisflow.limits.engine import StoreUnavailable
-from aegisflow.resilience import CLOSED
-from aegisflow.resilience import OPEN
-from aegisflow.resilience import allow
-from aegisflow.resilience import record
+from aegisflow.routing.resilience import CLOSED
+from aegisflow.routing.resilience import OPEN
+from aegisflow.routing.resilience import allow
+from aegisflow.routing.resilience import record
 
-log = logging.getLogger('aegisflow.targets')
+log = logging.getLogger('aegisflow.routing.targets')
 
 PROBE_RELEASE_TRIES = 8
 FLUSH_NS = 50_000_000

@@ -6,16 +6,23 @@ model when it names an explicit upstream ``model``, or when its provider lists t
 model (names or globs). The result is cached per model name, in a bounded cache, so
 the hot path does one dict lookup.
 
-Only the ``priority`` strategy exists so far: targets are tried in the order given.
+The route's strategy (`aegisflow.routing.strategies`) orders the targets per request.
+
+A target's shared state (breaker, probes, latency) is keyed ``provider/scope``: the
+scope is the upstream model when the config names that model anywhere (a provider's
+literal model, a target's explicit model, an alias's value), else ``*``, one state
+for every name a glob lets through, so no client-chosen name adds state.
+`configured_targets` lists every such key a request can use, from the config alone;
+the admin API and the metrics list exactly those.
 """
 
 from dataclasses import dataclass
 
-from aegisflow import strategies
 from aegisflow.errors import NotFound
 from aegisflow.globs import GlobSet
 from aegisflow.globs import is_glob
-from aegisflow.targets import Target
+from aegisflow.routing import strategies
+from aegisflow.routing.targets import Target
 
 _CACHE_LIMIT = 4096
 
@@ -26,7 +33,7 @@ class Resolution:
     model: str  # after alias resolution: the model name the gateway reports
     targets: tuple  # ((provider, upstream_model), ...) as configured
     plan: tuple = ()  # the same as `Target`s, with their shared-state keys
-    strategy: object = None  # orders `plan` per request (aegisflow.strategies)
+    strategy: object = None  # orders `plan` per request (aegisflow.routing.strategies)
 
 
 class Router:
@@ -39,6 +46,7 @@ class Router:
         '_prices',
         '_weights',
         '_known',
+        '_configured',
     )
 
     def __init__(self, config, providers, *, state=None, prices=None):
@@ -55,15 +63,14 @@ class Router:
             )
             for i, r in enumerate(config.routes)
         )
-        self._known = {m for p in config.providers for m in p.models if not is_glob(m)}
-        self._known |= {t.model for r in config.routes for t in r.targets if t.model}
-        self._known |= set(config.aliases.values())
+        self._known = known_models(config)
         self._weights = {
             (i, t.provider, t.model): t.weight
             for i, r in enumerate(config.routes)
             for t in r.targets
         }
         self._cache = {}
+        self._configured = configured_targets(config)
 
     def resolve(self, requested):
         hit = self._cache.get(requested)
@@ -108,6 +115,14 @@ class Router:
     def _scope(self, model):
         return model if model in self._known else '*'
 
+    def targets(self):
+        """{name: Target} of every target a request can use (`configured_targets`)."""
+        out = {}
+        for provider, scope in self._configured:
+            target = Target(self._providers[provider], scope, scope=scope)
+            out[target.name] = target
+        return out
+
     def catalogue(self):
         """Every concrete model name and alias a client could ask for: (id, owner)."""
         out = {}
@@ -134,6 +149,44 @@ class Router:
         except NotFound:
             return
         out[name] = (resolution.model, resolution.targets[0][0].name)
+
+
+def known_models(config):
+    """Every model name the config spells out: a provider's literal models, the
+    explicit models of route targets, the values of aliases."""
+    known = {m for p in config.providers for m in p.models if not is_glob(m)}
+    known |= {t.model for r in config.routes for t in r.targets if t.model}
+    return known | set(config.aliases.values())
+
+
+def configured_targets(config):
+    """[(provider name, scope)] of every target state a request can key, sorted:
+    what `Router.resolve` can build for any model name (see the module's words)."""
+    known = known_models(config)
+    serves = {p.name: GlobSet(p.models) for p in config.providers}
+    globbed = {p.name for p in config.providers if any(is_glob(m) for m in p.models)}
+    out = set()
+    for route in config.routes:
+        match = GlobSet([route.match])
+        literal = not is_glob(route.match)
+        for target in route.targets:
+            if target.model:
+                out.add((target.provider, target.model))
+                continue
+            serve = serves[target.provider]
+            out.update(
+                (target.provider, name) for name in known if match(name) and serve(name)
+            )
+            # names the config does not spell out share one state: a route literal
+            # named nowhere else, or whatever a glob route and a glob provider let by
+            unknown = (
+                route.match not in known and serve(route.match)
+                if literal
+                else target.provider in globbed
+            )
+            if unknown:
+                out.add((target.provider, '*'))
+    return sorted(out)
 
 
 def _clip(text, limit=100):
