@@ -74,23 +74,6 @@ class Gateway:
         )
         self.catalogue = self.router.catalogue()
 
-    def finish(self, obs, status, flags=0):
-        """The request is over: settle its limits, then count it (once)."""
-        if obs.done:
-            return
-        if obs.limits is not None:
-            self.limiter.settle(
-                obs.limits,
-                obs.priced_model,
-                obs.provider_name,
-                obs.prompt,
-                obs.completion,
-                obs.cached,
-                obs.cache_write,
-            )
-            obs.limits = None
-        self.recorder.finish(obs, status, flags=flags)
-
     def close(self):
         for provider in self.providers.values():
             provider.close()

@@ -29,7 +29,7 @@ from aegisflow.errors import UpstreamFailed
 from aegisflow.providers.http import HttpProvider
 from aegisflow.providers.shape import chunk_problem
 from aegisflow.providers.shape import completion_problem
-from aegisflow.providers.shape import count
+from aegisflow.wire.common import count
 
 
 def _content(content, param):

@@ -9,21 +9,10 @@ gateway relies on, else a short description of the first thing that is off (no
 upstream text: it goes into the client's error message).
 """
 
+from aegisflow.wire.common import is_count as _count
+
 _TEXT = (str, type(None))
 _DETAILS = ('prompt_tokens_details', 'completion_tokens_details')
-
-
-def _count(value):
-    """A token count or an index: a non-negative integer, or absent."""
-    return value is None or (
-        isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    )
-
-
-def count(value):
-    """An upstream's token count as the gateway uses it: a count of another type
-    (a string, a float, a negative number) is no count, never an error."""
-    return value if _count(value) and value is not None else 0
 
 
 def _usage_problem(usage):

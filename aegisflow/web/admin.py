@@ -51,7 +51,7 @@ class AdminAuth:
                 'The admin API is not enabled (set server.admin_key_env).',
                 code='unknown_url',
             )
-        self.guard.authenticate(req.context.client, self._check, req)
+        self.guard.authenticate(req.context.request.client, self._check, req)
 
     def _check(self, req):
         try:

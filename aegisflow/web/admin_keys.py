@@ -37,7 +37,7 @@ def audit(gw, req, action, **fields):
         'admin',
         action,
         request_id=req.context.request_id,
-        source=req.context.client,
+        source=req.context.request.client,
         **fields,
     )
 

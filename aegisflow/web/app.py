@@ -14,6 +14,7 @@ from aegisflow import __version__
 from aegisflow import errors
 from aegisflow.gateway import Gateway
 from aegisflow.logs import bind_request
+from aegisflow.pipeline import Pipeline
 from aegisflow.telemetry import events as ev
 from aegisflow.telemetry.tracecontext import new_request_id
 from aegisflow.web import admin
@@ -44,16 +45,17 @@ _UNCOUNTED = frozenset(('/healthz', '/readyz', '/metrics', '/openapi.json'))
 
 
 class RequestTelemetry:
-    """Every response carries ``X-Request-ID`` (a sane client one is echoed); every
-    request except health, readiness and metrics is observed and counted once. The
-    client's address (`aegisflow.web.client`) is resolved once, here, as
-    ``req.context.client``."""
+    """Every response carries ``X-Request-ID`` (a sane client one is echoed). Each
+    request gets the pipeline's `RequestContext` as ``req.context.request``, with
+    the client's address (`aegisflow.web.client`) resolved once; every request
+    except health, readiness, metrics, the API description and the admin API is
+    counted, once, by the pipeline's `finish`: here for the requests no stream
+    is left to finish."""
 
-    __slots__ = ('recorder', 'finish', 'client')
+    __slots__ = ('pipeline', 'client')
 
-    def __init__(self, recorder, finish, client):
-        self.recorder = recorder
-        self.finish = finish
+    def __init__(self, pipeline, client):
+        self.pipeline = pipeline
         self.client = client
 
     def process_request(self, req, resp):
@@ -62,29 +64,30 @@ class RequestTelemetry:
             rid = new_request_id()
         ctx = req.context
         ctx.request_id = rid
-        ctx.client = client = self.client(req)
+        client = self.client(req)
         resp.set_header('X-Request-ID', rid)
         path = req.path
         if path in _UNCOUNTED or path.startswith('/admin/'):
-            ctx.obs = None
+            ctx.request = self.pipeline.begin(rid, None, 0, client, counted=False)
             bind_request(rid)
             return
         route = _ROUTE_OF.get(path)
         if route is None:
             route = ev.ROUTE_IDS['models' if path.startswith('/v1/models') else 'other']
-        ctx.obs = obs = self.recorder.begin(
+        ctx.request = request = self.pipeline.begin(
             rid, req.get_header('traceparent'), route, client
         )
+        obs = request.obs
         if obs.flags & ev.SAMPLED:
             bind_request(rid, obs.trace_id.hex(), obs.span_id.hex())
         else:
             bind_request(rid)
 
     def process_response(self, req, resp, resource, req_succeeded):
-        obs = req.context.get('obs')
-        # NOTE: a stream is counted by its generator when it ends, not here.
-        if obs is not None and not obs.done and not req.context.get('streaming'):
-            self.finish(obs, resp.status_code)
+        request = req.context.get('request')
+        # NOTE: a stream finishes its request when it ends, not here
+        if request is not None and not request.streaming:
+            self.pipeline.finish(request, resp.status_code)
 
 
 def _render(req, resp, err):
@@ -135,17 +138,17 @@ def _on_unexpected(req, resp, ex, params):
 
 def create_app(config, *, concurrency=1, gateway=None):
     gw = gateway or Gateway(config, concurrency=concurrency)
-    telemetry = RequestTelemetry(
-        gw.recorder, gw.finish, ClientAddress(config.server.trusted_proxies)
-    )
+    pipeline = Pipeline(gw)
+    telemetry = RequestTelemetry(pipeline, ClientAddress(config.server.trusted_proxies))
     app = falcon.App(middleware=[telemetry], cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.default_media_type = 'application/json'
-    app.add_route('/v1/chat/completions', ChatCompletions(gw))
-    app.add_route('/v1/messages', Messages(gw))
-    app.add_route('/v1/embeddings', Embeddings(gw))
-    app.add_route('/v1/models', Models(gw))
-    app.add_route('/v1/models/{model_id:path}', ModelItem(gw))
+    server = config.server
+    app.add_route('/v1/chat/completions', ChatCompletions(pipeline, server))
+    app.add_route('/v1/messages', Messages(pipeline, server))
+    app.add_route('/v1/embeddings', Embeddings(pipeline, server))
+    app.add_route('/v1/models', Models(gw, pipeline))
+    app.add_route('/v1/models/{model_id:path}', ModelItem(gw, pipeline))
     admin.add_routes(app, gw)
     app.add_route('/healthz', Health())
     app.add_route('/readyz', Ready(gw, gw.telemetry.checks()))

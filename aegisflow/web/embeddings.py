@@ -10,13 +10,9 @@ Token-array input goes only to OpenAI-style providers, which take it as it is.
 import orjson
 
 from aegisflow.errors import InvalidRequest
-from aegisflow.policy.engine import Redactor
-from aegisflow.policy.engine import check_embeddings
 from aegisflow.web.body import read_json
-from aegisflow.web.chat import ChatCompletions
-from aegisflow.web.chat import check_model
-from aegisflow.web.chat import record_decision
-from aegisflow.web.headers import header_value
+from aegisflow.web.chat import apply_headers
+from aegisflow.web.chat import authenticate
 
 _MAX_INPUTS = 2048
 
@@ -116,64 +112,21 @@ class EmbeddingsRequest:
         self.reserve_completion = 0
 
 
-class Embeddings(ChatCompletions):
-    __slots__ = ()
+class Embeddings:
+    __slots__ = ('pipeline', 'limit', 'body_timeout')
+
+    def __init__(self, pipeline, server):
+        self.pipeline = pipeline
+        self.limit = server.max_body_bytes
+        self.body_timeout = server.body_timeout_s
 
     def on_post(self, req, resp):
-        obs = req.context.obs
-        principal = self.authenticate(req, obs)
-        request = EmbeddingsRequest(read_json(req, self.limit, self.body_timeout))
-        labels = self.gw.labels
-        obs.requested_model = request.model
-        resolution = self.gw.router.resolve(request.model)
-        obs.model = labels.models.id(resolution.model)
-        check_model(principal, resolution)
-        plan = [
-            t
-            for t in resolution.plan
-            if t.provider.embeddings
-            and (
-                not request.token_ids
-                or t.provider.type in ('openai', 'openai_compatible')
-            )
-        ]
-        if not plan:
-            raise InvalidRequest(
-                f"No provider of the model '{request.model[:100]}' offers embeddings"
-                f'{" for token-id input" if request.token_ids else ""}.',
-                param='model',
-                code='embeddings_not_supported',
-            )
-        first = plan[0]
-        self.admit_first(
-            req,
-            resp,
-            obs,
-            principal,
-            resolution.model,
-            first.provider,
-            first.model,
-            request,
-        )
-        if self.policies.any and request.texts:
-            inputs, _ = self.policies.for_tenant(principal.tenant_id)
-            if inputs:
-                decision = check_embeddings(request, inputs, Redactor())
-                record_decision(resp, obs, decision, 'input')
-        target, result = self.dispatcher.run(
-            obs,
-            request,
-            resolution,
-            plan=plan,
-            call=lambda t: t.provider.embed(request, t.model),
-        )
-        obs.provider = labels.providers.id(target.provider.name)
-        obs.priced_model, obs.provider_name = target.model, target.provider.name
-        resp.set_header('X-AegisFlow-Provider', target.provider.name)
-        resp.set_header('X-AegisFlow-Model', header_value(target.model))
-        resp.set_header('X-AegisFlow-Attempts', str(len(obs.attempts)))
-        obs.response_model = obs.attempts[-1].response_model = str(
-            result.get('model') or target.model
-        )
-        obs.usage(result.get('usage'))
+        ctx = req.context.request
+        ctx.user = req.get_header('X-AegisFlow-User') or None
+        try:
+            authenticate(self.pipeline, req)
+            request = EmbeddingsRequest(read_json(req, self.limit, self.body_timeout))
+            result = self.pipeline.embeddings(ctx, request)
+        finally:
+            apply_headers(resp, ctx)
         resp.data = orjson.dumps(result)

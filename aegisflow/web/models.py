@@ -5,8 +5,8 @@ import time
 import orjson
 
 from aegisflow.errors import NotFound
-from aegisflow.web.chat import authorize
-from aegisflow.web.chat import check_model
+from aegisflow.pipeline import check_model
+from aegisflow.web.chat import authenticate
 
 
 def _entry(model_id, owner, created):
@@ -14,14 +14,15 @@ def _entry(model_id, owner, created):
 
 
 class Models:
-    __slots__ = ('gw', 'created')
+    __slots__ = ('gw', 'pipeline', 'created')
 
-    def __init__(self, gw):
+    def __init__(self, gw, pipeline):
         self.gw = gw
+        self.pipeline = pipeline
         self.created = int(time.time())
 
     def on_get(self, req, resp):
-        principal = authorize(self.gw, req)
+        principal = authenticate(self.pipeline, req)
         data = [
             _entry(model_id, owner, self.created)
             for model_id, (resolved, owner) in self.gw.catalogue
@@ -31,14 +32,15 @@ class Models:
 
 
 class ModelItem:
-    __slots__ = ('gw', 'created')
+    __slots__ = ('gw', 'pipeline', 'created')
 
-    def __init__(self, gw):
+    def __init__(self, gw, pipeline):
         self.gw = gw
+        self.pipeline = pipeline
         self.created = int(time.time())
 
     def on_get(self, req, resp, model_id):
-        principal = authorize(self.gw, req)
+        principal = authenticate(self.pipeline, req)
         resolution = self.gw.router.resolve(model_id)
         try:
             check_model(principal, resolution)

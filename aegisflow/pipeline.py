@@ -1,0 +1,417 @@
+"""The one owner of a request (DESIGN section 2), whatever wire format it came in.
+
+    authenticate -> resolve and check the model -> admit (limits, reservation,
+    budget) -> input policies -> dispatch (strategy, breakers, retries, fallback)
+    -> output policies (stream-aware) -> settle (limits, usage, telemetry)
+
+The web codecs (`aegisflow.web`) parse a wire format into a request, hand it to a
+`Pipeline` method, and render what comes back (a complete answer, a stream of
+chunks, or the `ApiError` raised) in the same format. The pipeline knows nothing of
+HTTP: the response headers it decides (which provider and model served, attempts,
+rate-limit and warning headers) are collected in the `RequestContext` for the codec.
+
+`Pipeline.finish` is the one place a request ends: the pipeline calls it when a
+complete answer is ready and when a stream ends (completed, failed, or abandoned by
+the client); the request middleware calls it, through the same method, for the
+requests no stream is left to finish (refusals, errors, routes outside the
+pipeline). It settles the limits and counts the request once.
+
+A stream (`Stream`) yields chat chunks, ended by `END` or by the `ApiError` that
+cut it after its first byte; the codec encodes each item in its wire format, and
+closes the stream when the response is done, read to the end or not.
+"""
+
+import logging
+import time
+from functools import partial
+from itertools import chain
+
+from aegisflow.errors import ApiError
+from aegisflow.errors import InsufficientQuota
+from aegisflow.errors import InternalError
+from aegisflow.errors import InvalidRequest
+from aegisflow.errors import PermissionDenied
+from aegisflow.errors import RateLimited
+from aegisflow.errors import ServiceUnavailable
+from aegisflow.limits.engine import reset_label
+from aegisflow.limits.plan import REASONS
+from aegisflow.limits.plan import SPEND
+from aegisflow.policy.engine import PolicyViolation
+from aegisflow.policy.engine import Redactor
+from aegisflow.policy.engine import StreamGuard
+from aegisflow.policy.engine import blocked_message
+from aegisflow.policy.engine import check_embeddings
+from aegisflow.policy.engine import check_request
+from aegisflow.policy.engine import check_response
+from aegisflow.routing.dispatch import Dispatcher
+from aegisflow.telemetry import events as ev
+from aegisflow.tokens import count_tokens
+from aegisflow.tokens import prompt_tokens
+
+log = logging.getLogger('aegisflow.chat')
+
+END = object()  # the last item of a stream that ended as it should
+
+
+class RequestContext:
+    """One request as the pipeline holds it: its telemetry record (`obs`, None for
+    requests that are not counted), the client's address, the authenticated
+    principal, the end user named by the client (for per-user limits), the admitted
+    limits (settled at the end), the response headers decided so far (raw values:
+    the codec encodes them), and whether a stream owns the end of the request."""
+
+    __slots__ = ('obs', 'client', 'user', 'principal', 'limits', 'headers', 'streaming')
+
+    def __init__(self, obs, client, user=None):
+        self.obs = obs
+        self.client = client
+        self.user = user
+        self.principal = None
+        self.limits = None
+        self.headers = {}
+        self.streaming = False
+
+
+class Stream:
+    """A pipeline stream: iterate it once, and close it whether or not it was
+    iterated. NOTE: a generator closed before its first item never runs its
+    ``finally``; a stream closed unread (the client went away before the first
+    byte was written) is finished here instead, as abandoned by the client."""
+
+    __slots__ = ('_items', '_unread')
+
+    def __init__(self, items, unread):
+        self._items = items
+        self._unread = unread
+
+    def __iter__(self):
+        self._unread = None
+        return self._items
+
+    def close(self):
+        unread, self._unread = self._unread, None
+        if unread is not None:
+            unread()
+        self._items.close()
+
+
+def check_model(principal, resolution):
+    if not principal.may_use(resolution.requested, resolution.model):
+        raise PermissionDenied(
+            f"Your API key may not use the model '{resolution.requested[:100]}'.",
+            param='model',
+            code='model_not_allowed',
+        )
+
+
+class Pipeline:
+    __slots__ = ('gw', 'labels', 'limiter', 'policies', 'dispatcher', 'recorder')
+
+    def __init__(self, gw):
+        self.gw = gw
+        self.labels = gw.labels
+        self.limiter = gw.limiter
+        self.policies = gw.policies
+        self.dispatcher = Dispatcher(gw)
+        self.recorder = gw.recorder
+
+    # -- the ends of a request ------------------------------------------------------
+
+    def begin(self, request_id, traceparent, route, client, *, counted=True):
+        obs = (
+            self.recorder.begin(request_id, traceparent, route, client)
+            if counted
+            else None
+        )
+        return RequestContext(obs, client)
+
+    def finish(self, ctx, status, flags=0):
+        """The request is over: settle its limits, then count it (once). A request
+        whose stream owns its end is left to the stream."""
+        obs = ctx.obs
+        if obs is None or obs.done:
+            return
+        if ctx.limits is not None:
+            self.limiter.settle(
+                ctx.limits,
+                obs.priced_model,
+                obs.provider_name,
+                obs.prompt,
+                obs.completion,
+                obs.cached,
+                obs.cache_write,
+            )
+            ctx.limits = None
+        self.recorder.finish(obs, status, flags=flags)
+
+    # -- stages ---------------------------------------------------------------------
+
+    def authenticate(self, ctx, authorization, api_key):
+        gw = self.gw
+        principal = gw.auth_guard.authenticate(
+            ctx.client, gw.keys.authenticate, authorization, api_key
+        )
+        ctx.principal = principal
+        obs = ctx.obs
+        if obs is not None:
+            obs.tenant = self.labels.tenants.id(principal.tenant_id)
+            obs.key = self.labels.keys.id(f'{principal.tenant_id}/{principal.key_name}')
+        return principal
+
+    def _resolve(self, ctx, model):
+        obs, labels = ctx.obs, self.labels
+        obs.requested_model = model
+        obs.model = labels.models.id(model)
+        resolution = self.gw.router.resolve(model)
+        obs.model = labels.models.id(resolution.model)
+        check_model(ctx.principal, resolution)
+        return resolution
+
+    def _admit(self, ctx, canonical, provider, model, request, user):
+        """Price the request on its first target and admit it against the limits
+        (a refusal raises)."""
+        obs = ctx.obs
+        obs.provider = self.labels.providers.id(provider.name)
+        obs.priced_model, obs.provider_name = model, provider.name
+        if not self.limiter.enabled:
+            return
+        principal = ctx.principal
+        decision, obs.reserved = self.limiter.admit(
+            principal.tenant_id,
+            principal.key_name,
+            canonical,
+            provider.name,
+            request,
+            user if isinstance(user, str) else None,
+        )
+        if decision is None:
+            return
+        if decision.degraded:
+            obs.flags |= ev.DEGRADED
+        headers = ctx.headers
+        if self.limiter.headers:
+            for kind, (limit, remaining, reset_ns) in decision.headers.items():
+                headers[f'x-ratelimit-limit-{kind}'] = str(limit)
+                headers[f'x-ratelimit-remaining-{kind}'] = str(remaining)
+                headers[f'x-ratelimit-reset-{kind}'] = reset_label(reset_ns)
+        if decision.warnings:
+            headers['X-AegisFlow-Budget-Warning'] = '; '.join(decision.warnings)
+        if decision.admitted:
+            ctx.limits = decision
+            return
+        raise self._refusal(ctx, decision)
+
+    def _refusal(self, ctx, decision):
+        obs = ctx.obs
+        obs.reserved = 0
+        refused = decision.refused
+        retry = decision.retry_after_s
+        headers = {'Retry-After': str(retry), 'retry-after-ms': str(retry * 1000)}
+        if refused is None:
+            obs.reject = REASONS.index('unavailable') + 1
+            return ServiceUnavailable(
+                decision.message, code='limits_unavailable', headers=headers
+            )
+        obs.reject = REASONS.index(refused.kind) + 1
+        if refused.kind == SPEND:
+            return InsufficientQuota(decision.message, headers=headers)
+        if refused.rate is not None and self.limiter.headers:
+            kind = refused.kind
+            headers[f'x-ratelimit-limit-{kind}'] = str(refused.rate.rate)
+            headers[f'x-ratelimit-remaining-{kind}'] = '0'
+            headers[f'x-ratelimit-reset-{kind}'] = reset_label(retry * 1_000_000_000)
+        err = RateLimited(decision.message, headers=headers)
+        err.type = refused.kind  # NOTE: OpenAI's own types: "requests", "tokens"
+        return err
+
+    def _decided(self, ctx, decision, phase):
+        """Count and log a phase's policy decisions; warn in a header; raise on
+        block."""
+        if not decision.hits:
+            return
+        obs = ctx.obs
+        hits = obs.policy_hits
+        if hits is None:
+            hits = obs.policy_hits = []
+        hits.extend(decision.hits)
+        for hit in decision.hits:
+            _log_hit(obs, hit)
+        warnings = decision.warnings
+        if warnings:
+            previous = ctx.headers.get('X-AegisFlow-Policy-Warnings')
+            if previous:
+                seen = previous.split(', ')
+                warnings = seen + [w for w in warnings if w not in seen]
+            ctx.headers['X-AegisFlow-Policy-Warnings'] = ', '.join(warnings)
+        if decision.blocked is not None:
+            hit = decision.blocked
+            raise PolicyViolation(blocked_message(hit, phase), hit=hit)
+
+    def _served_by(self, ctx, target, result_model):
+        obs = ctx.obs
+        provider, model = target.provider, target.model
+        obs.provider = self.labels.providers.id(provider.name)
+        obs.priced_model, obs.provider_name = model, provider.name
+        obs.response_model = obs.attempts[-1].response_model = str(
+            result_model or model
+        )
+        headers = ctx.headers
+        headers['X-AegisFlow-Provider'] = provider.name
+        headers['X-AegisFlow-Model'] = model
+        headers['X-AegisFlow-Attempts'] = str(len(obs.attempts))
+
+    # -- chat -----------------------------------------------------------------------
+
+    def chat(self, ctx, chat):
+        """A ``chat.completion`` dict, or for a stream a generator of chunks (ended
+        by `END` or the ApiError that cut it; it finishes the request itself)."""
+        resolution = self._resolve(ctx, chat.model)
+        provider, model = resolution.targets[0]
+        user = chat.body.get('user') if ctx.user is None else ctx.user
+        self._admit(ctx, resolution.model, provider, model, chat, user)
+        outputs, redactor = (), None
+        if self.policies.any:
+            inputs, outputs = self.policies.for_tenant(ctx.principal.tenant_id)
+            redactor = Redactor()
+            if inputs:
+                self._decided(ctx, check_request(chat.body, inputs, redactor), 'input')
+        obs = ctx.obs
+        target, result = self.dispatcher.run(obs, chat, resolution)
+        guard = outputs or (redactor is not None and redactor.restore)
+        if not chat.stream:
+            self._served_by(ctx, target, result.get('model'))
+            obs.usage(result.get('usage'))
+            if guard:
+                decision = check_response(result, outputs, redactor)
+                self._decided(ctx, decision, 'output')
+            return result
+        events, first = result
+        obs.ttft_ns = time.perf_counter_ns() - obs.t0
+        self._served_by(ctx, target, first.get('model'))
+        chunks = chain((first,), events)
+        if guard:
+            chunks = StreamGuard(outputs, redactor, partial(_stream_hit, obs)).filter(
+                chunks
+            )
+        ctx.streaming = True
+        return Stream(
+            self._stream(ctx, chunks, events, chat),
+            partial(self._end_stream, ctx, events, chat, False, 0, ev.CLIENT_ABORT),
+        )
+
+    def _stream(self, ctx, chunks, source, chat):
+        """The chunks, then `END` or the error that cut the stream; counts usage
+        as it goes and finishes the request when the stream ends, however it ends.
+        When the provider reports no usage, it is estimated from the request and
+        the streamed text."""
+        obs = ctx.obs
+        flags = 0
+        usage_seen = False
+        counted = 0
+        try:
+            for chunk in chunks:
+                usage = chunk.get('usage')
+                if usage:
+                    obs.usage(usage)
+                    usage_seen = True
+                for choice in chunk.get('choices') or ():
+                    content = (choice.get('delta') or {}).get('content')
+                    if content:
+                        counted += count_tokens(content)
+                yield chunk
+            yield END
+        except GeneratorExit:
+            flags |= ev.CLIENT_ABORT
+            raise
+        except ApiError as err:
+            flags |= ev.STREAM_ERROR
+            log.warning(
+                'stream ended by upstream error',
+                extra={
+                    'request_id': obs.request_id,
+                    'status': err.status,
+                    'error': err.message,
+                },
+            )
+            yield err
+        except Exception:
+            flags |= ev.STREAM_ERROR
+            log.exception('stream failed', extra={'request_id': obs.request_id})
+            yield InternalError(
+                f'The gateway failed mid-stream (request id {obs.request_id}).'
+            )
+        finally:
+            self._end_stream(ctx, source, chat, usage_seen, counted, flags)
+
+    def _end_stream(self, ctx, source, chat, usage_seen, counted, flags):
+        obs = ctx.obs
+        source.close()
+        if not usage_seen:
+            obs.prompt = prompt_tokens(chat.messages, chat.tools or None)
+            obs.completion = counted
+        obs.attempts[-1].end(200)
+        self.finish(ctx, 200, ev.STREAMED | flags)
+
+    # -- embeddings -----------------------------------------------------------------
+
+    def embeddings(self, ctx, request):
+        """An OpenAI embeddings ``list`` for an `EmbeddingsRequest`."""
+        resolution = self._resolve(ctx, request.model)
+        plan = [
+            t
+            for t in resolution.plan
+            if t.provider.embeddings
+            and (
+                not request.token_ids
+                or t.provider.type in ('openai', 'openai_compatible')
+            )
+        ]
+        if not plan:
+            raise InvalidRequest(
+                f"No provider of the model '{request.model[:100]}' offers embeddings"
+                f'{" for token-id input" if request.token_ids else ""}.',
+                param='model',
+                code='embeddings_not_supported',
+            )
+        first = plan[0]
+        user = request.body.get('user') if ctx.user is None else ctx.user
+        self._admit(ctx, resolution.model, first.provider, first.model, request, user)
+        if self.policies.any:
+            inputs, _ = self.policies.for_tenant(ctx.principal.tenant_id)
+            if inputs:
+                decision = check_embeddings(request, inputs, Redactor())
+                self._decided(ctx, decision, 'input')
+        target, result = self.dispatcher.run(
+            ctx.obs,
+            request,
+            resolution,
+            plan=plan,
+            call=lambda t: t.provider.embed(request, t.model),
+        )
+        self._served_by(ctx, target, result.get('model'))
+        ctx.obs.usage(result.get('usage'))
+        return result
+
+
+def _log_hit(obs, hit):
+    log.info(
+        'policy decision',
+        extra={
+            'request_id': obs.request_id,
+            'policy': hit.policy.name,
+            'phase': hit.policy.phase,
+            'action': hit.action,
+            'mode': 'dry_run' if hit.dry_run else 'enforce',
+            'kind': hit.kind,
+            'field': hit.path,
+            'start': hit.start,
+            'end': hit.end,
+        },
+    )
+
+
+def _stream_hit(obs, hit):
+    if obs.policy_hits is None:
+        obs.policy_hits = []
+    obs.policy_hits.append(hit)
+    _log_hit(obs, hit)
