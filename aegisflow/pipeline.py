@@ -26,6 +26,8 @@ import time
 from functools import partial
 from itertools import chain
 
+import orjson
+
 from aegisflow.errors import ApiError
 from aegisflow.errors import InsufficientQuota
 from aegisflow.errors import InternalError
@@ -351,6 +353,35 @@ class Pipeline:
             obs.completion = counted
         obs.attempts[-1].end(200)
         self.finish(ctx, 200, ev.STREAMED | flags)
+
+    # -- counting -------------------------------------------------------------------
+
+    def count_tokens(self, ctx, body, chat):
+        """``{'input_tokens': N}`` for a Messages body (`chat`: its chat form):
+        Anthropic's own count when the target is an ``anthropic`` provider,
+        else the gateway's estimate. The tenant's model rules, the input policies
+        (a block refuses) and routing apply; no limit is charged and no usage row
+        is written. NOTE: when a policy rewrote the text, the original must not
+        travel upstream, so the count is the estimate of the rewritten text."""
+        resolution = self._resolve(ctx, chat.model)
+        rewritten = False
+        if self.policies.any:
+            inputs, _ = self.policies.for_tenant(ctx.principal.tenant_id)
+            if inputs:
+                before = orjson.dumps(chat.body)
+                decision = check_request(chat.body, inputs, Redactor())
+                self._decided(ctx, decision, 'input')
+                rewritten = orjson.dumps(chat.body) != before
+        estimate = {'input_tokens': prompt_tokens(chat.messages, chat.tools or None)}
+
+        def call(target):
+            if target.provider.type == 'anthropic' and not rewritten:
+                return target.provider.count_tokens(body, target.model)
+            return estimate
+
+        target, result = self.dispatcher.run(ctx.obs, chat, resolution, call=call)
+        self._served_by(ctx, target, None)
+        return result
 
     # -- embeddings -----------------------------------------------------------------
 

@@ -41,6 +41,15 @@ class AnthropicProvider(HttpProvider):
             raise self.protocol_error(problem)
         return out
 
+    def count_tokens(self, body, model):
+        """Anthropic's own count of a Messages body (``/v1/messages/count_tokens``)
+        for `model`: ``{'input_tokens': N}``."""
+        data = self.post_json(self._url + '/count_tokens', dict(body, model=model))
+        tokens = data.get('input_tokens')
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+            raise self.protocol_error('a token count that is not a count')
+        return {'input_tokens': tokens}
+
     def stream(self, request, model):
         body = to_messages(request, model)
         body['stream'] = True

@@ -97,7 +97,7 @@ class Aggregator:
             if event.flags & ev.SAMPLED:
                 self._exemplars(event)
             row = self._row(event)
-            if self.ledger is not None:
+            if self.ledger is not None and event.route not in ev.UNLEDGERED:
                 self.ledger.add(row)
             if self.access is not None:
                 self.access.add(row, event)

@@ -57,11 +57,13 @@ DEGRADED = 64  # admitted without the limits store (fail open)
 DRY_RUN = 1  # POLICY records: what a dry-run policy would have done
 
 # routes (what was called)
-ROUTES = ('other', 'chat', 'models', 'messages', 'embeddings')
+ROUTES = ('other', 'chat', 'models', 'messages', 'embeddings', 'count_tokens')
+UNLEDGERED = frozenset((ROUTES.index('count_tokens'),))  # counted, no usage row
 ROUTE_IDS = {name: i for i, name in enumerate(ROUTES)}
 
 # counter families and what their values hold
-F_REQUESTS = 1  # a=tenant b=model c=provider d=status: [count, stream_errors, aborts]
+# a=tenant b=model c=provider d=route<<10|status: [count, stream_errors, aborts]
+F_REQUESTS = 1
 F_TOKENS = 2  # a=tenant b=model: [prompt, completion, cached, cost_nano, reasoning,
 #               unpriced_requests, cache_write]
 F_DURATION = 3  # a=tenant b=model: [buckets..., +Inf, sum_us]

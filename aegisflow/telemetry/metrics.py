@@ -98,11 +98,13 @@ class GatewayCollector:
         f = {
             'req': _counter(
                 'aegisflow_requests',
-                'Requests answered, by HTTP status.',
+                'Requests answered, by HTTP status and endpoint (chat, messages, '
+                'embeddings, count_tokens, models, other).',
                 'tenant',
                 'model',
                 'provider',
                 'status',
+                'endpoint',
             ),
             'stream_err': _counter(
                 'aegisflow_stream_errors',
@@ -214,8 +216,11 @@ class GatewayCollector:
         tenant, model = names.tenants.name(a), names.models.name(b)
         provider = names.providers.name(c)
         if family == ev.F_REQUESTS:
+            status, route = d & 0x3FF, d >> 10
+            endpoint = ev.ROUTES[route] if route < len(ev.ROUTES) else 'other'
             f['req'].add_metric(
-                [tenant, model, provider, str(d) if d else 'other'], v[0]
+                [tenant, model, provider, str(status) if status else 'other', endpoint],
+                v[0],
             )
             if v[1]:
                 f['stream_err'].add_metric([tenant, model, provider], v[1])

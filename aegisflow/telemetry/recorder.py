@@ -225,7 +225,7 @@ class Recorder:
         # ORDER: the request count moves last: the master re-renders the page when it
         # moves, and must then find every other count of this request in place
         b = cell(
-            ev.F_REQUESTS << 56 | tm | obs.provider << 18 | status,
+            ev.F_REQUESTS << 56 | tm | obs.provider << 18 | obs.route << 10 | status,
             ev.FALLBACK_REQUESTS,
         )
         words[b] += 1

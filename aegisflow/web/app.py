@@ -23,6 +23,7 @@ from aegisflow.web.client import ClientAddress
 from aegisflow.web.embeddings import Embeddings
 from aegisflow.web.health import Health
 from aegisflow.web.health import Ready
+from aegisflow.web.messages import CountTokens
 from aegisflow.web.messages import Messages
 from aegisflow.web.metrics import Metrics
 from aegisflow.web.models import ModelItem
@@ -38,6 +39,7 @@ _ROUTE_OF = {
     '/v1/chat/completions': ev.ROUTE_IDS['chat'],
     '/v1/messages': ev.ROUTE_IDS['messages'],
     '/v1/embeddings': ev.ROUTE_IDS['embeddings'],
+    '/v1/messages/count_tokens': ev.ROUTE_IDS['count_tokens'],
 }
 # NOTE: health, readiness, metrics, the API description and the admin API are
 # not traffic: not counted.
@@ -146,6 +148,7 @@ def create_app(config, *, concurrency=1, gateway=None):
     server = config.server
     app.add_route('/v1/chat/completions', ChatCompletions(pipeline, server))
     app.add_route('/v1/messages', Messages(pipeline, server))
+    app.add_route('/v1/messages/count_tokens', CountTokens(pipeline, server))
     app.add_route('/v1/embeddings', Embeddings(pipeline, server))
     app.add_route('/v1/models', Models(gw, pipeline))
     app.add_route('/v1/models/{model_id:path}', ModelItem(gw, pipeline))

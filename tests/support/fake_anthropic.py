@@ -9,6 +9,9 @@ POST /v1/messages, by model:
   claude-<code>  that HTTP status with Anthropic's error envelope (429 adds
                  retry-after: 3; 529 is overloaded_error)
   claude-midfail (stream) an error event after the first text delta
+POST /v1/messages/count_tokens: {"input_tokens": 1000 + the characters of every
+text in the body} (a figure no estimator would produce), or an error for
+claude-<code>.
 Streams follow the documented event sequence: message_start, ping, per block
 content_block_start / content_block_delta (text_delta, input_json_delta) /
 content_block_stop, message_delta, message_stop.
@@ -86,6 +89,8 @@ class _Handler(FakeHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers.get('Content-Length', 0))))
         self.server.fake.requests.append((dict(self.headers), body))
+        if self.path.endswith('/messages/count_tokens'):
+            return self._count(body)
         model = body['model']
         code = model.split('-', 1)[1]
         if code.isdigit():
@@ -220,3 +225,10 @@ class _Handler(FakeHandler):
         )
         out.append(ev('message_stop', {}))
         self.send_sse(out)
+
+    def _count(self, body):
+        code = body['model'].split('-', 1)[1]
+        if code.isdigit():
+            return self._error(int(code))
+        chars = len(json.dumps(body.get('messages'))) + len(str(body.get('system', '')))
+        self.send_json(200, {'input_tokens': 1000 + chars})
