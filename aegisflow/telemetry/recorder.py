@@ -76,7 +76,6 @@ class Observation:
         'attempts',
         'done',
         'status',
-        'limits',
         'reserved',
         'reject',
         'priced_model',
@@ -104,7 +103,6 @@ class Observation:
         self.attempts = []
         self.done = False
         self.status = 0
-        self.limits = None  # the limits Decision, settled when the request ends
         self.reserved = 0  # tokens reserved at admission
         self.reject = 0  # 1-based index into limits.plan.REASONS when refused
         self.priced_model = ''  # the upstream model, for prices
