@@ -18,13 +18,13 @@ from aegisflow.pipeline import Pipeline
 from aegisflow.telemetry import events as ev
 from aegisflow.telemetry.tracecontext import new_request_id
 from aegisflow.web import admin
-from aegisflow.web.chat import ChatCompletions
+from aegisflow.web.chat import chat_completions
 from aegisflow.web.client import ClientAddress
 from aegisflow.web.embeddings import Embeddings
 from aegisflow.web.health import Health
 from aegisflow.web.health import Ready
 from aegisflow.web.messages import CountTokens
-from aegisflow.web.messages import Messages
+from aegisflow.web.messages import messages
 from aegisflow.web.metrics import Metrics
 from aegisflow.web.models import ModelItem
 from aegisflow.web.models import Models
@@ -146,8 +146,8 @@ def create_app(config, *, concurrency=1, gateway=None):
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.default_media_type = 'application/json'
     server = config.server
-    app.add_route('/v1/chat/completions', ChatCompletions(pipeline, server))
-    app.add_route('/v1/messages', Messages(pipeline, server))
+    app.add_route('/v1/chat/completions', chat_completions(pipeline, server))
+    app.add_route('/v1/messages', messages(pipeline, server))
     app.add_route('/v1/messages/count_tokens', CountTokens(pipeline, server))
     app.add_route('/v1/embeddings', Embeddings(pipeline, server))
     app.add_route('/v1/models', Models(gw, pipeline))

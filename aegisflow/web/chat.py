@@ -1,9 +1,9 @@
 """``POST /v1/chat/completions``: OpenAI's Chat Completions on the wire, composed
 with the request pipeline (`aegisflow.pipeline`).
 
-This module holds what every chat-shaped codec shares: `serve_chat` reads the key
+This module holds what every chat-shaped codec shares: `ChatResource` reads the key
 and the body, hands the parsed request to the pipeline, and renders the answer or
-the stream with a wire (`OpenAIWire` here, ``aegisflow.web.messages.AnthropicWire``
+the stream with a wire (`OpenAIWire` here, ``aegisflow.wire.anthropic.AnthropicWire``
 on ``/v1/messages``); `apply_headers` puts the headers the pipeline decided on the
 response, whatever the outcome.
 """
@@ -91,29 +91,9 @@ def authenticate(pipeline, req):
     )
 
 
-def serve_chat(pipeline, req, resp, limit, body_timeout, to_chat, wire_of):
-    """A chat-shaped request from key to answer: `to_chat` turns the JSON body
-    into the pipeline's chat form, `wire_of(chat)` makes the codec."""
-    ctx = req.context.request
-    ctx.user = req.get_header('X-AegisFlow-User') or None
-    try:
-        authenticate(pipeline, req)
-        chat = parse_chat_request(to_chat(read_json(req, limit, body_timeout)))
-        wire = wire_of(chat)
-        result = pipeline.chat(ctx, chat)
-    finally:
-        apply_headers(resp, ctx)
-    if ctx.streaming:
-        resp.content_type = wire.content_type
-        resp.set_header('Cache-Control', 'no-cache')
-        resp.set_header('X-Accel-Buffering', 'no')
-        resp.stream = Encoded(wire, result)
-        return
-    resp.data = wire.complete(result)
-    resp.content_type = _JSON
+class PipelineResource:
+    """What every codec of the pipeline holds: the pipeline, and the body rules."""
 
-
-class ChatCompletions:
     __slots__ = ('pipeline', 'limit', 'body_timeout')
 
     def __init__(self, pipeline, server):
@@ -121,13 +101,43 @@ class ChatCompletions:
         self.limit = server.max_body_bytes
         self.body_timeout = server.body_timeout_s
 
+    def body(self, req):
+        return read_json(req, self.limit, self.body_timeout)
+
+
+class ChatResource(PipelineResource):
+    """A chat-shaped endpoint: ``POST /v1/chat/completions`` (the body is the chat
+    form, `OpenAIWire`) and ``POST /v1/messages`` (``to_chat_body``,
+    ``AnthropicWire``) are two of these. `to_chat` turns the JSON body into the
+    pipeline's chat form; `wire(chat)` makes the codec of the answer."""
+
+    __slots__ = ('to_chat', 'wire')
+
+    def __init__(self, pipeline, server, to_chat, wire):
+        super().__init__(pipeline, server)
+        self.to_chat = to_chat
+        self.wire = wire
+
     def on_post(self, req, resp):
-        serve_chat(
-            self.pipeline,
-            req,
-            resp,
-            self.limit,
-            self.body_timeout,
-            lambda body: body,
-            OpenAIWire,
-        )
+        ctx = req.context.request
+        ctx.user = req.get_header('X-AegisFlow-User') or None
+        try:
+            authenticate(self.pipeline, req)
+            chat = parse_chat_request(self.to_chat(self.body(req)))
+            wire = self.wire(chat)
+            result = self.pipeline.chat(ctx, chat)
+        finally:
+            apply_headers(resp, ctx)
+        if ctx.streaming:
+            resp.content_type = wire.content_type
+            resp.set_header('Cache-Control', 'no-cache')
+            resp.set_header('X-Accel-Buffering', 'no')
+            resp.stream = Encoded(wire, result)
+            return
+        resp.data = wire.complete(result)
+        resp.content_type = _JSON
+
+
+def chat_completions(pipeline, server):
+    """``POST /v1/chat/completions``: the body is already the chat form."""
+    return ChatResource(pipeline, server, lambda body: body, OpenAIWire)

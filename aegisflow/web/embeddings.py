@@ -10,7 +10,7 @@ Token-array input goes only to OpenAI-style providers, which take it as it is.
 import orjson
 
 from aegisflow.errors import InvalidRequest
-from aegisflow.web.body import read_json
+from aegisflow.web.chat import PipelineResource
 from aegisflow.web.chat import apply_headers
 from aegisflow.web.chat import authenticate
 
@@ -112,20 +112,15 @@ class EmbeddingsRequest:
         self.reserve_completion = 0
 
 
-class Embeddings:
-    __slots__ = ('pipeline', 'limit', 'body_timeout')
-
-    def __init__(self, pipeline, server):
-        self.pipeline = pipeline
-        self.limit = server.max_body_bytes
-        self.body_timeout = server.body_timeout_s
+class Embeddings(PipelineResource):
+    __slots__ = ()
 
     def on_post(self, req, resp):
         ctx = req.context.request
         ctx.user = req.get_header('X-AegisFlow-User') or None
         try:
             authenticate(self.pipeline, req)
-            request = EmbeddingsRequest(read_json(req, self.limit, self.body_timeout))
+            request = EmbeddingsRequest(self.body(req))
             result = self.pipeline.embeddings(ctx, request)
         finally:
             apply_headers(resp, ctx)

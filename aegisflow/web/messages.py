@@ -11,55 +11,35 @@ import orjson
 
 from aegisflow.chat_request import parse_chat_request
 from aegisflow.errors import InvalidRequest
-from aegisflow.web.body import read_json
+from aegisflow.web.chat import ChatResource
+from aegisflow.web.chat import PipelineResource
 from aegisflow.web.chat import apply_headers
 from aegisflow.web.chat import authenticate
-from aegisflow.web.chat import serve_chat
 from aegisflow.wire.anthropic import AnthropicWire
 from aegisflow.wire.anthropic import to_chat_body
 
 
-class Messages:
-    __slots__ = ('pipeline', 'limit', 'body_timeout')
-
-    def __init__(self, pipeline, server):
-        self.pipeline = pipeline
-        self.limit = server.max_body_bytes
-        self.body_timeout = server.body_timeout_s
-
-    def on_post(self, req, resp):
-        serve_chat(
-            self.pipeline,
-            req,
-            resp,
-            self.limit,
-            self.body_timeout,
-            to_chat_body,
-            AnthropicWire,
-        )
+def messages(pipeline, server):
+    """``POST /v1/messages``: Anthropic's body in, Anthropic's answer out."""
+    return ChatResource(pipeline, server, to_chat_body, AnthropicWire)
 
 
 # what a count may carry that the chat form cannot (passed to Anthropic as sent)
 _COUNT_ONLY = ('thinking', 'top_k', 'max_tokens')
 
 
-class CountTokens:
+class CountTokens(PipelineResource):
     """``{"input_tokens": N}`` for a Messages body, as Claude Code asks every turn:
     Anthropic's own count through an ``anthropic`` target, the gateway's estimate
     through any other (never a made-up zero: a client would then never compact)."""
 
-    __slots__ = ('pipeline', 'limit', 'body_timeout')
-
-    def __init__(self, pipeline, server):
-        self.pipeline = pipeline
-        self.limit = server.max_body_bytes
-        self.body_timeout = server.body_timeout_s
+    __slots__ = ()
 
     def on_post(self, req, resp):
         ctx = req.context.request
         try:
             authenticate(self.pipeline, req)
-            body = read_json(req, self.limit, self.body_timeout)
+            body = self.body(req)
             _check_count_only(body)
             # NOTE: checked and estimated in the chat form, which has no thinking
             # or top_k and needs a max_tokens; the body itself goes upstream
