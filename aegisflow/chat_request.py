@@ -9,6 +9,7 @@ kept, so OpenAI-compatible upstreams still receive them.
 import re
 
 from aegisflow.errors import InvalidRequest
+from aegisflow.tokens import prompt_tokens
 
 _ROLES = ('system', 'developer', 'user', 'assistant', 'tool', 'function')
 _USER_PARTS = ('text', 'image_url', 'input_audio', 'file')
@@ -56,6 +57,11 @@ class ChatRequest:
         self.stop = (stop,) if isinstance(stop, str) else tuple(stop or ())
         self.tools = body.get('tools') or ()
         self.tool_choice = body.get('tool_choice')
+
+    def reservation(self, default_completion):
+        """(prompt tokens estimated, completion tokens to reserve) for the limits."""
+        prompt = prompt_tokens(self.messages, self.tools or None)
+        return prompt, (self.max_tokens or default_completion) * self.n
 
 
 def _name(value):

@@ -19,7 +19,6 @@ from aegisflow.limits.engine import StoreUnavailable
 from aegisflow.limits.engine import weight_of
 from aegisflow.limits.plan import Planner
 from aegisflow.pricing import PriceTable
-from aegisflow.tokens import prompt_tokens
 
 log = logging.getLogger('aegisflow.limits')
 
@@ -37,15 +36,14 @@ class Limiter:
         self.settle_errors = 0
 
     def admit(self, tenant, key_name, model, provider, chat, user):
-        """(Decision or None when no limit applies, tokens reserved)."""
+        """(Decision or None when no limit applies, tokens reserved). `chat`: any
+        request with ``reservation(default_completion) -> (prompt, completion)``
+        (a chat request, an embeddings request)."""
         now_unix = time.time()
         checks = self.planner.checks(tenant, key_name, model, user, now_unix)
         if not checks:
             return None, 0
-        prompt = prompt_tokens(chat.messages, chat.tools or None)
-        completion = getattr(chat, 'reserve_completion', None)
-        if completion is None:
-            completion = (chat.max_tokens or self.default_completion) * chat.n
+        prompt, completion = chat.reservation(self.default_completion)
         reserve_tokens = prompt + completion
         reserve_nano, _ = self.prices.cost_nano(model, provider, prompt, completion)
         weighted = [(c, weight_of(c, reserve_tokens, reserve_nano)) for c in checks]

@@ -10,6 +10,7 @@ Token-array input goes only to OpenAI-style providers, which take it as it is.
 import orjson
 
 from aegisflow.errors import InvalidRequest
+from aegisflow.tokens import prompt_tokens
 from aegisflow.web.chat import PipelineResource
 from aegisflow.web.chat import apply_headers
 from aegisflow.web.chat import authenticate
@@ -24,12 +25,7 @@ class EmbeddingsRequest:
         'texts',
         'token_ids',
         'dimensions',
-        'messages',
-        'tools',
-        'max_tokens',
-        'n',
-        'stream',
-        'reserve_completion',
+        'joined',
     )
 
     def __init__(self, body):
@@ -105,11 +101,13 @@ class EmbeddingsRequest:
                 param='encoding_format',
                 code='invalid_value',
             )
-        joined = '\n'.join(self.texts) if self.texts else ' '.join(str(t) for t in raw)
-        # What the limiter reads to reserve tokens: the input, nothing to complete.
-        self.messages = [{'role': 'user', 'content': joined}]
-        self.tools, self.max_tokens, self.n, self.stream = (), None, 1, False
-        self.reserve_completion = 0
+        self.joined = (
+            '\n'.join(self.texts) if self.texts else ' '.join(str(t) for t in raw)
+        )
+
+    def reservation(self, default_completion):
+        """(the input's tokens, nothing to complete) for the limits."""
+        return prompt_tokens([{'role': 'user', 'content': self.joined}]), 0
 
 
 class Embeddings(PipelineResource):
