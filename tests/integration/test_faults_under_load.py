@@ -14,6 +14,8 @@ import pytest
 import requests
 
 from tests.support.gateway import wait_until
+from tests.support.metrics import scrape
+from tests.support.metrics import total
 
 ADMIN = 'adm-faults-secret'
 CONFIG = """
@@ -111,8 +113,26 @@ def test_kill_9_of_random_workers_mid_burst_keeps_limits_exact_and_no_lock_stuck
     assert len(killed) == 2
     ok = capped.count(200)
     # GCRA: a burst of 40, then one per 1.5 s; a request whose worker died after it
-    # was admitted was charged but not answered, so answered <= admitted <= limit
-    assert 1 <= ok <= 40 + int(elapsed / 1.5) + 1, (ok, elapsed)
+    # was admitted was charged but not answered, so answered <= admitted <= limit.
+    # NOTE: between a holder's death and the master giving its stripe back, a
+    # request that needs that stripe is admitted without limits (fail_open, the
+    # default) and counted as degraded: those are allowed on top, and only those
+    settled = len(capped) - capped.count('cut')
+
+    def page():
+        text = scrape(gw.url)
+        return (
+            text
+            if total(text, 'aegisflow_requests_total', tenant='capped') >= (settled)
+            else None
+        )
+
+    degraded = total(
+        wait_until(page, timeout=15, what='every capped request on the page'),
+        'aegisflow_limits_degraded_total',
+        tenant='capped',
+    )
+    assert 1 <= ok <= 40 + int(elapsed / 1.5) + 1 + degraded, (ok, elapsed, degraded)
     assert set(capped) <= {200, 429, 'cut'}
     assert set(opened) <= {200, 429, 'cut'}
     assert opened.count(200) >= 1
