@@ -31,6 +31,7 @@ label ids of `labels.LabelSpace` (a: tenant, b: model, c: provider, d: status).
 """
 
 import bisect
+import functools
 import ipaddress
 import struct
 
@@ -145,9 +146,11 @@ def text(raw):
     return raw.rstrip(b'\0').decode('utf-8', 'replace')
 
 
+@functools.lru_cache(maxsize=4096)
 def pack_address(address):
     """16 bytes for an address text (IPv4 mapped into IPv6); zeros when it is not
-    an address (a Unix socket peer, nothing)."""
+    an address (a Unix socket peer, nothing). PERF: on every request; clients come
+    back, so the answers are kept."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
