@@ -12,11 +12,14 @@ its own selector and closes each when its peer closes, when it has sent
 """
 
 import collections
+import logging
 import os
 import selectors
 import socket
 import threading
 import time
+
+log = logging.getLogger('aegisflow.worker')
 
 LINGER_S = 2.0
 MAX_DRAIN = 65536
@@ -35,6 +38,7 @@ class Lingerer:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._pause = threading.Event().wait
         self._thread = threading.Thread(
             target=self._run, name='aegisflow-linger', daemon=True
         )
@@ -63,29 +67,42 @@ class Lingerer:
     def _run(self):
         drained = {}
         while True:
-            timeout = None
-            if self._deadlines:
-                timeout = max(0.0, self._deadlines[0][0] - self.clock())
-            for key, _ in self._selector.select(timeout):
-                if key.fileobj == self._wake_r:
-                    try:
-                        os.read(self._wake_r, 4096)
-                    except BlockingIOError:
-                        pass
-                    continue
-                self._drain(key.fileobj, drained)
-            while self._incoming:
-                sock = self._incoming.popleft()
-                drained[sock] = 0
-                self._deadlines.append((self.clock() + self.linger_s, sock))
+            # NOTE: this thread must never die: a dead lingerer would leak every
+            # socket handed to it afterwards
+            try:
+                self._step(drained)
+            except Exception:
+                log.exception('lingering close failed; going on')
+                self._pause(0.1)  # NOTE: no hot loop if the failure repeats
+
+    def _step(self, drained):
+        timeout = None
+        if self._deadlines:
+            timeout = max(0.0, self._deadlines[0][0] - self.clock())
+        for key, _ in self._selector.select(timeout):
+            if key.fileobj == self._wake_r:
+                try:
+                    os.read(self._wake_r, 4096)
+                except BlockingIOError:
+                    pass
+                continue
+            self._drain(key.fileobj, drained)
+        while self._incoming:
+            sock = self._incoming.popleft()
+            try:
                 self._selector.register(sock, selectors.EVENT_READ)
-            now = self.clock()
-            while self._deadlines and (
-                self._deadlines[0][0] <= now or self._deadlines[0][1] not in drained
-            ):
-                _, sock = self._deadlines.popleft()
-                if sock in drained:
-                    self._finish(sock, drained)
+            except (ValueError, KeyError, OSError):
+                self._close(sock)  # NOTE: closed meanwhile, or not a socket any more
+                continue
+            drained[sock] = 0
+            self._deadlines.append((self.clock() + self.linger_s, sock))
+        now = self.clock()
+        while self._deadlines and (
+            self._deadlines[0][0] <= now or self._deadlines[0][1] not in drained
+        ):
+            _, sock = self._deadlines.popleft()
+            if sock in drained:
+                self._finish(sock, drained)
 
     def _drain(self, sock, drained):
         try:
@@ -101,7 +118,16 @@ class Lingerer:
 
     def _finish(self, sock, drained):
         del drained[sock]
-        self._selector.unregister(sock)
-        sock.close()
+        try:
+            self._selector.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+        self._close(sock)
+
+    def _close(self, sock):
+        try:
+            sock.close()
+        except OSError:
+            pass
         with self._lock:
             self._held -= 1

@@ -47,3 +47,34 @@ def test_linger_stops_draining_a_peer_that_sends_without_end():
     except OSError:
         pass  # NOTE: the closer hung up once the cap was passed
     wait_until(lambda: ours.fileno() == -1, timeout=10, what='the cap')
+
+
+class _Gone:
+    """A socket object whose descriptor is already gone (the selector refuses it)."""
+
+    closed = False
+
+    def shutdown(self, how):
+        pass
+
+    def setblocking(self, flag):
+        pass
+
+    def fileno(self):
+        return -1
+
+    def close(self):
+        self.closed = True
+
+
+def test_linger_survives_a_socket_it_cannot_watch():
+    lingerer = Lingerer(linger_s=0.2)
+    gone = _Gone()
+    lingerer.close(gone)
+    wait_until(lambda: lingerer.lingering() == 0, timeout=5, what='the bad one')
+    assert gone.closed
+    # and it goes on lingering the next ones
+    ours, peer = pair()
+    lingerer.close(ours)
+    assert peer.recv(10) == b''
+    wait_until(lambda: ours.fileno() == -1, timeout=5, what='the next one closed')
