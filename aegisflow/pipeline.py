@@ -43,12 +43,21 @@ from aegisflow.policy.engine import Redactor
 from aegisflow.policy.engine import StreamGuard
 from aegisflow.policy.engine import blocked_message
 from aegisflow.policy.engine import check_embeddings
+from aegisflow.policy.engine import check_message
 from aegisflow.policy.engine import check_request
 from aegisflow.policy.engine import check_response
 from aegisflow.routing.dispatch import Dispatcher
+from aegisflow.routing.dispatch import call_chat
+from aegisflow.routing.dispatch import first_of
 from aegisflow.telemetry import events as ev
 from aegisflow.tokens import count_tokens
 from aegisflow.tokens import prompt_tokens
+from aegisflow.wire.anthropic import usage_to_openai
+from aegisflow.wire.relay import Event
+from aegisflow.wire.relay import Relayed
+from aegisflow.wire.relay import RelayGuard
+from aegisflow.wire.relay import RelayUsage
+from aegisflow.wire.relay import message_model
 
 log = logging.getLogger('aegisflow.chat')
 
@@ -264,23 +273,43 @@ class Pipeline:
 
     # -- chat -----------------------------------------------------------------------
 
-    def chat(self, ctx, chat):
+    def chat(self, ctx, chat, native=None):
         """A ``chat.completion`` dict, or for a stream a generator of chunks (ended
-        by `END` or the ApiError that cut it; it finishes the request itself)."""
+        by `END` or the ApiError that cut it; it finishes the request itself).
+
+        `native`: the `aegisflow.wire.relay.Native` form of a ``/v1/messages``
+        request, passed through to the ``anthropic`` targets of its route: the
+        input policies then read and rewrite it (the chat form other targets get
+        is derived from it), and an Anthropic target's answer is a `Relayed`
+        message or a stream of `Event`s rather than the chat form."""
         resolution = self._resolve(ctx, chat.model)
         provider, model = resolution.targets[0]
         user = chat.body.get('user') if ctx.user is None else ctx.user
         self._admit(ctx, resolution.model, provider, model, chat, user)
+        relay = native is not None and any(
+            t.provider.type == 'anthropic' for t in resolution.plan
+        )
         outputs, redactor = (), None
         if self.policies.any:
             inputs, outputs = self.policies.for_tenant(ctx.principal.tenant_id)
             redactor = Redactor()
             if inputs:
-                self._decided(ctx, check_request(chat.body, inputs, redactor), 'input')
+                decision = check_request(
+                    native.body if relay else chat.body, inputs, redactor
+                )
+                self._decided(ctx, decision, 'input')
+                if relay and decision.rewritten:
+                    native.rewritten = True
+                    chat = native.chat_form()
         obs = ctx.obs
-        target, result = self.dispatcher.run(obs, chat, resolution)
+        call = partial(_relay_or_call, native, chat) if relay else None
+        target, result = self.dispatcher.run(obs, chat, resolution, call=call)
+        if native is not None and native.dropped:
+            _dropped(ctx, native, target.provider)
         guard = outputs or (redactor is not None and redactor.restore)
         if not chat.stream:
+            if type(result) is Relayed:
+                return self._relayed(ctx, target, result, guard, outputs, redactor)
             self._served_by(ctx, target, result.get('model'))
             obs.usage(result.get('usage'))
             if guard:
@@ -289,38 +318,57 @@ class Pipeline:
             return result
         events, first = result
         obs.ttft_ns = time.perf_counter_ns() - obs.t0
-        self._served_by(ctx, target, first.get('model'))
-        chunks = chain((first,), events)
-        if guard:
-            chunks = StreamGuard(outputs, redactor, partial(_stream_hit, obs)).filter(
-                chunks
-            )
+        items = chain((first,), events)
+        if type(first) is Event:
+            self._served_by(ctx, target, message_model(first))
+            meter = RelayUsage()
+            if guard:
+                items = RelayGuard(
+                    StreamGuard(outputs, redactor, partial(_stream_hit, obs))
+                ).filter(items)
+        else:
+            self._served_by(ctx, target, first.get('model'))
+            meter = _chat_meter
+            if guard:
+                items = StreamGuard(
+                    outputs, redactor, partial(_stream_hit, obs)
+                ).filter(items)
         ctx.streaming = True
         return Stream(
-            self._stream(ctx, chunks, events, chat),
+            self._stream(ctx, items, events, chat, meter),
             partial(self._end_stream, ctx, events, chat, False, 0, ev.CLIENT_ABORT),
         )
 
-    def _stream(self, ctx, chunks, source, chat):
-        """The chunks, then `END` or the error that cut the stream; counts usage
-        as it goes and finishes the request when the stream ends, however it ends.
-        When the provider reports no usage, it is estimated from the request and
-        the streamed text."""
+    def _relayed(self, ctx, target, result, guard, outputs, redactor):
+        data = result.data
+        self._served_by(ctx, target, data.get('model'))
+        ctx.obs.usage(usage_to_openai(data.get('usage')))
+        if guard:
+            decision = check_message(data, outputs, redactor)
+            self._decided(ctx, decision, 'output')
+            if decision.rewritten:
+                result.raw = None
+        return result
+
+    def _stream(self, ctx, items, source, chat, meter):
+        """The items (chat chunks, or relayed events), then `END` or the error that
+        cut the stream; counts usage as it goes (`meter(item)`: the usage it
+        reports, the text it carries) and finishes the request when the stream
+        ends, however it ends. When the provider reports no usage, it is estimated
+        from the request and the streamed text."""
         obs = ctx.obs
         flags = 0
         usage_seen = False
         counted = 0
         try:
-            for chunk in chunks:
-                usage = chunk.get('usage')
+            for item in items:
+                usage, text = meter(item)
                 if usage:
                     obs.usage(usage)
                     usage_seen = True
-                for choice in chunk.get('choices') or ():
-                    content = (choice.get('delta') or {}).get('content')
-                    if content:
-                        counted += count_tokens(content)
-                yield chunk
+                if text:
+                    counted += count_tokens(text)
+                yield item
             yield END
         except GeneratorExit:
             flags |= ev.CLIENT_ABORT
@@ -422,6 +470,35 @@ class Pipeline:
         self._served_by(ctx, target, result.get('model'))
         ctx.obs.usage(result.get('usage'))
         return result
+
+
+def _chat_meter(chunk):
+    """(the usage a chat chunk reports, the text it carries)."""
+    text = None
+    for choice in chunk.get('choices') or ():
+        content = (choice.get('delta') or {}).get('content')
+        if content:
+            text = content if text is None else text + content
+    return chunk.get('usage'), text
+
+
+def _dropped(ctx, native, provider):
+    if provider.type != 'anthropic':
+        ctx.headers['X-AegisFlow-Warning'] = (
+            f'dropped {", ".join(native.dropped)}: '
+            f"provider '{provider.name}' has no equivalent"
+        )
+
+
+def _relay_or_call(native, chat, target):
+    """An Anthropic target gets the client's request as sent; any other the chat
+    form."""
+    provider = target.provider
+    if provider.type != 'anthropic':
+        return call_chat(target, chat)
+    if not chat.stream:
+        return provider.relay(native, target.model, False)
+    return first_of(provider, provider.relay(native, target.model, True))
 
 
 def _log_hit(obs, hit):

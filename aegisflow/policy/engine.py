@@ -18,6 +18,10 @@ Streams: `StreamGuard` reads decoded text deltas and tool-call argument deltas (
 SSE framing) and holds back a window as long as the longest match any output policy
 can report, so a match that spans chunks is seen whole before any of it is released.
 Its decisions do not depend on how the text was chunked.
+
+Signed text (the ``thinking`` of an Anthropic thinking block, whose signature
+covers it) is read like any other, but never rewritten: a redaction there blocks
+instead, and placeholders in it are not restored.
 """
 
 import logging
@@ -28,6 +32,7 @@ from aegisflow.errors import PermissionDenied
 from aegisflow.policy.filters import Finding
 from aegisflow.policy.normalize import Folded
 from aegisflow.policy.walk import embedding_fields
+from aegisflow.policy.walk import message_fields
 from aegisflow.policy.walk import request_fields
 from aegisflow.policy.walk import response_fields
 
@@ -91,9 +96,9 @@ class Hit(NamedTuple):
         return self.policy.dry_run
 
 
-def _effective(policy, finding):
+def _effective(policy, finding, signed=False):
     action = finding.action or policy.action
-    if action == 'redact' and finding.kind in _FAIL_CLOSED:
+    if action == 'redact' and (signed or finding.kind in _FAIL_CLOSED):
         return 'block'
     return action
 
@@ -137,11 +142,12 @@ class Redactor:
 class Decision:
     """What the policies of one phase decided about a request or response."""
 
-    __slots__ = ('hits', 'blocked')
+    __slots__ = ('hits', 'blocked', 'rewritten')
 
     def __init__(self):
         self.hits = []
         self.blocked = None
+        self.rewritten = False
 
     @property
     def warnings(self):
@@ -152,7 +158,7 @@ class Decision:
         return names
 
 
-def _scan_field(field_text, policies, path, hits):
+def _scan_field(field_text, policies, path, hits, signed=False):
     """Hits of `policies` in one text; the enforce-mode redactions as
     [(start, end, kind, restore)]."""
     folded = Folded(field_text)
@@ -160,7 +166,7 @@ def _scan_field(field_text, policies, path, hits):
     for policy in policies:
         for f in policy.scan(folded):
             start, end = folded.span(f.start, f.end)
-            action = _effective(policy, f)
+            action = _effective(policy, f, signed)
             hit = Hit(policy, f.kind, path, start, end, action)
             hits.append(hit)
             if action == 'redact' and not policy.dry_run and end > start:
@@ -197,7 +203,9 @@ def _decide(fields, policies, redactor):
     for field in fields:
         if not field.text:
             continue
-        redactions = _scan_field(field.text, policies, field.path, decision.hits)
+        redactions = _scan_field(
+            field.text, policies, field.path, decision.hits, field.signed
+        )
         if redactions:
             pending.append((field, redactions))
     worst = None
@@ -211,6 +219,7 @@ def _decide(fields, policies, redactor):
         return decision  # ORDER: nothing is rewritten for a refused request
     for field, redactions in pending:
         field.set(_apply(field.text, redactions, redactor))
+    decision.rewritten = bool(pending)
     return decision
 
 
@@ -225,17 +234,27 @@ def check_request(body, policies, redactor):
     return _decide(request_fields(body), policies, redactor)
 
 
-def check_response(result, policies, redactor):
-    """Run output `policies` over a complete chat response, then put back the
-    originals of restored placeholders."""
-    fields = response_fields(result)
+def check_response(result, policies, redactor, fields_of=response_fields):
+    """Run output `policies` over a complete chat response (or with
+    `fields_of=message_fields`, an Anthropic message), then put back the originals
+    of restored placeholders. Whether any text changed: ``decision.rewritten``."""
+    fields = fields_of(result)
+    before = [f.text for f in fields]
     decision = _decide(fields, policies, redactor) if policies else Decision()
     if decision.blocked is None and redactor.restore:
-        for field in response_fields(result):
+        for field in fields:
+            if field.signed:
+                continue
             restored = redactor.restore_text(field.text)
             if restored != field.text:
                 field.set(restored)
+    decision.rewritten = any(f.text != b for f, b in zip(fields, before, strict=True))
     return decision
+
+
+def check_message(message, policies, redactor):
+    """`check_response` for an Anthropic ``message``."""
+    return check_response(message, policies, redactor, message_fields)
 
 
 # -- streams -------------------------------------------------------------------------
@@ -245,13 +264,14 @@ class _Window:
     """One stream of text (a choice's content, or one tool call's arguments): holds
     back the last `hold` characters until more text or the end shows what they are."""
 
-    __slots__ = ('guard', 'path', 'context', 'pending')
+    __slots__ = ('guard', 'path', 'context', 'pending', 'signed')
 
-    def __init__(self, guard, path):
+    def __init__(self, guard, path, signed=False):
         self.guard = guard
         self.path = path
         self.context = ''  # released text kept for look-behind, at most `hold` long
         self.pending = ''
+        self.signed = signed
 
     def push(self, text):
         self.pending += text
@@ -276,7 +296,7 @@ class _Window:
             for f in policy.scan(folded):
                 start, end = folded.span(f.start, f.end)
                 acts.append((start, end, policy, f))
-        if guard.redactor.restore:
+        if guard.redactor.restore and not self.signed:
             for m in _PLACEHOLDER.finditer(window):
                 if m.group() in guard.redactor.originals:
                     acts.append((m.start(), m.end(), None, 'restore'))
@@ -296,7 +316,7 @@ class _Window:
                 self.path,
                 start - base,
                 end - base,
-                _effective(policy, f),
+                _effective(policy, f, self.signed),
             )
             guard.hit(hit)
             if hit.action == 'redact' and not policy.dry_run and end > start:
@@ -369,6 +389,13 @@ class StreamGuard:
         if w is None:
             w = self.windows[key] = _Window(self, path)
         return w
+
+    def window(self, path, signed=False):
+        """A window over one stream of text outside chat chunks (an Anthropic
+        content block relayed as is): ``push(text)`` returns the text that may go
+        out now, rewritten where a policy redacted; ``finish()`` the rest;
+        ``pending`` what is held back."""
+        return _Window(self, path, signed)
 
     def filter(self, chunks):
         """The chunks with held-back, scanned, redacted and restored text."""

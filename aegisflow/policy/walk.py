@@ -20,23 +20,33 @@ text it names). Special cases:
   thinking blocks. Inside free JSON (metadata, schemas, tool arguments, unknown
   fields) every string is text, whatever its key.
 
-A ``/v1/messages`` body is translated before the policies run, so what is walked is
-the chat form that is forwarded. For ``/v1/embeddings``, each text of ``input`` and
-every other string of the body.
+A ``/v1/messages`` body is walked as Anthropic's when it may be passed through to
+an Anthropic target (the same rules: ``system``, ``messages[i].content[j].text``,
+``tool_result`` contents, ``tool_use`` inputs and tool schemas as free JSON; not
+read: ``tool_use_id``, tool names, ``media_type``, base64 ``source.data`` and the
+encrypted ``data`` of redacted thinking; the ``thinking`` text of a signed block is
+read but `signed`), otherwise as the chat form it is translated to. For
+``/v1/embeddings``, each text of ``input`` and every other string of the body.
 
-Responses: ``choices[i].message.content`` and its tool-call arguments.
+Responses: ``choices[i].message.content`` and its tool-call arguments; an
+Anthropic ``message``'s ``content`` blocks (`message_fields`).
 """
 
 import orjson
 
 
 class Field:
-    __slots__ = ('path', 'text', '_set')
+    """One text and how to rewrite it. `signed`: the text of a signed thinking
+    block, which no rewrite may touch (the signature covers it): a policy that
+    would redact it blocks instead."""
 
-    def __init__(self, path, text, setter):
+    __slots__ = ('path', 'text', '_set', 'signed')
+
+    def __init__(self, path, text, setter, signed=False):
         self.path = path
         self.text = text
         self._set = setter
+        self.signed = signed
 
     def set(self, text):
         self.text = text
@@ -119,10 +129,15 @@ NOT_TEXT = frozenset(
     (
         'role', 'type', 'id', 'tool_call_id', 'call_id', 'file_id', 'file_data',
         'detail', 'format', 'signature', 'encrypted_content', 'object',
+        'tool_use_id', 'media_type',
     )
 )  # fmt: skip
 _NOT_TEXT_TOP = frozenset(('model', 'logit_bias'))
-_NAMED = frozenset(('function', 'custom'))  # whose `name` is an identifier
+# whose `name` is an identifier (chat functions; Anthropic tools, tool_use blocks
+# and a named tool_choice)
+_NAMED = frozenset(('function', 'custom', 'tools', 'content', 'tool_choice'))
+# blocks whose `data` is base64 or encrypted, not text
+_OPAQUE_DATA = ('base64', 'redacted_thinking')
 _CALLS = frozenset(('function', 'function_call'))  # whose `arguments` are JSON
 _SHORT_KEY = 16
 
@@ -164,16 +179,17 @@ def _walk(value, path, out, parent, structural):
             else:
                 at = f'{path}.{key}' if path else key
             if isinstance(item, str):
-                if _binary(item) or (structural and _not_text(key, parent)):
-                    continue
-                if structural and key == 'arguments' and parent in _CALLS:
-                    _arguments(value, at, out)
-                    continue
-                out.append(Field(at, item, _item_setter(value, key)))
+                if structural:
+                    _api_string(value, key, item, at, out, parent)
+                elif not _binary(item):
+                    out.append(Field(at, item, _item_setter(value, key)))
             elif isinstance(item, dict | list):
                 if structural and key == 'input_audio':
                     continue  # base64 audio and its format
-                _walk(item, at, out, key, structural and key in _STRUCTURAL)
+                inner = structural and key in _STRUCTURAL
+                if inner and key == 'input' and value.get('type') == 'tool_use':
+                    inner = False  # a tool_use block's input: free JSON
+                _walk(item, at, out, key, inner)
     elif isinstance(value, list):
         for i, item in enumerate(value):
             at = f'{path}[{i}]'
@@ -182,6 +198,20 @@ def _walk(value, path, out, parent, structural):
                     out.append(Field(at, item, _item_setter(value, i)))
             elif isinstance(item, dict | list):
                 _walk(item, at, out, parent, structural and parent in _STRUCTURAL)
+
+
+def _api_string(value, key, item, at, out, parent):
+    """The field of a string in one of the API's own objects, if it is text."""
+    if _binary(item) or _not_text(key, parent):
+        return
+    if key == 'arguments' and parent in _CALLS:
+        _arguments(value, at, out)
+    elif key == 'data' and value.get('type') in _OPAQUE_DATA:
+        return
+    elif key == 'thinking' and 'signature' in value:
+        out.append(Field(at, item, _item_setter(value, key), signed=True))
+    else:
+        out.append(Field(at, item, _item_setter(value, key)))
 
 
 def _not_text(key, parent):
@@ -194,7 +224,8 @@ _STRUCTURAL = frozenset(
         'messages', 'content', 'tool_calls', 'function', 'function_call', 'tools',
         'functions', 'image_url', 'file', 'prediction', 'response_format',
         'json_schema', 'stream_options', 'audio', 'custom', 'tool_choice',
-        'web_search_options', 'input',
+        'web_search_options', 'input', 'system', 'source', 'cache_control',
+        'thinking',
     )
 )  # fmt: skip
 
@@ -227,6 +258,16 @@ def embedding_fields(request):
 
         out.append(Field('input' if single else f'input[{i}]', text, set_))
     return out + request_fields(body, skip=('input',))
+
+
+def message_fields(message):
+    """The texts of an Anthropic ``message``'s content blocks (text, thinking,
+    ``tool_use`` inputs)."""
+    out = []
+    content = message.get('content')
+    if isinstance(content, list):
+        _walk(content, 'content', out, 'content', True)
+    return out
 
 
 def response_fields(result):

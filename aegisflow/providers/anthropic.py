@@ -1,7 +1,8 @@
 """Anthropic's Messages API as an upstream: the HTTP side (URL, headers, errors,
 the event stream's lines); the translation both ways is the Anthropic codec's
 (`aegisflow.wire.anthropic`: ``to_messages``, ``from_message``,
-`StreamTranslator`), which ``/v1/messages`` shares.
+`StreamTranslator`), which ``/v1/messages`` shares. A ``/v1/messages`` request is
+passed through untranslated (``relay``, `aegisflow.wire.relay`).
 """
 
 import time
@@ -16,6 +17,8 @@ from aegisflow.providers.shape import completion_problem
 from aegisflow.wire.anthropic import StreamTranslator
 from aegisflow.wire.anthropic import from_message
 from aegisflow.wire.anthropic import to_messages
+from aegisflow.wire.relay import Relayed
+from aegisflow.wire.relay import parse_events
 
 VERSION = '2023-06-01'
 
@@ -49,6 +52,42 @@ class AnthropicProvider(HttpProvider):
         if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
             raise self.protocol_error('a token count that is not a count')
         return {'input_tokens': tokens}
+
+    def relay(self, native, model, stream):
+        """A `Native` Messages request passed through for `model`: the `Relayed`
+        message, or for a stream the iterator of its `Event`s (the client's
+        ``anthropic-version`` and ``anthropic-beta`` go with it; an
+        ``anthropic-beta`` the provider's configuration sets is kept beside the
+        client's)."""
+        headers = dict(native.headers)
+        beta = self._headers.get('anthropic-beta')
+        if beta and headers.get('anthropic-beta'):
+            headers['anthropic-beta'] = f'{beta},{headers["anthropic-beta"]}'
+        body = native.body_for(model)
+        if not stream:
+            raw, data = self.post_raw(self._url, body, headers)
+            if data.get('type') != 'message' or not isinstance(
+                data.get('content'), list
+            ):
+                raise self.protocol_error('an answer that is not a message')
+            return Relayed(raw, data)
+        return self._relayed(self.post_stream(self._url, body, headers))
+
+    def _relayed(self, resp):
+        ended = []
+        with closing(self.lines(resp, lambda: bool(ended))) as lines:
+            for event in parse_events(lines, self.protocol_error):
+                kind = event.data['type']
+                if kind == 'error':
+                    error = event.data.get('error')
+                    if isinstance(error, dict):
+                        error = f'{error.get("type", "")}: {error.get("message", "")}'
+                    raise self.stream_failure(error)
+                if kind == 'message_stop':
+                    ended.append(kind)
+                yield event
+                if ended:
+                    break
 
     def stream(self, request, model):
         body = to_messages(request, model)

@@ -46,14 +46,18 @@ class HttpProvider(Provider):
     def close(self):
         self._pool.close()
 
-    def _post(self, url, body, *, stream):
+    def _post(self, url, body, *, stream, headers=None):
+        """POST `body` (an object, or bytes sent as they are) with the provider's
+        headers, and `headers` (client headers passed on) over them."""
         assert url.startswith(self._base_url), 'a provider URL outside its base URL'
+        if headers:
+            headers = {**self._headers, **headers}
         try:
             return self._pool.urlopen(
                 'POST',
                 self._base_path + url[len(self._base_url) :],
-                body=orjson.dumps(body),
-                headers=self._headers,
+                body=body if type(body) is bytes else orjson.dumps(body),
+                headers=headers or self._headers,
                 timeout=self._timeout,
                 preload_content=not stream,
                 redirect=False,
@@ -118,9 +122,14 @@ class HttpProvider(Provider):
             max_retry_after_s=self.max_retry_after_s,
         )
 
-    def post_json(self, url, body):
+    def post_json(self, url, body, headers=None):
         """The upstream's JSON object, or the matching error."""
-        resp = self._post(url, body, stream=False)
+        return self.post_raw(url, body, headers)[1]
+
+    def post_raw(self, url, body, headers=None):
+        """(the upstream's answer as bytes, as a JSON object), or the matching
+        error."""
+        resp = self._post(url, body, stream=False, headers=headers)
         if resp.status >= 400:
             self._raise_for(resp, resp.data)
         try:
@@ -134,11 +143,11 @@ class HttpProvider(Provider):
                 f"Provider '{self.name}' answered with a JSON "
                 f'{type(data).__name__}, not an object.'
             )
-        return data
+        return resp.data, data
 
-    def post_stream(self, url, body):
+    def post_stream(self, url, body, headers=None):
         """An open streaming response (status checked)."""
-        resp = self._post(url, body, stream=True)
+        resp = self._post(url, body, stream=True, headers=headers)
         if resp.status >= 400:
             try:
                 self._raise_for(resp, resp.read())

@@ -41,7 +41,7 @@ class Dispatcher:
         (embeddings), over `plan` (default: the resolution's targets)."""
         policy, state = self.policy, self.state
         plan = resolution.plan if plan is None else plan
-        call = call or (lambda target: self._call(target, chat))
+        call = call or (lambda target: call_chat(target, chat))
         order = resolution.strategy.order(plan, chat) if len(plan) > 1 else plan
         deadline = self.clock() + policy.total_timeout_s
         last_err, waits = None, []
@@ -94,16 +94,23 @@ class Dispatcher:
             headers={'Retry-After': str(retry)},
         )
 
-    @staticmethod
-    def _call(target, chat):
-        provider, model = target.provider, target.model
-        if not chat.stream:
-            return provider.complete(chat, model)
-        events = provider.stream(chat, model)
-        try:
-            first = next(events)
-        except StopIteration:
-            raise UpstreamFailed(
-                f"Provider '{provider.name}' sent an empty stream."
-            ) from None
-        return events, first
+
+def first_of(provider, events):
+    """(`events`, its first item): a stream that fails before its first item
+    fails the attempt, and may be retried."""
+    try:
+        first = next(events)
+    except StopIteration:
+        raise UpstreamFailed(
+            f"Provider '{provider.name}' sent an empty stream."
+        ) from None
+    return events, first
+
+
+def call_chat(target, chat):
+    """A chat request to `target`: the chat.completion, or (the chunks, the first
+    chunk)."""
+    provider, model = target.provider, target.model
+    if not chat.stream:
+        return provider.complete(chat, model)
+    return first_of(provider, provider.stream(chat, model))

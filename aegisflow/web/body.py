@@ -72,7 +72,12 @@ MAX_DEPTH = 128
 
 
 def read_json(req, limit, timeout=None):
-    """The request's JSON object, or the matching `ApiError`.
+    """The request's JSON object, or the matching `ApiError` (see `read_body`)."""
+    return parse_json(read_body(req, limit, timeout))
+
+
+def read_body(req, limit, timeout=None):
+    """The request's body (bytes of a JSON media type), or the matching `ApiError`.
 
     The declared length is checked before a byte is read; a body sent without a
     length is read up to ``limit + 1`` bytes and refused past the limit. With a
@@ -120,7 +125,7 @@ def read_json(req, limit, timeout=None):
             sock.settimeout(None)
     if len(raw) > limit:
         raise PayloadTooLarge(f'The request body exceeds {limit} bytes.')
-    return parse_json(raw)
+    return raw
 
 
 def parse_json(raw):

@@ -13,8 +13,11 @@ import orjson
 from aegisflow.chat_request import parse_chat_request
 from aegisflow.errors import openai_body
 from aegisflow.pipeline import END
+from aegisflow.web.body import parse_json
+from aegisflow.web.body import read_body
 from aegisflow.web.body import read_json
 from aegisflow.web.headers import header_value
+from aegisflow.wire.relay import Event
 
 _JSON = 'application/json'
 
@@ -50,10 +53,10 @@ class OpenAIWire:
 
 
 class Encoded:
-    """The WSGI body of a pipeline stream in `wire`'s format: each chunk, then its
-    end (the wire's done event, or its error event). The server closes it when
-    the response is over, which closes the stream: a client that goes away, even
-    before the first byte, ends the request at once."""
+    """The WSGI body of a pipeline stream in `wire`'s format: each chunk (or
+    relayed event), then its end (the wire's done event, or its error event). The
+    server closes it when the response is over, which closes the stream: a client
+    that goes away, even before the first byte, ends the request at once."""
 
     __slots__ = ('wire', 'stream')
 
@@ -68,6 +71,8 @@ class Encoded:
                 data = wire.chunk(item)
                 if data:
                     yield data
+            elif type(item) is Event:
+                yield wire.relay(item)
             elif item is END:
                 yield wire.done()
             else:
@@ -109,23 +114,34 @@ class ChatResource(PipelineResource):
     """A chat-shaped endpoint: ``POST /v1/chat/completions`` (the body is the chat
     form, `OpenAIWire`) and ``POST /v1/messages`` (``to_chat_body``,
     ``AnthropicWire``) are two of these. `to_chat` turns the JSON body into the
-    pipeline's chat form; `wire(chat)` makes the codec of the answer."""
+    pipeline's chat form; `wire(chat)` makes the codec of the answer; `native`, if
+    given, makes the form passed through untranslated to the providers that speak
+    the wire format (``native(req, raw, body)``)."""
 
-    __slots__ = ('to_chat', 'wire')
+    __slots__ = ('to_chat', 'wire', 'native')
 
-    def __init__(self, pipeline, server, to_chat, wire):
+    def __init__(self, pipeline, server, to_chat, wire, native=None):
         super().__init__(pipeline, server)
         self.to_chat = to_chat
         self.wire = wire
+        self.native = native
 
     def on_post(self, req, resp):
         ctx = req.context.request
         ctx.user = req.get_header('X-AegisFlow-User') or None
         try:
             authenticate(self.pipeline, req)
-            chat = parse_chat_request(self.to_chat(self.body(req)))
+            native = None
+            if self.native is None:
+                body = self.body(req)
+            else:
+                raw = read_body(req, self.limit, self.body_timeout)
+                body = parse_json(raw)
+            chat = parse_chat_request(self.to_chat(body))
+            if self.native is not None:
+                native = self.native(req, raw, body)
             wire = self.wire(chat)
-            result = self.pipeline.chat(ctx, chat)
+            result = self.pipeline.chat(ctx, chat, native)
         finally:
             apply_headers(resp, ctx)
         if ctx.streaming:

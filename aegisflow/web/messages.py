@@ -17,15 +17,23 @@ from aegisflow.web.chat import apply_headers
 from aegisflow.web.chat import authenticate
 from aegisflow.wire.anthropic import AnthropicWire
 from aegisflow.wire.anthropic import to_chat_body
+from aegisflow.wire.relay import FORWARDED
+from aegisflow.wire.relay import Native
 
 
 def messages(pipeline, server):
-    """``POST /v1/messages``: Anthropic's body in, Anthropic's answer out."""
-    return ChatResource(pipeline, server, to_chat_body, AnthropicWire)
+    """``POST /v1/messages``: Anthropic's body in, Anthropic's answer out; passed
+    through untranslated to Anthropic targets (`aegisflow.wire.relay`)."""
+    return ChatResource(pipeline, server, to_chat_body, AnthropicWire, _native)
 
 
-# what a count may carry that the chat form cannot (passed to Anthropic as sent)
-_COUNT_ONLY = ('thinking', 'top_k', 'max_tokens')
+def _native(req, raw, body):
+    headers = {}
+    for name in FORWARDED:
+        value = req.get_header(name)
+        if value:
+            headers[name] = value
+    return Native(raw, body, headers)
 
 
 class CountTokens(PipelineResource):
@@ -40,27 +48,12 @@ class CountTokens(PipelineResource):
         try:
             authenticate(self.pipeline, req)
             body = self.body(req)
-            _check_count_only(body)
-            # NOTE: checked and estimated in the chat form, which has no thinking
-            # or top_k and needs a max_tokens; the body itself goes upstream
-            counted = {k: v for k, v in body.items() if k not in _COUNT_ONLY}
-            counted['max_tokens'] = 1
-            chat = parse_chat_request(to_chat_body(counted))
+            # NOTE: checked and estimated in the chat form, which needs a
+            # max_tokens (a count has none); the body itself goes upstream
+            chat = parse_chat_request(to_chat_body(dict(body, max_tokens=1)))
             if chat.stream:
                 raise InvalidRequest('stream: a count is not streamed', param='stream')
             result = self.pipeline.count_tokens(ctx, body, chat)
         finally:
             apply_headers(resp, ctx)
         resp.data = orjson.dumps({'input_tokens': result['input_tokens']})
-
-
-def _check_count_only(body):
-    """What only a count may carry is checked here (the chat form never sees it)."""
-    thinking = body.get('thinking')
-    if thinking is not None and not isinstance(thinking, dict):
-        raise InvalidRequest('thinking: expected an object', param='thinking')
-    top_k = body.get('top_k')
-    if top_k is not None and (
-        not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0
-    ):
-        raise InvalidRequest('top_k: expected a non-negative integer', param='top_k')

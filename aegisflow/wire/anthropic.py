@@ -19,7 +19,10 @@ Anthropic's events:
   prompt tokens as ``cache_read_input_tokens``); streams: ``message_start``,
   ``content_block_start``/``delta``/``stop``, ``message_delta``, ``message_stop``;
   a failure mid-stream is an ``error`` event.
-  ``top_k`` and extended thinking have no chat equivalent and are refused when set.
+  ``top_k`` and ``thinking`` have no chat equivalent: checked, and dropped when the
+  request is translated (an ``anthropic`` target gets the request untranslated:
+  `aegisflow.wire.relay`); earlier thinking blocks are dropped too, and the images
+  of a ``tool_result`` follow the tool's text as a user message.
 
 Outbound (``to_messages``, ``from_message``, `StreamTranslator`): a chat request
 becomes a Messages body (``system``/``developer`` -> ``system``; turns alternated;
@@ -120,6 +123,9 @@ def tool_call_of(block):
 # -- inbound: a client speaks Anthropic ---------------------------------------------
 
 _IMAGE_TYPES = ('image/jpeg', 'image/png', 'image/gif', 'image/webp')
+_THINKING = ('enabled', 'disabled', 'adaptive')
+# Messages fields with no chat equivalent: passed to Anthropic, dropped elsewhere
+NATIVE_ONLY = ('thinking', 'top_k')
 # Anthropic's tool_choice types (besides a named tool) in OpenAI's words
 _CHOICES = {'auto': 'auto', 'any': 'required', 'none': 'none'}
 
@@ -171,24 +177,35 @@ def _tool_use(block, p):
     return tool_call_of(block)
 
 
-def _tool_result(block, p):
+def _tool_result(block, p, images):
+    """The chat ``tool`` message of a ``tool_result`` block. NOTE: a chat tool
+    message holds text only: the result's images go to `images`, for a user
+    message right after the tool messages."""
     inner = block.get('content')
     if isinstance(inner, list):
-        # NOTE: the OpenAI form a tool result travels in holds text only; an image
-        # here would be lost on the way, so it is refused.
-        inner = '\n'.join(_texts(inner, f'{p}.content'))
+        texts = []
+        for k, part in enumerate(inner):
+            kind = part.get('type') if isinstance(part, dict) else None
+            if kind == 'image':
+                images.append(_image(part, f'{p}.content.{k}'))
+            elif kind == 'text':
+                texts.append(_text(part, f'{p}.content.{k}'))
+            else:
+                raise _bad(f'{p}.content.{k}', 'expected a text or image block')
+        inner = '\n'.join(texts)
     elif inner is None:
         inner = ''
     elif not isinstance(inner, str):
-        raise _bad(f'{p}.content', 'expected a string or a list of text blocks')
+        raise _bad(f'{p}.content', 'expected a string or a list of blocks')
     if not isinstance(block.get('tool_use_id'), str):
         raise _bad(f'{p}.tool_use_id', 'expected a string')
     return {'role': 'tool', 'tool_call_id': block['tool_use_id'], 'content': inner}
 
 
 def _split_blocks(content, role, param):
-    """(content parts, tool calls, tool results) of one turn's blocks."""
-    parts, calls, results = [], [], []
+    """(content parts, tool calls, tool results) of one turn's blocks; the images
+    of tool results come first among the parts."""
+    parts, calls, results, images = [], [], [], []
     for j, block in enumerate(content):
         p = f'{param}.content.{j}'
         kind = block.get('type') if isinstance(block, dict) else None
@@ -199,11 +216,11 @@ def _split_blocks(content, role, param):
         elif kind == 'tool_use' and role == 'assistant':
             calls.append(_tool_use(block, p))
         elif kind == 'tool_result' and role == 'user':
-            results.append(_tool_result(block, p))
+            results.append(_tool_result(block, p, images))
         elif kind not in ('thinking', 'redacted_thinking'):
             # NOTE: earlier thinking blocks are not sent on to other providers.
             raise _bad(f'{p}.type', f'unsupported block {kind!r:.40} in a {role} turn')
-    return parts, calls, results
+    return images + parts, calls, results
 
 
 def _turn(turn, i):
@@ -241,10 +258,35 @@ def _system(body):
     return [{'role': 'system', 'content': system}] if system is not None else []
 
 
+def check_native_only(body):
+    """Anthropic's own fields that the chat form has no place for (`NATIVE_ONLY`):
+    checked here, passed through to Anthropic, dropped (with a warning) for any
+    other provider."""
+    thinking = body.get('thinking')
+    if thinking is not None:
+        if not isinstance(thinking, dict):
+            raise _bad('thinking', 'expected an object')
+        if thinking.get('type') not in _THINKING:
+            raise _bad('thinking.type', f'expected one of {", ".join(_THINKING)}')
+        budget = thinking.get('budget_tokens')
+        if budget is not None and (
+            not isinstance(budget, int) or isinstance(budget, bool) or budget < 1
+        ):
+            raise _bad('thinking.budget_tokens', 'expected an integer >= 1')
+    top_k = body.get('top_k')
+    if top_k is not None and (
+        not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0
+    ):
+        raise _bad('top_k', 'expected a non-negative integer')
+
+
+def dropped_fields(body):
+    """The fields of a Messages body a translation to another provider drops."""
+    return [key for key in NATIVE_ONLY if body.get(key) is not None]
+
+
 def _required(body):
-    for key in ('top_k', 'thinking'):
-        if body.get(key) is not None:
-            raise _bad(key, 'is not supported by this gateway')
+    check_native_only(body)
     model = body.get('model')
     if not isinstance(model, str) or not model:
         raise _bad('model', 'expected a model name')
@@ -377,8 +419,16 @@ class AnthropicWire:
         self.tools = {}  # OpenAI tool-call index -> content block index
         self.stop_reason = None
         self.usage = {}
+        self.relayed = False  # the events are the upstream's own
+
+    def relay(self, event):
+        """An event of a stream passed through (`aegisflow.wire.relay.Event`)."""
+        self.relayed = True
+        return event.encoded()
 
     def complete(self, data):
+        if not isinstance(data, dict):
+            return data.encoded()  # a message passed through (`wire.relay`)
         choice = (data.get('choices') or [{}])[0]
         message = choice.get('message') or {}
         content = []
@@ -481,6 +531,8 @@ class AnthropicWire:
         return out or None
 
     def done(self):
+        if self.relayed:
+            return b''  # message_stop was relayed
         usage = usage_from_openai(self.usage)
         return (
             self._close()

@@ -161,7 +161,7 @@ TOOL = {'name': 'get_time', 'input_schema': {'type': 'object'}}
                                 'content': [
                                     {
                                         'type': 'image',
-                                        'source': {'type': 'url', 'url': 'http://x'},
+                                        'source': {'type': 'ftp', 'url': 'ftp://x'},
                                     }
                                 ],
                             }
@@ -169,7 +169,7 @@ TOOL = {'name': 'get_time', 'input_schema': {'type': 'object'}}
                     }
                 ]
             },
-            'messages.0.content.0.content.0',
+            'messages.0.content.0.content.0.source.type',
         ),
         (
             {

@@ -9,12 +9,18 @@ POST /v1/messages, by model:
   claude-<code>  that HTTP status with Anthropic's error envelope (429 adds
                  retry-after: 3; 529 is overloaded_error)
   claude-midfail (stream) an error event after the first text delta
+  claude-cut     (stream) the connection closes after the first text delta
+  claude-think   with ``thinking`` enabled: a signed thinking block ("Thinking
+                 about <text>."), then the echo; without it, the echo alone
+  claude-say     the last user text itself, as the answer's text
+The raw bytes of every request body are kept in `raw`, of every answer body in
+`sent`.
 POST /v1/messages/count_tokens: {"input_tokens": 1000 + the characters of every
 text in the body} (a figure no estimator would produce), or an error for
 claude-<code>.
 Streams follow the documented event sequence: message_start, ping, per block
-content_block_start / content_block_delta (text_delta, input_json_delta) /
-content_block_stop, message_delta, message_stop.
+content_block_start / content_block_delta (thinking_delta then signature_delta,
+text_delta, input_json_delta) / content_block_stop, message_delta, message_stop.
 """
 
 import json
@@ -36,6 +42,19 @@ class FakeAnthropic(FakeServer):
 
     def __init__(self):
         super().__init__(_Handler)  # requests: (headers, body)
+        self.raw = []
+        self.sent = []  # the bytes of every answer body
+
+
+SIGNATURE = 'EqQBCkYIBxgCKkB' + 'x' * 40 + '=='
+
+
+def _thinking(text):
+    return {
+        'type': 'thinking',
+        'thinking': f'Thinking about {text}.',
+        'signature': SIGNATURE,
+    }
 
 
 def _last_user(body):
@@ -71,6 +90,13 @@ def _reply(body):
         return [
             {'type': 'text', 'text': f'result was: {result["content"]}'}
         ], 'end_turn'
+    if model == 'claude-say':
+        return [{'type': 'text', 'text': text}], 'end_turn'
+    if (
+        model == 'claude-think'
+        and (body.get('thinking') or {}).get('type') == 'enabled'
+    ):
+        return [_thinking(text), {'type': 'text', 'text': f'echo: {text}'}], 'end_turn'
     return (
         [{'type': 'text', 'text': f'echo: {text}'}],
         'max_tokens' if model == 'claude-max' else 'end_turn',
@@ -86,9 +112,19 @@ USAGE = {
 
 
 class _Handler(FakeHandler):
+    def send_bytes(self, status, data, ctype, headers=()):
+        self.server.fake.sent.append(data)
+        super().send_bytes(status, data, ctype, headers)
+
+    def send_sse(self, events):
+        self.server.fake.sent.append(b''.join(events))
+        super().send_sse(events)
+
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers.get('Content-Length', 0))))
+        raw = self.rfile.read(int(self.headers.get('Content-Length', 0)))
+        body = json.loads(raw)
         self.server.fake.requests.append((dict(self.headers), body))
+        self.server.fake.raw.append(raw)
         if self.path.endswith('/messages/count_tokens'):
             return self._count(body)
         model = body['model']
@@ -171,6 +207,8 @@ class _Handler(FakeHandler):
                             },
                         )
                     )
+                    if body['model'] == 'claude-cut':
+                        return self.send_sse(out)  # and the connection closes
                     if body['model'] == 'claude-midfail':
                         out.append(
                             ev(
@@ -184,6 +222,27 @@ class _Handler(FakeHandler):
                             )
                         )
                         return self.send_sse(out)
+            elif block['type'] == 'thinking':
+                out.append(
+                    ev(
+                        'content_block_start',
+                        {
+                            'index': i,
+                            'content_block': {
+                                'type': 'thinking',
+                                'thinking': '',
+                                'signature': '',
+                            },
+                        },
+                    )
+                )
+                words = block['thinking'].split(' ')
+                for j, word in enumerate(words):
+                    piece = word + (' ' if j < len(words) - 1 else '')
+                    delta = {'type': 'thinking_delta', 'thinking': piece}
+                    out.append(ev('content_block_delta', {'index': i, 'delta': delta}))
+                delta = {'type': 'signature_delta', 'signature': block['signature']}
+                out.append(ev('content_block_delta', {'index': i, 'delta': delta}))
             else:
                 out.append(
                     ev(

@@ -9,13 +9,13 @@ COLUMNS = (
 )
 
 
-def _rows(path, tenant):
+def _rows(path, tenant, columns=COLUMNS):
     if not path.exists():
         return []
     db = sqlite3.connect(f'file:{path}?mode=ro', uri=True)
     try:
         return db.execute(
-            f'SELECT {COLUMNS} FROM usage WHERE tenant = ? ORDER BY id', (tenant,)
+            f'SELECT {columns} FROM usage WHERE tenant = ? ORDER BY id', (tenant,)
         ).fetchall()
     except sqlite3.OperationalError:  # not created yet
         return []
@@ -23,14 +23,16 @@ def _rows(path, tenant):
         db.close()
 
 
-def usage_rows(gw, tenant, count, *, timeout=10):
-    """The tenant's ledger rows (streamed, prompt, completion, cached, cache_write),
-    once there are `count` of them."""
+def usage_rows(gw, tenant, count, *, timeout=10, columns=COLUMNS):
+    """The tenant's ledger rows (streamed, prompt, completion, cached, cache_write,
+    or the `columns` named), once there are `count` of them."""
     path = gw.workdir / 'aegisflow.sqlite'
     wait_until(
-        lambda: len(_rows(path, tenant)) >= count, timeout=timeout, what='ledger rows'
+        lambda: len(_rows(path, tenant, columns)) >= count,
+        timeout=timeout,
+        what='ledger rows',
     )
-    return _rows(path, tenant)
+    return _rows(path, tenant, columns)
 
 
 _DEFAULTS = {
