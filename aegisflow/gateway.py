@@ -13,6 +13,7 @@ from aegisflow.telemetry.aggregate import LocalTelemetry
 from aegisflow.telemetry.labels import LabelSpace
 from aegisflow.usage.keystore import Generation
 from aegisflow.usage.keystore import KeyStore
+from aegisflow.usage.responses import ResponseStore
 
 
 class Gateway:
@@ -31,6 +32,7 @@ class Gateway:
         'keystore',
         'key_generation',
         'policies',
+        'responses',
     )
 
     def __init__(
@@ -47,6 +49,7 @@ class Gateway:
         # Keys created through the admin API live beside the usage ledger; every
         # worker sees a change through the shared generation number.
         self.keystore = KeyStore(config.storage)
+        self.responses = ResponseStore(config.storage)
         self.key_generation = key_generation or Generation()
         self.keys = KeyIndex(
             config.tenants, store=self.keystore, generation=self.key_generation

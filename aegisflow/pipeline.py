@@ -43,7 +43,6 @@ from aegisflow.policy.engine import Redactor
 from aegisflow.policy.engine import StreamGuard
 from aegisflow.policy.engine import blocked_message
 from aegisflow.policy.engine import check_embeddings
-from aegisflow.policy.engine import check_message
 from aegisflow.policy.engine import check_request
 from aegisflow.policy.engine import check_response
 from aegisflow.routing.dispatch import Dispatcher
@@ -52,12 +51,8 @@ from aegisflow.routing.dispatch import first_of
 from aegisflow.telemetry import events as ev
 from aegisflow.tokens import count_tokens
 from aegisflow.tokens import prompt_tokens
-from aegisflow.wire.anthropic import usage_to_openai
 from aegisflow.wire.relay import Event
 from aegisflow.wire.relay import Relayed
-from aegisflow.wire.relay import RelayGuard
-from aegisflow.wire.relay import RelayUsage
-from aegisflow.wire.relay import message_model
 
 log = logging.getLogger('aegisflow.chat')
 
@@ -277,18 +272,25 @@ class Pipeline:
         """A ``chat.completion`` dict, or for a stream a generator of chunks (ended
         by `END` or the ApiError that cut it; it finishes the request itself).
 
-        `native`: the `aegisflow.wire.relay.Native` form of a ``/v1/messages``
-        request, passed through to the ``anthropic`` targets of its route: the
-        input policies then read and rewrite it (the chat form other targets get
-        is derived from it), and an Anthropic target's answer is a `Relayed`
-        message or a stream of `Event`s rather than the chat form."""
+        `native`: the request as the client sent it (`aegisflow.wire.relay.Native`:
+        ``/v1/messages``, ``/v1/responses``), passed through to the targets that
+        speak its wire format: the input policies then read and rewrite it (the
+        chat form other targets get is derived from it), and such a target's
+        answer is a `Relayed` object or a stream of `Event`s, not the chat form."""
         resolution = self._resolve(ctx, chat.model)
-        provider, model = resolution.targets[0]
+        plan = None
+        relay = False
+        if native is not None:
+            plan = [t for t in resolution.plan if native.allows(t.provider)]
+            if not plan:
+                raise native.refusal()
+            relay = any(native.relays(t.provider) for t in plan)
+        if plan is None:
+            provider, model = resolution.targets[0]
+        else:
+            provider, model = plan[0].provider, plan[0].model
         user = chat.body.get('user') if ctx.user is None else ctx.user
         self._admit(ctx, resolution.model, provider, model, chat, user)
-        relay = native is not None and any(
-            t.provider.type == 'anthropic' for t in resolution.plan
-        )
         outputs, redactor = (), None
         if self.policies.any:
             inputs, outputs = self.policies.for_tenant(ctx.principal.tenant_id)
@@ -303,13 +305,17 @@ class Pipeline:
                     chat = native.chat_form()
         obs = ctx.obs
         call = partial(_relay_or_call, native, chat) if relay else None
-        target, result = self.dispatcher.run(obs, chat, resolution, call=call)
+        target, result = self.dispatcher.run(
+            obs, chat, resolution, call=call, plan=plan
+        )
         if native is not None and native.dropped:
             _dropped(ctx, native, target.provider)
         guard = outputs or (redactor is not None and redactor.restore)
         if not chat.stream:
             if type(result) is Relayed:
-                return self._relayed(ctx, target, result, guard, outputs, redactor)
+                return self._relayed(
+                    ctx, target, native, result, guard, outputs, redactor
+                )
             self._served_by(ctx, target, result.get('model'))
             obs.usage(result.get('usage'))
             if guard:
@@ -320,10 +326,10 @@ class Pipeline:
         obs.ttft_ns = time.perf_counter_ns() - obs.t0
         items = chain((first,), events)
         if type(first) is Event:
-            self._served_by(ctx, target, message_model(first))
-            meter = RelayUsage()
+            self._served_by(ctx, target, native.model_of(first))
+            meter = native.meter()
             if guard:
-                items = RelayGuard(
+                items = native.guard(
                     StreamGuard(outputs, redactor, partial(_stream_hit, obs))
                 ).filter(items)
         else:
@@ -339,12 +345,12 @@ class Pipeline:
             partial(self._end_stream, ctx, events, chat, False, 0, ev.CLIENT_ABORT),
         )
 
-    def _relayed(self, ctx, target, result, guard, outputs, redactor):
+    def _relayed(self, ctx, target, native, result, guard, outputs, redactor):
         data = result.data
         self._served_by(ctx, target, data.get('model'))
-        ctx.obs.usage(usage_to_openai(data.get('usage')))
+        ctx.obs.usage(native.usage(data))
         if guard:
-            decision = check_message(data, outputs, redactor)
+            decision = check_response(data, outputs, redactor, native.fields)
             self._decided(ctx, decision, 'output')
             if decision.rewritten:
                 result.raw = None
@@ -483,7 +489,7 @@ def _chat_meter(chunk):
 
 
 def _dropped(ctx, native, provider):
-    if provider.type != 'anthropic':
+    if not native.relays(provider):
         ctx.headers['X-AegisFlow-Warning'] = (
             f'dropped {", ".join(native.dropped)}: '
             f"provider '{provider.name}' has no equivalent"
@@ -491,10 +497,10 @@ def _dropped(ctx, native, provider):
 
 
 def _relay_or_call(native, chat, target):
-    """An Anthropic target gets the client's request as sent; any other the chat
-    form."""
+    """A target that speaks the request's wire format gets it as sent; any other
+    the chat form."""
     provider = target.provider
-    if provider.type != 'anthropic':
+    if not native.relays(provider):
         return call_chat(target, chat)
     if not chat.stream:
         return provider.relay(native, target.model, False)

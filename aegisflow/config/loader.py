@@ -65,6 +65,7 @@ _HTTP_KEYS = (
     'connect_timeout_s',
     'headers',
     'stream_usage',
+    'responses',
     'query',
     'api_key_header',
 )
@@ -391,7 +392,23 @@ class _Builder:
                 None, check=_HEADER_NAME.match, expected='an HTTP header name'
             ),
             stream_usage=node.get('stream_usage').bool(True),
+            responses=self.speaks_responses(node.get('responses'), ptype),
         )
+
+    @staticmethod
+    def speaks_responses(node, ptype):
+        """Whether the provider serves OpenAI's ``/v1/responses`` (requests there
+        are then passed through to it): always for ``openai``, on request for
+        ``openai_compatible``."""
+        if ptype == 'openai':
+            return node.bool(True)
+        if ptype != 'openai_compatible' and not node.missing:
+            node.fail(
+                'no responses key unless type is openai_compatible',
+                found=f'type {ptype}',
+            )
+            return False
+        return node.bool(False)
 
     def required_env(self, node):
         """The value of the variable a ``*_env`` key names; unset is a problem."""
@@ -923,7 +940,15 @@ class _Builder:
     def storage(self, node):
         d = m.StorageConfig()
         if not node.mapping(
-            ('backend', 'sqlite_path', 'dsn', 'dsn_env', 'retention_days'),
+            (
+                'backend',
+                'sqlite_path',
+                'dsn',
+                'dsn_env',
+                'retention_days',
+                'responses_ttl_s',
+                'responses_max_bytes',
+            ),
             optional=True,
         ):
             return m.StorageConfig(
@@ -936,6 +961,12 @@ class _Builder:
             sqlite_path=os.path.join(self.base_dir, path or ''),
             dsn=self.dsn(node, backend),
             retention_days=node.get('retention_days').num(None, min=0.01, max=36500),
+            responses_ttl_s=node.get('responses_ttl_s').num(
+                d.responses_ttl_s, min=1, max=3650 * 86400
+            ),
+            responses_max_bytes=node.get('responses_max_bytes').int(
+                d.responses_max_bytes, min=1024, max=1 << 30
+            ),
         )
 
     def dsn(self, node, backend):

@@ -84,6 +84,7 @@ class ProviderConfig:
     query: tuple = ()  # extra query parameters on every upstream URL
     api_key_header: str | None = None  # send the key in this header, not as Bearer
     stream_usage: bool = True
+    responses: bool = False  # speaks /v1/responses (openai: always)
     mock: MockOptions | None = None
     prices: dict = field(default_factory=dict)  # model -> Price, overrides the table
 
@@ -171,6 +172,8 @@ class StorageConfig:
     sqlite_path: str = 'aegisflow.sqlite'  # resolved against the config's directory
     dsn: str | None = field(default=None, repr=False)  # postgresql; may hold a password
     retention_days: float | None = None  # per-request rows older than this are pruned
+    responses_ttl_s: float = 30 * 86400  # stored /v1/responses answers live this long
+    responses_max_bytes: int = 4 * 1024 * 1024  # a larger one is not stored
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,6 @@ from aegisflow.errors import PermissionDenied
 from aegisflow.policy.filters import Finding
 from aegisflow.policy.normalize import Folded
 from aegisflow.policy.walk import embedding_fields
-from aegisflow.policy.walk import message_fields
 from aegisflow.policy.walk import request_fields
 from aegisflow.policy.walk import response_fields
 
@@ -235,8 +234,9 @@ def check_request(body, policies, redactor):
 
 
 def check_response(result, policies, redactor, fields_of=response_fields):
-    """Run output `policies` over a complete chat response (or with
-    `fields_of=message_fields`, an Anthropic message), then put back the originals
+    """Run output `policies` over a complete chat response (or with `fields_of`,
+    an answer passed through: an Anthropic message, a Responses object), then put
+    back the originals
     of restored placeholders. Whether any text changed: ``decision.rewritten``."""
     fields = fields_of(result)
     before = [f.text for f in fields]
@@ -250,11 +250,6 @@ def check_response(result, policies, redactor, fields_of=response_fields):
                 field.set(restored)
     decision.rewritten = any(f.text != b for f, b in zip(fields, before, strict=True))
     return decision
-
-
-def check_message(message, policies, redactor):
-    """`check_response` for an Anthropic ``message``."""
-    return check_response(message, policies, redactor, message_fields)
 
 
 # -- streams -------------------------------------------------------------------------

@@ -129,16 +129,19 @@ NOT_TEXT = frozenset(
     (
         'role', 'type', 'id', 'tool_call_id', 'call_id', 'file_id', 'file_data',
         'detail', 'format', 'signature', 'encrypted_content', 'object',
-        'tool_use_id', 'media_type',
+        'tool_use_id', 'media_type', 'status',
     )
 )  # fmt: skip
-_NOT_TEXT_TOP = frozenset(('model', 'logit_bias'))
+_NOT_TEXT_TOP = frozenset(('model', 'logit_bias', 'previous_response_id'))
 # whose `name` is an identifier (chat functions; Anthropic tools, tool_use blocks
-# and a named tool_choice)
-_NAMED = frozenset(('function', 'custom', 'tools', 'content', 'tool_choice'))
+# and a named tool_choice; Responses function_call input items)
+_NAMED = frozenset(
+    ('function', 'custom', 'tools', 'content', 'tool_choice', 'input', 'output')
+)
 # blocks whose `data` is base64 or encrypted, not text
 _OPAQUE_DATA = ('base64', 'redacted_thinking')
-_CALLS = frozenset(('function', 'function_call'))  # whose `arguments` are JSON
+# whose `arguments` are JSON (chat calls; Responses function_call items)
+_CALLS = frozenset(('function', 'function_call', 'input', 'output'))
 _SHORT_KEY = 16
 
 
@@ -225,7 +228,7 @@ _STRUCTURAL = frozenset(
         'functions', 'image_url', 'file', 'prediction', 'response_format',
         'json_schema', 'stream_options', 'audio', 'custom', 'tool_choice',
         'web_search_options', 'input', 'system', 'source', 'cache_control',
-        'thinking',
+        'thinking', 'output',
     )
 )  # fmt: skip
 
@@ -267,6 +270,16 @@ def message_fields(message):
     content = message.get('content')
     if isinstance(content, list):
         _walk(content, 'content', out, 'content', True)
+    return out
+
+
+def response_object_fields(response):
+    """The texts of a Responses API ``response``: output texts and refusals,
+    function call arguments, reasoning summaries."""
+    out = []
+    output = response.get('output')
+    if isinstance(output, list):
+        _walk(output, 'output', out, 'output', True)
     return out
 
 

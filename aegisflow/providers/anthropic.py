@@ -25,6 +25,7 @@ VERSION = '2023-06-01'
 
 class AnthropicProvider(HttpProvider):
     type = 'anthropic'
+    relays = frozenset(('messages',))
 
     def __init__(self, config, **options):
         auth = {'x-api-key': config.api_key} if config.api_key else {}

@@ -54,6 +54,8 @@ def iter_lines(resp, size=65536):
 class Provider:
     type = ''
     embeddings = False  # whether `embed` is implemented
+    # the wire formats it takes as the client sent them (``relay``), beside chat
+    relays = frozenset()
 
     def __init__(self, config, *, concurrency=1, max_retry_after_s=10.0):
         self.config = config

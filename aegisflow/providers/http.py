@@ -49,14 +49,23 @@ class HttpProvider(Provider):
     def _post(self, url, body, *, stream, headers=None):
         """POST `body` (an object, or bytes sent as they are) with the provider's
         headers, and `headers` (client headers passed on) over them."""
-        assert url.startswith(self._base_url), 'a provider URL outside its base URL'
         if headers:
             headers = {**self._headers, **headers}
+        return self._request(
+            'POST',
+            url,
+            body=body if type(body) is bytes else orjson.dumps(body),
+            headers=headers,
+            stream=stream,
+        )
+
+    def _request(self, method, url, *, body=None, headers=None, stream=False):
+        assert url.startswith(self._base_url), 'a provider URL outside its base URL'
         try:
             return self._pool.urlopen(
-                'POST',
+                method,
                 self._base_path + url[len(self._base_url) :],
-                body=body if type(body) is bytes else orjson.dumps(body),
+                body=body,
                 headers=headers or self._headers,
                 timeout=self._timeout,
                 preload_content=not stream,

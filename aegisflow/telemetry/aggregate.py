@@ -176,6 +176,7 @@ class Aggregator:
             round(e.ttft_ns / 1e6, 3) if e.ttft_ns else None,
             e.attempts,
             e.cache_write,
+            ev.ROUTES[e.route] if e.route < len(ev.ROUTES) else 'other',
         )
 
     def flush(self):

@@ -58,7 +58,15 @@ DEGRADED = 64  # admitted without the limits store (fail open)
 DRY_RUN = 1  # POLICY records: what a dry-run policy would have done
 
 # routes (what was called)
-ROUTES = ('other', 'chat', 'models', 'messages', 'embeddings', 'count_tokens')
+ROUTES = (
+    'other',
+    'chat',
+    'models',
+    'messages',
+    'embeddings',
+    'count_tokens',
+    'responses',
+)
 UNLEDGERED = frozenset((ROUTES.index('count_tokens'),))  # counted, no usage row
 ROUTE_IDS = {name: i for i, name in enumerate(ROUTES)}
 

@@ -13,7 +13,9 @@ hour, tenant, key, model and provider with the sums a usage query reports. Reten
 (`prune`) deletes per-request rows only; the hourly rollups stay, so totals and budget
 spend outlive the detail. A ledger from an older release is brought up to date in
 place when first opened (`_migrate`; ``PRAGMA user_version`` records the schema);
-PostgreSQL ledgers start at the current schema.
+a PostgreSQL ledger gets the columns added since (``ADD COLUMN IF NOT EXISTS``).
+``endpoint`` names the API the request came in on (``chat``, ``messages``,
+``responses``, ``embeddings``; empty for rows written before it existed).
 
 NOTE: the rollup rows of a batch are upserted in key order, so two gateways flushing
 into one PostgreSQL ledger lock the same rows in the same order and cannot deadlock.
@@ -51,7 +53,8 @@ CREATE TABLE IF NOT EXISTS usage (
     duration_ms REAL NOT NULL,
     ttft_ms REAL,
     attempts INTEGER NOT NULL,
-    cache_write_tokens INTEGER NOT NULL DEFAULT 0
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    endpoint TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts_ns);
 CREATE INDEX IF NOT EXISTS usage_tenant_ts ON usage (tenant, ts_ns);
@@ -72,7 +75,7 @@ CREATE TABLE IF NOT EXISTS usage_hourly (
     PRIMARY KEY (hour_ns, tenant, key_name, model, provider)
 );
 """
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 HOUR_NS = 3600 * 10**9
 ROLLUP_SUMS = (
     'requests',
@@ -121,6 +124,11 @@ COLUMNS = (
     'ttft_ms',
     'attempts',
     'cache_write_tokens',
+    'endpoint',
+)
+# columns a PostgreSQL ledger created by an older release lacks
+_PG_ADDED = (
+    "ALTER TABLE usage ADD COLUMN IF NOT EXISTS endpoint TEXT NOT NULL DEFAULT ''",
 )
 _AUDIT_INSERT = (
     'INSERT INTO audit (ts_ns, actor, action, tenant, target, detail) '
@@ -144,6 +152,8 @@ def _migrate(db):
                 'ALTER TABLE usage ADD COLUMN '
                 'cache_write_tokens INTEGER NOT NULL DEFAULT 0'
             )
+        if 'endpoint' not in have:
+            db.execute("ALTER TABLE usage ADD COLUMN endpoint TEXT NOT NULL DEFAULT ''")
         db.execute('DELETE FROM usage_hourly')
         db.execute(_BACKFILL)
         db.execute(f'PRAGMA user_version = {SCHEMA_VERSION}')
@@ -211,6 +221,8 @@ class Ledger:
                         _migrate(db)
                 else:
                     database.create_schema(db, SCHEMA + KEYS_SCHEMA)
+                    for statement in _PG_ADDED:
+                        db.execute(statement)
             except BaseException:
                 db.close()
                 raise

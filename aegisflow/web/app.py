@@ -29,6 +29,8 @@ from aegisflow.web.metrics import Metrics
 from aegisflow.web.models import ModelItem
 from aegisflow.web.models import Models
 from aegisflow.web.openapi import OpenApi
+from aegisflow.web.responses import ResponseItem
+from aegisflow.web.responses import Responses
 
 log = logging.getLogger('aegisflow.http')
 
@@ -40,6 +42,7 @@ _ROUTE_OF = {
     '/v1/messages': ev.ROUTE_IDS['messages'],
     '/v1/embeddings': ev.ROUTE_IDS['embeddings'],
     '/v1/messages/count_tokens': ev.ROUTE_IDS['count_tokens'],
+    '/v1/responses': ev.ROUTE_IDS['responses'],
 }
 # NOTE: health, readiness, metrics, the API description and the admin API are
 # not traffic: not counted.
@@ -150,6 +153,11 @@ def create_app(config, *, concurrency=1, gateway=None):
     app.add_route('/v1/messages', messages(pipeline, server))
     app.add_route('/v1/messages/count_tokens', CountTokens(pipeline, server))
     app.add_route('/v1/embeddings', Embeddings(pipeline, server))
+    app.add_route('/v1/responses', Responses(pipeline, server, gw.responses))
+    app.add_route(
+        '/v1/responses/{response_id}',
+        ResponseItem(pipeline, gw.responses, gw.providers),
+    )
     app.add_route('/v1/models', Models(gw, pipeline))
     app.add_route('/v1/models/{model_id:path}', ModelItem(gw, pipeline))
     admin.add_routes(app, gw)

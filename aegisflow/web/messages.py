@@ -18,7 +18,7 @@ from aegisflow.web.chat import authenticate
 from aegisflow.wire.anthropic import AnthropicWire
 from aegisflow.wire.anthropic import to_chat_body
 from aegisflow.wire.relay import FORWARDED
-from aegisflow.wire.relay import Native
+from aegisflow.wire.relay import MessagesNative
 
 
 def messages(pipeline, server):
@@ -33,7 +33,7 @@ def _native(req, raw, body):
         value = req.get_header(name)
         if value:
             headers[name] = value
-    return Native(raw, body, headers)
+    return MessagesNative(raw, body, headers)
 
 
 class CountTokens(PipelineResource):

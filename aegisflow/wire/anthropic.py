@@ -269,7 +269,7 @@ def check_native_only(body):
         if thinking.get('type') not in _THINKING:
             raise _bad('thinking.type', f'expected one of {", ".join(_THINKING)}')
         budget = thinking.get('budget_tokens')
-        if budget is not None and (
+        if ('budget_tokens' in thinking or thinking['type'] == 'enabled') and (
             not isinstance(budget, int) or isinstance(budget, bool) or budget < 1
         ):
             raise _bad('thinking.budget_tokens', 'expected an integer >= 1')

@@ -17,6 +17,7 @@ from collections import deque
 import orjson
 
 from aegisflow.chat_request import parse_chat_request
+from aegisflow.policy.walk import message_fields
 from aegisflow.wire.anthropic import dropped_fields
 from aegisflow.wire.anthropic import to_chat_body
 from aegisflow.wire.anthropic import usage_to_openai
@@ -61,18 +62,21 @@ def replace_model(raw, model):
 
 
 class Native:
-    """A ``/v1/messages`` request as the client sent it: its bytes, its parsed body
-    (what the input policies read and rewrite), and the client headers forwarded
-    to an Anthropic target."""
+    """A request as the client sent it, for the providers that speak its wire
+    format (`kind` in ``provider.relays``): its bytes, its parsed body (what the
+    input policies read and rewrite), and the client headers forwarded. A
+    subclass per wire format says how to translate it for the other providers
+    and how to read its answers."""
 
-    __slots__ = ('raw', 'body', 'headers', 'rewritten', 'dropped')
+    __slots__ = ('raw', 'body', 'headers', 'rewritten')
+    kind = ''
+    dropped = ()  # fields a translation drops (named in a warning header)
 
     def __init__(self, raw, body, headers):
         self.raw = raw
         self.body = body
         self.headers = headers
         self.rewritten = False
-        self.dropped = dropped_fields(body)
 
     def body_for(self, model):
         """The bytes to send for `model`."""
@@ -82,10 +86,51 @@ class Native:
             return self.raw
         return replace_model(self.raw, model)
 
+    def relays(self, provider):
+        return self.kind in provider.relays
+
+    def allows(self, provider):
+        """Whether `provider` may serve the request at all."""
+        return True
+
     def chat_form(self):
         """The chat request the (rewritten) body translates to, for any other
         provider."""
+        raise NotImplementedError
+
+
+class MessagesNative(Native):
+    """A ``/v1/messages`` request, for ``anthropic`` targets."""
+
+    __slots__ = ('dropped',)
+    kind = 'messages'
+
+    def __init__(self, raw, body, headers):
+        super().__init__(raw, body, headers)
+        self.dropped = dropped_fields(body)
+
+    def chat_form(self):
         return parse_chat_request(to_chat_body(self.body))
+
+    @staticmethod
+    def usage(data):
+        return usage_to_openai(data.get('usage'))
+
+    @staticmethod
+    def fields(data):
+        return message_fields(data)
+
+    @staticmethod
+    def model_of(event):
+        return message_model(event)
+
+    @staticmethod
+    def meter():
+        return RelayUsage()
+
+    @staticmethod
+    def guard(stream_guard):
+        return RelayGuard(stream_guard)
 
 
 class Relayed:
@@ -191,24 +236,31 @@ _HELD = {
 }
 
 
-class _Held:
-    """One content block's text under the output policies. Its events are held
-    while the policy window holds their text back, and go out as they came when
-    the text released is the text received; where a policy rewrote it, the text
-    released so far goes out as one delta of the same type."""
+class Held:
+    """One stream of text inside relayed events (an Anthropic content block, a
+    Responses output text or function call) under the output policies. Its events
+    are held while the policy window holds their text back, and go out as they
+    came when the text released is the text received; where a policy rewrote
+    it, the text released so far goes out as one event made by `make_delta`."""
 
     __slots__ = (
-        'index', 'delta_type', 'field', 'window', 'text', 'consumed', 'sent', 'queue'
+        'make_delta', 'window', 'text', 'consumed', 'sent', 'queue', 'rewritten',
+        'released',
     )  # fmt: skip
 
-    def __init__(self, index, block_type, window):
-        self.index = index
-        self.delta_type, self.field = _HELD[block_type]
+    def __init__(self, window, make_delta):
+        self.make_delta = make_delta
         self.window = window
         self.text = ''  # every text received
         self.consumed = 0  # of `text`, through the window
         self.sent = 0  # of `text`, in events sent
         self.queue = deque()  # (start, end, event): events not sent yet
+        self.rewritten = False
+        self.released = []  # the text as sent, in pieces
+
+    @property
+    def text_sent(self):
+        return ''.join(self.released)
 
     def push(self, event, text):
         start = len(self.text)
@@ -226,19 +278,15 @@ class _Held:
     def finish(self):
         return self._release(self.window.finish(), len(self.text))
 
-    def _delta(self, text):
-        delta = {'type': self.delta_type, self.field: text}
-        return Event(
-            None, {'type': 'content_block_delta', 'index': self.index, 'delta': delta}
-        )
-
     def _release(self, released, upto):
+        self.released.append(released)
         start, self.consumed = self.consumed, upto
         queue, out = self.queue, []
         if released != self.text[start:upto]:
+            self.rewritten = True
             text = self.text[self.sent : start] + released
             if text:
-                out.append(self._delta(text))
+                out.append(self.make_delta(text))
             self.sent = upto
             while queue and queue[0][1] <= upto:
                 s, e, event = queue.popleft()
@@ -250,9 +298,19 @@ class _Held:
             if s >= self.sent:
                 out.append(event)
             elif e > self.sent:
-                out.append(self._delta(self.text[self.sent : e]))
+                out.append(self.make_delta(self.text[self.sent : e]))
             self.sent = max(self.sent, e)
         return out
+
+
+def _block_delta(index, delta_type, field):
+    def make(text):
+        delta = {'type': delta_type, field: text}
+        return Event(
+            None, {'type': 'content_block_delta', 'index': index, 'delta': delta}
+        )
+
+    return make
 
 
 class RelayGuard:
@@ -266,7 +324,7 @@ class RelayGuard:
         self.guard = guard
 
     def filter(self, events):
-        held = None
+        held = index = field = delta_type = None
         for event in events:
             data = event.data
             kind = data['type']
@@ -275,18 +333,19 @@ class RelayGuard:
                 block_type = block.get('type') if isinstance(block, dict) else None
                 held = None
                 if block_type in _HELD:
-                    field = 'input' if block_type == 'tool_use' else block_type
+                    index = data.get('index')
+                    delta_type, field = _HELD[block_type]
+                    name = 'input' if block_type == 'tool_use' else block_type
                     window = self.guard.window(
-                        f'content[{data.get("index")}].{field}',
-                        signed=block_type == 'thinking',
+                        f'content[{index}].{name}', signed=block_type == 'thinking'
                     )
-                    held = _Held(data.get('index'), block_type, window)
-            elif held is not None and data.get('index') == held.index:
+                    held = Held(window, _block_delta(index, delta_type, field))
+            elif held is not None and data.get('index') == index:
                 if kind == 'content_block_delta':
                     delta = data.get('delta')
                     delta = delta if isinstance(delta, dict) else {}
-                    text = delta.get(held.field)
-                    if delta.get('type') == held.delta_type and isinstance(text, str):
+                    text = delta.get(field)
+                    if delta.get('type') == delta_type and isinstance(text, str):
                         yield from held.push(event, text)
                     else:
                         yield from held.add(event)

@@ -141,7 +141,7 @@ def test_the_description_is_served(gw):
 def test_data_plane_matches_its_description(gw, tmp_path):
     proc = schemathesis_run(gw, tmp_path, r'^/(v1/|healthz|readyz|metrics|openapi)')
     assert proc.returncode == 0, proc.stdout[-20000:] + proc.stderr[-5000:]
-    assert 'Tested: 10' in proc.stdout, proc.stdout[-3000:]
+    assert 'Tested: 13' in proc.stdout, proc.stdout[-3000:]
     exchanges = answered(tmp_path)
     assert len(exchanges) > 500
     assert max(s for _, _, s in exchanges) < 500
@@ -151,6 +151,7 @@ def test_data_plane_matches_its_description(gw, tmp_path):
         ('POST', '/v1/messages'),
         ('POST', '/v1/messages/count_tokens'),
         ('POST', '/v1/embeddings'),
+        ('POST', '/v1/responses'),
         ('GET', '/v1/models/'),
     ):
         seen = statuses(exchanges, method, path)

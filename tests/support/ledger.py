@@ -56,6 +56,7 @@ _DEFAULTS = {
     'ttft_ms': None,
     'attempts': 1,
     'cache_write_tokens': 0,
+    'endpoint': 'chat',
 }
 
 

@@ -1,0 +1,146 @@
+"""Stored ``/v1/responses`` answers, per tenant, in the ledger's database.
+
+Two kinds of row, keyed by response id:
+
+- a response the gateway translated (its target does not speak the Responses API):
+  the response object, for ``GET /v1/responses/{id}``, and the conversation in the
+  chat form, for a follow-up that names it as ``previous_response_id``;
+- a response an upstream holds (passed through to an ``openai`` target): only its
+  owner (tenant and provider). All tenants share the gateway's provider key, so
+  nothing else stops one tenant reading, continuing or deleting another's.
+
+A row lives ``storage.responses_ttl_s`` (default 30 days); a translated response
+larger than ``storage.responses_max_bytes`` is not stored. Expired rows are
+answered as missing and swept by every 256th write.
+
+NOTE: DESIGN 1.8 keeps the request path free of I/O; this is the one exception,
+bounded: a request that names ``previous_response_id`` reads one row by primary
+key, and a translated response with ``store`` true writes one row before its
+answer (or its stream's last event) is sent, so a follow-up sent the moment it
+completes finds it. Each worker thread keeps its own connection. The cost is
+measured in bench/RESULTS.md.
+"""
+
+import logging
+import threading
+import time
+
+from aegisflow.usage.database import ERRORS
+from aegisflow.usage.database import Database
+
+log = logging.getLogger('aegisflow.responses')
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    expires_ns INTEGER NOT NULL,
+    body TEXT,
+    history TEXT
+);
+CREATE INDEX IF NOT EXISTS responses_expires ON responses (expires_ns);
+"""
+_SWEEP_EVERY = 256
+
+
+class Stored:
+    """A stored row: `provider` is empty for a response the gateway holds (then
+    `body` and `history` are its JSON texts)."""
+
+    __slots__ = ('id', 'provider', 'body', 'history')
+
+    def __init__(self, response_id, provider, body, history):
+        self.id = response_id
+        self.provider = provider
+        self.body = body
+        self.history = history
+
+    @property
+    def held_upstream(self):
+        return bool(self.provider)
+
+
+class ResponseStore:
+    __slots__ = (
+        'database', 'ttl_ns', 'max_bytes', 'clock', '_local', '_schema', '_writes'
+    )  # fmt: skip
+
+    def __init__(self, storage, clock=time.time_ns):
+        self.database = Database.of(storage)
+        self.ttl_ns = int(storage.responses_ttl_s * 1e9)
+        self.max_bytes = storage.responses_max_bytes
+        self._local = threading.local()
+        self._schema = False
+        self._writes = 0
+        self.clock = clock
+
+    def _db(self):
+        db = getattr(self._local, 'db', None)
+        if db is None:
+            db = self.database.connect()
+            if not self._schema:
+                try:
+                    self.database.create_schema(db, SCHEMA)
+                except BaseException:
+                    db.close()
+                    raise
+                self._schema = True
+            self._local.db = db
+        return db
+
+    def _run(self, sql, args):
+        """Run one statement on this thread's connection; a connection that
+        failed is dropped, and the statement tried once more on a new one."""
+        for attempt in (0, 1):
+            db = self._db()
+            try:
+                return db.execute(sql, args)
+            except ERRORS:
+                self._local.db = None
+                try:
+                    db.close()
+                except ERRORS:
+                    pass
+                if attempt:
+                    raise
+        raise AssertionError('unreachable')
+
+    def save(self, response_id, tenant, provider='', body=None, history=None):
+        """Store a row; False when it is larger than the cap. Raises the
+        database's error when it refuses."""
+        size = len(body or '') + len(history or '')
+        if size > self.max_bytes:
+            return False
+        now = self.clock()
+        self._run(
+            'INSERT INTO responses (id, tenant, provider, created_ns, expires_ns, '
+            'body, history) VALUES (?, ?, ?, ?, ?, ?, ?) '
+            'ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, '
+            'provider = excluded.provider, created_ns = excluded.created_ns, '
+            'expires_ns = excluded.expires_ns, body = excluded.body, '
+            'history = excluded.history',
+            (response_id, tenant, provider, now, now + self.ttl_ns, body, history),
+        )
+        self._writes += 1
+        if self._writes % _SWEEP_EVERY == 0:
+            self._run('DELETE FROM responses WHERE expires_ns < ?', (now,))
+        return True
+
+    def find(self, response_id, tenant):
+        """The tenant's live row for `response_id`, or None (unknown, expired, or
+        another tenant's: the same answer for all three)."""
+        row = self._run(
+            'SELECT provider, body, history FROM responses '
+            'WHERE id = ? AND tenant = ? AND expires_ns > ?',
+            (response_id, tenant, self.clock()),
+        ).fetchone()
+        return None if row is None else Stored(response_id, *row)
+
+    def delete(self, response_id, tenant):
+        """Whether the tenant's row was there to delete."""
+        cursor = self._run(
+            'DELETE FROM responses WHERE id = ? AND tenant = ?', (response_id, tenant)
+        )
+        return cursor.rowcount > 0
