@@ -175,7 +175,7 @@ def _ms(text):
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
-def wrk(url, conns, duration, env):
+def wrk(url, conns, duration, env, path='/v1/chat/completions'):
     threads = 1 if conns == 1 else 2
     out = subprocess.run(
         [
@@ -189,7 +189,7 @@ def wrk(url, conns, duration, env):
             '--latency',
             '-s',
             str(HERE / 'post.lua'),
-            url + '/v1/chat/completions',
+            url + path,
         ],
         capture_output=True,
         text=True,
@@ -209,10 +209,10 @@ def wrk(url, conns, duration, env):
     }
 
 
-def measure(target, conns, duration, env):
-    wrk(target.url, conns, 1, env)  # warm-up: connections, caches, lazy imports
+def measure(target, conns, duration, env, path='/v1/chat/completions'):
+    wrk(target.url, conns, 1, env, path)  # warm-up: connections, caches, imports
     cpu0 = target.cpu_seconds()
-    result = wrk(target.url, conns, duration, env)
+    result = wrk(target.url, conns, duration, env, path)
     result['cpu_ms'] = (target.cpu_seconds() - cpu0) * 1000 / max(1, result['requests'])
     result['rss'] = target.rss_mb()
     return result

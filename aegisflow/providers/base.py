@@ -56,6 +56,8 @@ class Provider:
     embeddings = False  # whether `embed` is implemented
     # the wire formats it takes as the client sent them (``relay``), beside chat
     relays = frozenset()
+    # whether it honours ``response_format`` (JSON output) in the chat form
+    structured_output = False
 
     def __init__(self, config, *, concurrency=1, max_retry_after_s=10.0):
         self.config = config

@@ -149,6 +149,7 @@ def _finish(data, called):
 
 class OllamaProvider(HttpProvider):
     type = 'ollama'
+    structured_output = True
     embeddings = True
 
     def __init__(self, config, **options):

@@ -44,6 +44,7 @@ def _auth(config):
 class OpenAIProvider(HttpProvider):
     type = 'openai'
     embeddings = True
+    structured_output = True
 
     def __init__(self, config, **options):
         super().__init__(

@@ -64,7 +64,8 @@ class Stored:
 
 class ResponseStore:
     __slots__ = (
-        'database', 'ttl_ns', 'max_bytes', 'clock', '_local', '_schema', '_writes'
+        'database', 'ttl_ns', 'max_bytes', 'clock', '_local', '_schema', '_writes',
+        '_write_lock',
     )  # fmt: skip
 
     def __init__(self, storage, clock=time.time_ns):
@@ -75,6 +76,10 @@ class ResponseStore:
         self._schema = False
         self._writes = 0
         self.clock = clock
+        # PERF: a worker's threads take turns to write here rather than in
+        # SQLite, whose busy handler sleeps (milliseconds) while another holds
+        # the write lock
+        self._write_lock = threading.Lock()
 
     def _db(self):
         db = getattr(self._local, 'db', None)
@@ -114,6 +119,11 @@ class ResponseStore:
         if size > self.max_bytes:
             return False
         now = self.clock()
+        with self._write_lock:
+            self._insert(response_id, tenant, provider, body, history, now)
+        return True
+
+    def _insert(self, response_id, tenant, provider, body, history, now):
         self._run(
             'INSERT INTO responses (id, tenant, provider, created_ns, expires_ns, '
             'body, history) VALUES (?, ?, ?, ?, ?, ?, ?) '
@@ -126,7 +136,6 @@ class ResponseStore:
         self._writes += 1
         if self._writes % _SWEEP_EVERY == 0:
             self._run('DELETE FROM responses WHERE expires_ns < ?', (now,))
-        return True
 
     def find(self, response_id, tenant):
         """The tenant's live row for `response_id`, or None (unknown, expired, or
@@ -140,7 +149,9 @@ class ResponseStore:
 
     def delete(self, response_id, tenant):
         """Whether the tenant's row was there to delete."""
-        cursor = self._run(
-            'DELETE FROM responses WHERE id = ? AND tenant = ?', (response_id, tenant)
-        )
+        with self._write_lock:
+            cursor = self._run(
+                'DELETE FROM responses WHERE id = ? AND tenant = ?',
+                (response_id, tenant),
+            )
         return cursor.rowcount > 0

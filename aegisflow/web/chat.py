@@ -82,6 +82,14 @@ class Encoded:
         self.stream.close()
 
 
+def stream_response(resp, wire, stream):
+    """Answer with a pipeline stream, encoded by `wire`, as server-sent events."""
+    resp.content_type = wire.content_type
+    resp.set_header('Cache-Control', 'no-cache')
+    resp.set_header('X-Accel-Buffering', 'no')
+    resp.stream = Encoded(wire, stream)
+
+
 def apply_headers(resp, ctx):
     for name, value in ctx.headers.items():
         resp.set_header(name, header_value(value))
@@ -145,10 +153,7 @@ class ChatResource(PipelineResource):
         finally:
             apply_headers(resp, ctx)
         if ctx.streaming:
-            resp.content_type = wire.content_type
-            resp.set_header('Cache-Control', 'no-cache')
-            resp.set_header('X-Accel-Buffering', 'no')
-            resp.stream = Encoded(wire, result)
+            stream_response(resp, wire, result)
             return
         resp.data = wire.complete(result)
         resp.content_type = _JSON

@@ -24,15 +24,13 @@ from aegisflow.errors import ServiceUnavailable
 from aegisflow.usage.database import ERRORS
 from aegisflow.web.body import parse_json
 from aegisflow.web.body import read_body
-from aegisflow.web.chat import Encoded
 from aegisflow.web.chat import PipelineResource
 from aegisflow.web.chat import apply_headers
 from aegisflow.web.chat import authenticate
+from aegisflow.web.chat import stream_response
 from aegisflow.wire.responses import ResponsesNative
 from aegisflow.wire.responses import ResponsesWire
 from aegisflow.wire.responses import assistant_message
-from aegisflow.wire.responses import built_in_refusal
-from aegisflow.wire.responses import built_in_tools
 from aegisflow.wire.responses import check
 from aegisflow.wire.responses import to_chat_body
 
@@ -130,17 +128,14 @@ class Responses(PipelineResource):
         finally:
             apply_headers(resp, ctx)
         if ctx.streaming:
-            resp.content_type = wire.content_type
-            resp.set_header('Cache-Control', 'no-cache')
-            resp.set_header('X-Accel-Buffering', 'no')
-            resp.stream = Encoded(wire, result)
+            stream_response(resp, wire, result)
             return
         resp.data = data
         resp.content_type = 'application/json'
 
     def _previous(self, body, raw, tenant):
-        """(the request's native form, or None when it must be translated; the
-        chat messages of the stored conversation it continues)."""
+        """(the request's native form; the chat messages of the stored
+        conversation it continues)."""
         previous = body.get('previous_response_id')
         if previous is None:
             return ResponsesNative(raw, body), ()
@@ -154,9 +149,7 @@ class Responses(PipelineResource):
             raise err
         if stored.held_upstream:
             return ResponsesNative(raw, body, held_by=stored.provider), ()
-        if built_in_tools(body):  # translated: nothing runs them
-            raise built_in_refusal(body)
-        return None, orjson.loads(stored.history)
+        return ResponsesNative(raw, body, translate=True), orjson.loads(stored.history)
 
 
 class ResponseItem:

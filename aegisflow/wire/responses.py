@@ -40,6 +40,7 @@ import orjson
 
 from aegisflow.chat_request import parse_chat_request
 from aegisflow.errors import InvalidRequest
+from aegisflow.policy.walk import response_object_fields
 from aegisflow.wire.common import count
 from aegisflow.wire.relay import Event
 from aegisflow.wire.relay import Held
@@ -138,6 +139,12 @@ def check(body):
 def built_in_tools(body):
     """The built-in tools a request asks for (types, in order)."""
     return [t['type'] for t in body.get('tools') or () if t['type'] in BUILT_IN]
+
+
+def _structured(body):
+    """Whether a request asks for structured output (JSON)."""
+    fmt = (body.get('text') or {}).get('format')
+    return isinstance(fmt, dict) and fmt.get('type') in ('json_schema', 'json_object')
 
 
 def built_in_refusal(body):
@@ -402,22 +409,36 @@ _FINAL = ('response.completed', 'response.incomplete', 'response.failed')
 class ResponsesNative(Native):
     """A ``/v1/responses`` request as the client sent it, for the providers that
     speak the Responses API. `held_by`: the provider that holds the response this
-    one continues (``previous_response_id``), the only one it may go to."""
+    one continues (``previous_response_id``), the only one it may go to;
+    `translate`: it continues a response the gateway holds, so it is translated
+    for every target.
 
-    __slots__ = ('held_by',)
+    A target it would be translated for must be able to: no built-in tools, and
+    structured output (``text.format``) only for providers that honour
+    ``response_format``."""
+
+    __slots__ = ('held_by', 'translate')
     kind = 'responses'
 
-    def __init__(self, raw, body, held_by=None):
+    def __init__(self, raw, body, held_by=None, translate=False):
         super().__init__(raw, body, {})
         self.held_by = held_by
+        self.translate = translate
 
     def chat_form(self):
         return parse_chat_request(to_chat_body(self.body))
 
+    def relays(self, provider):
+        return not self.translate and self.kind in provider.relays
+
     def allows(self, provider):
         if self.held_by is not None:
             return provider.name == self.held_by
-        return self.kind in provider.relays or not built_in_tools(self.body)
+        if self.relays(provider):
+            return True
+        return not built_in_tools(self.body) and (
+            provider.structured_output or not _structured(self.body)
+        )
 
     def refusal(self):
         if self.held_by is not None:
@@ -426,7 +447,13 @@ class ResponsesNative(Native):
                 f"'{self.held_by}', which no target of this model is.",
                 param='previous_response_id',
             )
-        return built_in_refusal(self.body)
+        if built_in_tools(self.body):
+            return built_in_refusal(self.body)
+        kind = self.body['text']['format']['type']
+        return InvalidRequest(
+            f"text.format: no target of this model can honour '{kind}' output.",
+            param='text.format',
+        )
 
     @staticmethod
     def usage(data):
@@ -434,8 +461,6 @@ class ResponsesNative(Native):
 
     @staticmethod
     def fields(data):
-        from aegisflow.policy.walk import response_object_fields
-
         return response_object_fields(data)
 
     @staticmethod

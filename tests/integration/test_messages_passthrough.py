@@ -17,6 +17,7 @@ from tests.support.fake_anthropic import SIGNATURE
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.ledger import COLUMNS
 from tests.support.ledger import usage_rows
+from tests.support.recording import Sent
 
 THINKING = {'type': 'enabled', 'budget_tokens': 1024}
 PNG = base64.b64encode(b'\x89PNG\r\n\x1a\n' + b'\0' * 32).decode()
@@ -67,15 +68,27 @@ class Recorded:
     """An Anthropic SDK client that keeps the bytes of every request it sends."""
 
     def __init__(self, gw, key='sk-relay-1'):
-        self.sent, self.headers = [], []
-        http = anthropic.DefaultHttpxClient(event_hooks={'request': [self._keep]})
+        self.kept = Sent()
+        self.sent, self.headers = self.kept.bodies, self.kept.headers
         self.client = anthropic.Anthropic(
-            base_url=gw.url, api_key=key, max_retries=0, http_client=http
+            base_url=gw.url,
+            api_key=key,
+            max_retries=0,
+            http_client=self.kept.http_client(anthropic),
         )
 
-    def _keep(self, request):
-        self.sent.append(request.read())
-        self.headers.append(request.headers)
+
+def _post(gw, key, model, text, **extra):
+    """A raw ``POST /v1/messages`` of one user text, for the bytes of the answer."""
+    body = {
+        'model': model,
+        'max_tokens': 2048,
+        'messages': [{'role': 'user', 'content': text}],
+        **extra,
+    }
+    return requests.post(
+        gw.url + '/v1/messages', headers={'x-api-key': key}, json=body, timeout=10
+    )
 
 
 def _agent_turn():
@@ -167,17 +180,7 @@ def test_only_the_model_is_replaced_when_the_route_names_another(gw, fake):
 
 
 def test_a_complete_answer_comes_back_as_sent(gw, fake):
-    r = requests.post(
-        gw.url + '/v1/messages',
-        headers={'x-api-key': 'sk-relay-1', 'anthropic-version': '2023-06-01'},
-        json={
-            'model': 'claude-think',
-            'max_tokens': 2048,
-            'thinking': THINKING,
-            'messages': [{'role': 'user', 'content': 'Kyoto'}],
-        },
-        timeout=10,
-    )
+    r = _post(gw, 'sk-relay-1', 'claude-think', 'Kyoto', thinking=THINKING)
     assert r.status_code == 200 and r.content == fake.sent[-1]
     assert r.headers['X-AegisFlow-Provider'] == 'claude'
     block = r.json()['content'][0]
@@ -201,12 +204,7 @@ def test_a_streamed_answer_with_thinking_arrives_intact(gw, fake):
     assert thinking.thinking == 'Thinking about Kyoto.'
     assert text.text == 'echo: Kyoto'
     # and on the wire: the event stream is the upstream's, byte for byte
-    r = requests.post(
-        gw.url + '/v1/messages',
-        headers={'x-api-key': 'sk-relay-1'},
-        json={**request, 'stream': True},
-        timeout=10,
-    )
+    r = _post(gw, 'sk-relay-1', 'claude-think', 'Kyoto', thinking=THINKING, stream=True)
     assert r.content == fake.sent[-1]
 
 
@@ -228,17 +226,7 @@ def test_cache_reads_and_writes_reach_the_ledger_and_the_cost(gw):
 
 
 def test_a_cut_stream_ends_with_an_error_event_and_an_error_row(gw):
-    r = requests.post(
-        gw.url + '/v1/messages',
-        headers={'x-api-key': 'sk-relay-cut'},
-        json={
-            'model': 'claude-cut',
-            'max_tokens': 64,
-            'stream': True,
-            'messages': [{'role': 'user', 'content': 'one two three'}],
-        },
-        timeout=10,
-    )
+    r = _post(gw, 'sk-relay-cut', 'claude-cut', 'one two three', stream=True)
     events = r.content.split(b'\n\n')
     assert b'event: content_block_delta' in r.content
     assert events[-2].startswith(b'event: error\n')
@@ -299,17 +287,7 @@ def test_a_redaction_inside_signed_thinking_blocks(gw, fake):
 
 def test_output_redaction_rewrites_only_the_affected_deltas(gw, fake):
     text = 'this part is classified and this is not'
-    r = requests.post(
-        gw.url + '/v1/messages',
-        headers={'x-api-key': 'sk-relay-guarded'},
-        json={
-            'model': 'claude-say',
-            'max_tokens': 64,
-            'stream': True,
-            'messages': [{'role': 'user', 'content': text}],
-        },
-        timeout=10,
-    )
+    r = _post(gw, 'sk-relay-guarded', 'claude-say', text, stream=True)
     got = r.content.split(b'\n\n')
     sent = fake.sent[-1].split(b'\n\n')
     # every event but the text deltas is the upstream's own
@@ -323,16 +301,7 @@ def test_output_redaction_rewrites_only_the_affected_deltas(gw, fake):
     )
     assert streamed == 'this part is [KEYWORD_1] and this is not'
     # a complete answer: the message re-encoded with the text rewritten
-    r = requests.post(
-        gw.url + '/v1/messages',
-        headers={'x-api-key': 'sk-relay-guarded'},
-        json={
-            'model': 'claude-say',
-            'max_tokens': 64,
-            'messages': [{'role': 'user', 'content': text}],
-        },
-        timeout=10,
-    )
+    r = _post(gw, 'sk-relay-guarded', 'claude-say', text)
     expected = json.loads(fake.sent[-1])
     expected['content'][0]['text'] = 'this part is [KEYWORD_1] and this is not'
     assert r.json() == expected

@@ -13,6 +13,7 @@ import requests
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_responses import FakeResponses
 from tests.support.ledger import usage_rows
+from tests.support.recording import Sent
 
 WEATHER = {
     'type': 'function',
@@ -78,12 +79,13 @@ class Recorded:
     """An OpenAI SDK client that keeps the bytes of every request it sends."""
 
     def __init__(self, gw, key='sk-resp-1'):
-        self.sent = []
-        http = openai.DefaultHttpxClient(
-            event_hooks={'request': [lambda r: self.sent.append(r.read())]}
-        )
+        kept = Sent()
+        self.sent = kept.bodies
         self.client = openai.OpenAI(
-            base_url=gw.base_url, api_key=key, max_retries=0, http_client=http
+            base_url=gw.base_url,
+            api_key=key,
+            max_retries=0,
+            http_client=kept.http_client(openai),
         )
 
 
@@ -212,6 +214,32 @@ def test_built_in_tools_are_refused_for_translated_targets(client, upstream):
         model='gpt-resp', input='x', tools=[{'type': 'web_search_preview'}]
     )
     assert upstream.requests[before][1]['tools'] == [{'type': 'web_search_preview'}]
+
+
+def test_structured_output_goes_only_where_it_is_honoured(client, upstream):
+    fmt = {
+        'format': {
+            'type': 'json_schema',
+            'name': 'city',
+            'schema': {'type': 'object', 'properties': {'city': {'type': 'string'}}},
+        }
+    }
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.responses.create(model='claude-text', input='x', text=fmt)
+    assert exc.value.body['param'] == 'text.format'
+    assert "'json_schema'" in exc.value.body['message']
+    client.responses.create(model='gpt-resp', input='x', text=fmt)
+    assert upstream.requests[-1][1]['text'] == fmt
+    # a follow-up of a stored response is translated: built-in tools are refused
+    made = client.responses.create(model='mock', input='first')
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.responses.create(
+            model='gpt-resp',
+            input='x',
+            previous_response_id=made.id,
+            tools=[{'type': 'file_search', 'vector_store_ids': ['vs_1']}],
+        )
+    assert exc.value.body['param'] == 'tools'
 
 
 @pytest.mark.parametrize(
