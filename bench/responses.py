@@ -15,14 +15,20 @@ CPU ms per request is the gateway's process group's CPU over the requests served
 each difference and ratio is taken within one round, then the median is quoted.
 
     python bench/responses.py --rounds 5 --duration 5 [--append bench/RESULTS.md]
+
+``--store-only N``: the store's write alone, in this process and one more writing
+the same SQLite file at once, N writes each, with a pause of 0.5 ms between
+writes (as between requests) and without.
 """
 
 import argparse
 import datetime
 import json
+import os
 import statistics
 import sys
 import tempfile
+import time
 
 from load import Target
 from load import machine
@@ -50,7 +56,10 @@ def main():
     parser.add_argument('--duration', type=int, default=5)
     parser.add_argument('--conns', default='1,64')
     parser.add_argument('--append', help='append the dated report to this file')
+    parser.add_argument('--store-only', type=int, metavar='N')
     args = parser.parse_args()
+    if args.store_only:
+        return store_only(args.store_only)
     conns_list = [int(c) for c in args.conns.split(',')]
     target = Target('aegisflow', 'aegisflow', 'gthread', tempfile.mkdtemp())
     results = {}
@@ -72,6 +81,47 @@ def main():
     finally:
         target.stop()
     publish(report(results, args, conns_list), args.append)
+
+
+def _writes(path, n, pause, out):
+    from aegisflow.config.model import StorageConfig
+    from aegisflow.usage.responses import ResponseStore
+
+    store = ResponseStore(StorageConfig(sqlite_path=path))
+    response = {
+        'id': 'resp_x',
+        'object': 'response',
+        'output': [{'type': 'message', 'content': [{'text': 'hello ' * 10}]}],
+    }
+    body = json.dumps(response)
+    history = json.dumps([{'role': 'user', 'content': PROMPT}])
+    cpu = time.process_time()
+    for i in range(n):
+        store.save(f'resp_{os.getpid()}_{i}', 'bench', body=body, history=history)
+        if pause:
+            time.sleep(pause)
+    out.put((time.process_time() - cpu) / n * 1e6)
+
+
+def store_only(n):
+    import multiprocessing
+
+    for pause in (0, 0.0005):
+        path = os.path.join(tempfile.mkdtemp(), 'ledger.sqlite')
+        out = multiprocessing.Queue()
+        procs = [
+            multiprocessing.Process(target=_writes, args=(path, n, pause, out))
+            for _ in range(2)
+        ]
+        for p in procs:
+            p.start()
+        cpu = [out.get() for _ in procs]
+        for p in procs:
+            p.join()
+        print(
+            f'{n} writes in each of 2 processes, pause {pause * 1000:g} ms: '
+            f'CPU us/write {", ".join(f"{c:.0f}" for c in cpu)}'
+        )
 
 
 def _median(values, fmt):

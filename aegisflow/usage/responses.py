@@ -76,9 +76,9 @@ class ResponseStore:
         self._schema = False
         self._writes = 0
         self.clock = clock
-        # PERF: a worker's threads take turns to write here rather than in
-        # SQLite, whose busy handler sleeps (milliseconds) while another holds
-        # the write lock
+        # NOTE: a worker's threads take turns to write here rather than in
+        # SQLite, whose busy handler sleeps (1, 2, 5, 10 ms, ...) while another
+        # connection holds the write lock
         self._write_lock = threading.Lock()
 
     def _db(self):
