@@ -13,6 +13,8 @@ import requests
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.fake_responses import FakeResponses
 from tests.support.ledger import usage_rows
+from tests.support.metrics import scrape
+from tests.support.metrics import total
 from tests.support.recording import Sent
 
 WEATHER = {
@@ -342,6 +344,10 @@ def test_usage_reaches_the_ledger_with_the_endpoint(gw):
         (1, 20, 6, 8, 2, 'responses', 'oai'),
     ]
     assert rows[2][-2:] == ('responses', 'mock')
+    counted = total(
+        scrape(gw.url), 'aegisflow_requests_total', tenant='usage', endpoint='responses'
+    )
+    assert counted == 3
 
 
 @pytest.mark.parametrize('model', ['gpt-cut', 'claude-cut'])
