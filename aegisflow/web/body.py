@@ -71,6 +71,23 @@ def serve_with(pacer):
 MAX_DEPTH = 128
 
 
+class BodyRules:
+    """How a codec reads request bodies: the size limit and the pace rules of
+    `server` (``max_body_bytes``, ``body_timeout_s``)."""
+
+    __slots__ = ('limit', 'timeout')
+
+    def __init__(self, server):
+        self.limit = server.max_body_bytes
+        self.timeout = server.body_timeout_s
+
+    def json(self, req):
+        return read_json(req, self.limit, self.timeout)
+
+    def raw(self, req):
+        return read_body(req, self.limit, self.timeout)
+
+
 def read_json(req, limit, timeout=None):
     """The request's JSON object, or the matching `ApiError` (see `read_body`)."""
     return parse_json(read_body(req, limit, timeout))

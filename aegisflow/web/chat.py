@@ -13,9 +13,8 @@ import orjson
 from aegisflow.chat_request import parse_chat_request
 from aegisflow.errors import openai_body
 from aegisflow.pipeline import END
+from aegisflow.web.body import BodyRules
 from aegisflow.web.body import parse_json
-from aegisflow.web.body import read_body
-from aegisflow.web.body import read_json
 from aegisflow.web.headers import header_value
 from aegisflow.wire.relay import Event
 
@@ -104,21 +103,7 @@ def authenticate(pipeline, req):
     )
 
 
-class PipelineResource:
-    """What every codec of the pipeline holds: the pipeline, and the body rules."""
-
-    __slots__ = ('pipeline', 'limit', 'body_timeout')
-
-    def __init__(self, pipeline, server):
-        self.pipeline = pipeline
-        self.limit = server.max_body_bytes
-        self.body_timeout = server.body_timeout_s
-
-    def body(self, req):
-        return read_json(req, self.limit, self.body_timeout)
-
-
-class ChatResource(PipelineResource):
+class ChatResource:
     """A chat-shaped endpoint: ``POST /v1/chat/completions`` (the body is the chat
     form, `OpenAIWire`) and ``POST /v1/messages`` (``to_chat_body``,
     ``AnthropicWire``) are two of these. `to_chat` turns the JSON body into the
@@ -126,10 +111,11 @@ class ChatResource(PipelineResource):
     given, makes the form passed through untranslated to the providers that speak
     the wire format (``native(req, raw, body)``)."""
 
-    __slots__ = ('to_chat', 'wire', 'native')
+    __slots__ = ('pipeline', 'bodies', 'to_chat', 'wire', 'native')
 
     def __init__(self, pipeline, server, to_chat, wire, native=None):
-        super().__init__(pipeline, server)
+        self.pipeline = pipeline
+        self.bodies = BodyRules(server)
         self.to_chat = to_chat
         self.wire = wire
         self.native = native
@@ -141,9 +127,9 @@ class ChatResource(PipelineResource):
             authenticate(self.pipeline, req)
             native = None
             if self.native is None:
-                body = self.body(req)
+                body = self.bodies.json(req)
             else:
-                raw = read_body(req, self.limit, self.body_timeout)
+                raw = self.bodies.raw(req)
                 body = parse_json(raw)
             chat = parse_chat_request(self.to_chat(body))
             if self.native is not None:

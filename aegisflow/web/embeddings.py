@@ -11,7 +11,7 @@ import orjson
 
 from aegisflow.errors import InvalidRequest
 from aegisflow.tokens import prompt_tokens
-from aegisflow.web.chat import PipelineResource
+from aegisflow.web.body import BodyRules
 from aegisflow.web.chat import apply_headers
 from aegisflow.web.chat import authenticate
 
@@ -110,15 +110,19 @@ class EmbeddingsRequest:
         return prompt_tokens([{'role': 'user', 'content': self.joined}]), 0
 
 
-class Embeddings(PipelineResource):
-    __slots__ = ()
+class Embeddings:
+    __slots__ = ('pipeline', 'bodies')
+
+    def __init__(self, pipeline, server):
+        self.pipeline = pipeline
+        self.bodies = BodyRules(server)
 
     def on_post(self, req, resp):
         ctx = req.context.request
         ctx.user = req.get_header('X-AegisFlow-User') or None
         try:
             authenticate(self.pipeline, req)
-            request = EmbeddingsRequest(self.body(req))
+            request = EmbeddingsRequest(self.bodies.json(req))
             result = self.pipeline.embeddings(ctx, request)
         finally:
             apply_headers(resp, ctx)

@@ -11,8 +11,8 @@ import orjson
 
 from aegisflow.chat_request import parse_chat_request
 from aegisflow.errors import InvalidRequest
+from aegisflow.web.body import BodyRules
 from aegisflow.web.chat import ChatResource
-from aegisflow.web.chat import PipelineResource
 from aegisflow.web.chat import apply_headers
 from aegisflow.web.chat import authenticate
 from aegisflow.wire.anthropic import AnthropicWire
@@ -36,18 +36,22 @@ def _native(req, raw, body):
     return MessagesNative(raw, body, headers)
 
 
-class CountTokens(PipelineResource):
+class CountTokens:
     """``{"input_tokens": N}`` for a Messages body, as Claude Code asks every turn:
     Anthropic's own count through an ``anthropic`` target, the gateway's estimate
     through any other (never a made-up zero: a client would then never compact)."""
 
-    __slots__ = ()
+    __slots__ = ('pipeline', 'bodies')
+
+    def __init__(self, pipeline, server):
+        self.pipeline = pipeline
+        self.bodies = BodyRules(server)
 
     def on_post(self, req, resp):
         ctx = req.context.request
         try:
             authenticate(self.pipeline, req)
-            body = self.body(req)
+            body = self.bodies.json(req)
             # NOTE: checked and estimated in the chat form, which needs a
             # max_tokens (a count has none); the body itself goes upstream
             chat = parse_chat_request(to_chat_body(dict(body, max_tokens=1)))

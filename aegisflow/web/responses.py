@@ -22,9 +22,8 @@ from aegisflow.chat_request import parse_chat_request
 from aegisflow.errors import NotFound
 from aegisflow.errors import ServiceUnavailable
 from aegisflow.usage.database import ERRORS
+from aegisflow.web.body import BodyRules
 from aegisflow.web.body import parse_json
-from aegisflow.web.body import read_body
-from aegisflow.web.chat import PipelineResource
 from aegisflow.web.chat import apply_headers
 from aegisflow.web.chat import authenticate
 from aegisflow.web.chat import stream_response
@@ -102,13 +101,14 @@ class Turn:
             log.error('response owner not stored', extra={'error': type(exc).__name__})
 
 
-class Responses(PipelineResource):
+class Responses:
     """``POST /v1/responses``."""
 
-    __slots__ = ('store',)
+    __slots__ = ('pipeline', 'bodies', 'store')
 
     def __init__(self, pipeline, server, store):
-        super().__init__(pipeline, server)
+        self.pipeline = pipeline
+        self.bodies = BodyRules(server)
         self.store = store
 
     def on_post(self, req, resp):
@@ -116,7 +116,7 @@ class Responses(PipelineResource):
         ctx.user = req.get_header('X-AegisFlow-User') or None
         try:
             principal = authenticate(self.pipeline, req)
-            raw = read_body(req, self.limit, self.body_timeout)
+            raw = self.bodies.raw(req)
             body = parse_json(raw)
             check(body)
             native, history = self._previous(body, raw, principal.tenant_id)
