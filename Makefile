@@ -43,8 +43,17 @@ promtool:
 lint: install
 	$(VENV)/bin/ruff check .
 
+# The suite runs under the default worker class; then the modules that exercise
+# serving itself (streams, slow senders, hostile requests, faults, limits, reloads)
+# run once more with every gateway on the other class (tests/support/gateway.py).
+SERVING_TESTS := $(addprefix tests/integration/,test_serving.py test_slow_senders.py \
+  test_hostile_requests.py test_faults_under_load.py test_limits_shm.py \
+  test_gateway_core.py test_messages_passthrough.py test_responses_api.py)
+OTHER_WORKER_CLASS := gthread
+
 test: install redis-server postgresql promtool lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
+	AEGISFLOW_TEST_WORKER_CLASS=$(OTHER_WORKER_CLASS) $(PY) -m pytest -q -p no:cacheprovider $(SERVING_TESTS)
 
 wrk:
 	@command -v wrk >/dev/null 2>&1 && command -v nginx >/dev/null 2>&1 || { \

@@ -47,6 +47,9 @@ WORKER_ARGS = {
     # NOTE: the target's thread count (default: the gateway's)
     'gthread': ['-k', 'gthread', '--threads', THREADS],
     'meinheld': ['-k', 'egg:meinheld#gunicorn_worker'],
+    # NOTE: Gunicorn's own gevent worker for the bare apps (the gateway runs its
+    # project class, workers.gevent), as many connections as the gateway's default
+    'gevent': ['-k', 'gevent', '--worker-connections', '10000'],
 }
 
 

@@ -176,7 +176,7 @@ async def main_async(args):
     gateway = Target(
         'aegisflow-streams',
         'aegisflow',
-        'gthread',
+        args.worker_class,
         workdir,
         config=config,
         threads=args.threads,
@@ -197,12 +197,20 @@ def main():
     parser.add_argument(
         '--threads', type=int, help='threads per worker (default: the config default)'
     )
+    parser.add_argument(
+        '--worker-class', default='gthread', choices=('gthread', 'gevent')
+    )
     parser.add_argument('--chunks', type=int, default=20)
     parser.add_argument('--interval', type=float, default=0.1)
     parser.add_argument('--append')
     args = parser.parse_args()
     stats, elapsed, idle_rss, peak_rss = asyncio.run(main_async(args))
     threads = args.threads or ServerConfig().threads
+    workers = (
+        f'gthread workers of {threads} threads'
+        if args.worker_class == 'gthread'
+        else 'gevent workers'
+    )
     one = args.chunks * args.interval
     stamp = datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')
     cmd = ' '.join(['python bench/streams.py'] + sys.argv[1:])
@@ -211,7 +219,7 @@ def main():
     report = (
         f'### {args.streams} slow streams at once, {stamp}\n\nMachine: {machine()}. '
         f'Command: `{cmd}`. Each stream: {args.chunks} chunks {args.interval} s apart '
-        f'({one:.1f} s). Gateway: 2 gthread workers of {threads} threads.\n\n'
+        f'({one:.1f} s). Gateway: 2 {workers}.\n\n'
         '| streams | completed correctly | failed | most in flight at once | '
         'all done in s | time to first byte p50 s | RSS idle MB | RSS peak MB |\n'
         '|---:|---:|---:|---:|---:|---:|---:|---:|\n'

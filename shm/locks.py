@@ -16,6 +16,11 @@ The deadline is for a holder that is gone or stopped. A holder that is alive and
 running is only slow: a thread of a worker with hundreds of busy threads can wait
 many switch intervals for the interpreter lock while it holds a stripe. Such a
 holder is waited for up to `LIVE_HOLDER_S` before the waiter gives up.
+
+Under a cooperative worker (gevent: many requests on one OS thread) a blocking
+semaphore wait would freeze every request of the process, not just the waiter:
+there (`cooperative()`), a contended stripe is tried again after short sleeps,
+which yield to the other requests, until the same deadline.
 """
 
 import os
@@ -29,6 +34,15 @@ from shm.layout import STAMP_SIZE
 
 _PID, _SLOT, _AT = 0, 1, 2
 LIVE_HOLDER_S = 5.0
+_FIRST_NAP_S, _LONGEST_NAP_S = 0.0002, 0.005
+_sleep = None  # set by `cooperative()`: a sleep that yields to other requests
+
+
+def cooperative(sleep=time.sleep):
+    """Wait for contended stripes by polling with `sleep` (under gevent, after
+    monkey-patching, ``time.sleep`` yields) instead of a blocking wait."""
+    global _sleep
+    _sleep = sleep
 _WORDS = STAMP_SIZE // 8
 
 
@@ -81,8 +95,11 @@ class StripedLocks:
                     continue
                 raise LockTimeout(stripe, owner_pid=owner, timeout=timeout)
             try:
-                sem.acquire(remaining)
-                return
+                if _sleep is None:
+                    sem.acquire(remaining)
+                    return
+                if _taken_napping(sem, remaining):
+                    return
             except posix_ipc.BusyError:
                 continue  # NOTE: the deadline check above decides
             except posix_ipc.SignalError:
@@ -107,6 +124,22 @@ class StripedLocks:
     def close(self):
         for sem in self.sems:
             sem.close()
+
+
+def _taken_napping(sem, remaining):
+    """Try `sem` between growing naps, for `remaining` seconds at most: whether
+    it was taken."""
+    nap, napped = _FIRST_NAP_S, 0.0
+    while napped < remaining:
+        try:
+            sem.acquire(0)
+            return True
+        except posix_ipc.BusyError:
+            pass
+        _sleep(nap)
+        napped += nap
+        nap = min(nap * 2, _LONGEST_NAP_S)
+    return False
 
 
 def _running(pid):

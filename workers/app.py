@@ -23,7 +23,12 @@ CANNOT_BUILD = 75  # EX_TEMPFAIL
 RESPAWN_PAUSE_S = 1.0  # NOTE: so a config no worker can build is no fork storm
 
 config = state.current or load_config(settings.config_path())
-_threads = config.server.threads if config.server.worker_class == 'gthread' else 1
+# how many requests a worker serves at once: its upstream pools are sized for it
+_CONCURRENCY = {
+    'gthread': config.server.threads,
+    'gevent': config.server.worker_connections,
+}
+_threads = _CONCURRENCY.get(config.server.worker_class, 1)
 _telemetry = context.current
 try:
     gateway = Gateway(

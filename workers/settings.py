@@ -20,6 +20,7 @@ from workers.runtime import MasterRuntime
 
 WORKER_CLASSES = {
     'gthread': 'workers.gthread.ThreadWorker',
+    'gevent': 'workers.gevent.GeventWorker',
     'meinheld': 'egg:meinheld#gunicorn_worker',
 }
 log = logging.getLogger('aegisflow.master')

@@ -57,6 +57,8 @@ _SERVER = tuple(f for f in m.ServerConfig.__dataclass_fields__ if f != 'admin_ke
     'admin_key_env',
 )
 _MOCK_KEYS = tuple(m.MockOptions.__dataclass_fields__)
+# connections a cooperative (gevent) worker serves at once by default
+_COOPERATIVE_CONNECTIONS = m.ServerConfig().worker_connections
 _HTTP_KEYS = (
     'base_url',
     'base_url_env',
@@ -217,7 +219,7 @@ class _Builder:
     def server(self, node):
         d = m.ServerConfig()
         if not node.mapping(_SERVER, optional=True):
-            return d
+            return d  # NOTE: the default class's default connections
         worker_class = node.get('worker_class').str(
             d.worker_class, choices=m.WORKER_CLASSES
         )
@@ -242,7 +244,9 @@ class _Builder:
             worker_class=worker_class,
             threads=threads,
             worker_connections=node.get('worker_connections').int(
-                threads + 1024, min=threads + 1 if gthread else 1, max=1000000
+                threads + 1024 if gthread else _COOPERATIVE_CONNECTIONS,
+                min=threads + 1 if gthread else 1,
+                max=1000000,
             ),
             max_body_bytes=node.get('max_body_bytes').int(d.max_body_bytes, min=1024),
             timeout_s=node.get('timeout_s').int(d.timeout_s, min=1),

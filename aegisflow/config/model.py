@@ -13,7 +13,7 @@ from aegisflow.routing.resilience import RetryPolicy
 
 PROVIDER_TYPES = ('mock', 'openai', 'openai_compatible', 'anthropic', 'ollama')
 PROXY_PROTOCOLS = ('off', 'v1', 'v2', 'auto')
-WORKER_CLASSES = ('gthread', 'meinheld')
+WORKER_CLASSES = ('gthread', 'gevent', 'meinheld')
 LOG_FORMATS = ('json', 'text')
 LOG_LEVELS = ('debug', 'info', 'warning', 'error')
 STRATEGIES = (
@@ -34,12 +34,15 @@ STORAGE_BACKENDS = ('sqlite', 'postgresql')
 class ServerConfig:
     bind: str = '127.0.0.1:8080'
     workers: int = 2
-    worker_class: str = 'gthread'
-    threads: int = 1024
-    # connections a worker holds open (in use and idle keep-alive); None: threads
-    # plus 1024, so that a worker whose every thread is busy still keeps its idle
+    # the class that won on the gateway's own work (bench/RESULTS.md, "Worker
+    # classes"): cooperative, a greenlet per connection
+    worker_class: str = 'gevent'
+    threads: int = 1024  # gthread only
+    # connections a worker holds open (in use and idle keep-alive): under gevent
+    # the requests and streams it serves at once; under gthread threads plus
+    # 1024, so that a worker whose every thread is busy still keeps its idle
     # clients' connections
-    worker_connections: int | None = None
+    worker_connections: int = 10000
     max_body_bytes: int = 8 * 1024 * 1024
     timeout_s: int = 120
     graceful_timeout_s: int = 30

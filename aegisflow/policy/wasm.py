@@ -21,12 +21,14 @@ policy's ``on_error``: ``block`` (default, fail closed) or ``allow`` (logged and
 counted).
 """
 
+import _thread
 import hashlib
 import logging
 import os
 import subprocess
 import sys
 import threading
+import time
 
 import orjson
 import wasmtime
@@ -87,14 +89,27 @@ class _Runtime:
             self.pid = os.getpid()
             engine = self.engine
 
+            start_thread, sleep = _os_threading()
+
             def tick():
                 while True:
-                    threading.Event().wait(_TICK_S)
+                    sleep(_TICK_S)
                     engine.increment_epoch()
 
-            threading.Thread(
-                target=tick, name='aegisflow-wasm-epoch', daemon=True
-            ).start()
+            start_thread(tick, ())
+
+
+def _os_threading():
+    """(start a thread, sleep) of the operating system, also under gevent's
+    monkey-patching: a plugin spinning in native code never yields, so a ticker
+    in a greenlet would never run and the deadline never come."""
+    monkey = sys.modules.get('gevent.monkey')
+    if monkey is not None and monkey.is_module_patched('threading'):
+        return (
+            monkey.get_original('_thread', 'start_new_thread'),
+            monkey.get_original('time', 'sleep'),
+        )
+    return _thread.start_new_thread, time.sleep
 
 
 _RUNTIME = None

@@ -17,8 +17,8 @@ NOTE: DESIGN 1.8 keeps the request path free of I/O; this is the one exception,
 bounded: a request that names ``previous_response_id`` reads one row by primary
 key, and a translated response with ``store`` true writes one row before its
 answer (or its stream's last event) is sent, so a follow-up sent the moment it
-completes finds it. Each worker thread keeps its own connection. The cost is
-measured in bench/RESULTS.md.
+completes finds it. A worker keeps a few connections open and lends one per
+statement. The cost is measured in bench/RESULTS.md.
 """
 
 import logging
@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS responses (
 CREATE INDEX IF NOT EXISTS responses_expires ON responses (expires_ns);
 """
 _SWEEP_EVERY = 256
+_MAX_IDLE = 8  # connections kept open for the next statement
 
 
 class Stored:
@@ -64,52 +65,66 @@ class Stored:
 
 class ResponseStore:
     __slots__ = (
-        'database', 'ttl_ns', 'max_bytes', 'clock', '_local', '_schema', '_writes',
-        '_write_lock',
+        'database', 'ttl_ns', 'max_bytes', 'clock', '_idle', '_lock', '_schema',
+        '_writes', '_write_lock',
     )  # fmt: skip
 
     def __init__(self, storage, clock=time.time_ns):
         self.database = Database.of(storage)
         self.ttl_ns = int(storage.responses_ttl_s * 1e9)
         self.max_bytes = storage.responses_max_bytes
-        self._local = threading.local()
+        self.clock = clock
+        # NOTE: connections are lent out per statement, not kept per thread: a
+        # cooperative worker runs thousands of requests, each its own greenlet
+        self._idle = []
+        self._lock = threading.Lock()
         self._schema = False
         self._writes = 0
-        self.clock = clock
-        # NOTE: a worker's threads take turns to write here rather than in
+        # NOTE: a worker's requests take turns to write here rather than in
         # SQLite, whose busy handler sleeps (1, 2, 5, 10 ms, ...) while another
         # connection holds the write lock
         self._write_lock = threading.Lock()
 
-    def _db(self):
-        db = getattr(self._local, 'db', None)
-        if db is None:
-            db = self.database.connect()
-            if not self._schema:
-                try:
-                    self.database.create_schema(db, SCHEMA)
-                except BaseException:
-                    db.close()
-                    raise
-                self._schema = True
-            self._local.db = db
+    def _borrow(self):
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        db = self.database.connect()
+        if not self._schema:
+            try:
+                self.database.create_schema(db, SCHEMA)
+            except BaseException:
+                db.close()
+                raise
+            self._schema = True
         return db
 
-    def _run(self, sql, args):
-        """Run one statement on this thread's connection; a connection that
-        failed is dropped, and the statement tried once more on a new one."""
+    def _give_back(self, db):
+        with self._lock:
+            if len(self._idle) < _MAX_IDLE:
+                self._idle.append(db)
+                return
+        db.close()
+
+    def _run(self, sql, args, read=None):
+        """Run one statement on a lent connection and `read` its cursor; a
+        connection that failed is closed, and the statement tried once more on
+        another."""
         for attempt in (0, 1):
-            db = self._db()
+            db = self._borrow()
             try:
-                return db.execute(sql, args)
+                cursor = db.execute(sql, args)
+                result = read(cursor) if read is not None else None
             except ERRORS:
-                self._local.db = None
                 try:
                     db.close()
                 except ERRORS:
                     pass
                 if attempt:
                     raise
+                continue
+            self._give_back(db)
+            return result
         raise AssertionError('unreachable')
 
     def save(self, response_id, tenant, provider='', body=None, history=None):
@@ -144,14 +159,24 @@ class ResponseStore:
             'SELECT provider, body, history FROM responses '
             'WHERE id = ? AND tenant = ? AND expires_ns > ?',
             (response_id, tenant, self.clock()),
-        ).fetchone()
+            _one,
+        )
         return None if row is None else Stored(response_id, *row)
 
     def delete(self, response_id, tenant):
         """Whether the tenant's row was there to delete."""
         with self._write_lock:
-            cursor = self._run(
+            deleted = self._run(
                 'DELETE FROM responses WHERE id = ? AND tenant = ?',
                 (response_id, tenant),
+                _rowcount,
             )
-        return cursor.rowcount > 0
+        return deleted > 0
+
+
+def _one(cursor):
+    return cursor.fetchone()
+
+
+def _rowcount(cursor):
+    return cursor.rowcount

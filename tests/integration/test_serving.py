@@ -18,21 +18,18 @@ from tests.support.gateway import wait_until
 from tests.support.load import steady
 
 
-@pytest.mark.parametrize('worker_class', ['gthread', 'meinheld'])
+@pytest.mark.parametrize('worker_class', ['gevent', 'gthread', 'meinheld'])
 def test_worker_class_serves_requests_and_streams(gateway_factory, worker_class):
     config = ACCEPTANCE_CONFIG.replace(
         'workers: 2}', f'workers: 2, worker_class: {worker_class}}}'
     )
     gw = gateway_factory(config)
-    assert (
-        'Using worker: '
-        + (
-            'workers.gthread.ThreadWorker'
-            if worker_class == 'gthread'
-            else 'egg:meinheld'
-        )
-        in gw.log()
-    )
+    used = {
+        'gevent': 'workers.gevent.GeventWorker',
+        'gthread': 'workers.gthread.ThreadWorker',
+        'meinheld': 'egg:meinheld',
+    }
+    assert 'Using worker: ' + used[worker_class] in gw.log()
     client = openai.OpenAI(base_url=gw.base_url, api_key='sk-acme-1', max_retries=0)
     for i in range(10):
         out = client.chat.completions.create(

@@ -173,6 +173,59 @@ def test_lock_stopped_holder_times_out(seg):
     assert os.WEXITSTATUS(reap(pid)) == 0
 
 
+def test_cooperative_wait_lets_the_other_requests_run(seg):
+    """Under gevent (many requests on one OS thread) a wait for a stripe held by a
+    stopped process yields: the worker's other requests keep running while the
+    waiter times out. A blocking semaphore wait would freeze them all."""
+    locks = StripedLocks(seg)
+    r, w = os.pipe()
+
+    def holder():
+        locks.acquire(7, timeout=1)
+        os.write(w, b'x')
+        os.kill(os.getpid(), signal.SIGSTOP)
+        locks.release(7)
+
+    def gevent_worker():
+        from gevent import monkey
+
+        monkey.patch_all()
+        import gevent
+
+        from shm import locks as striped
+
+        striped.cooperative(time.sleep)  # NOTE: patched: it yields
+        ticks = []
+
+        def other_requests():
+            while True:
+                ticks.append(time.monotonic())
+                gevent.sleep(0.001)
+
+        other = gevent.spawn(other_requests)
+        gevent.sleep(0)
+        started = time.monotonic()
+        with pytest.raises(LockTimeout):
+            locks.acquire(7, timeout=0.3)
+        waited = time.monotonic() - started
+        other.kill()
+        assert 0.3 <= waited < 1.5
+        during = [t for t in ticks if started <= t <= started + waited]
+        assert len(during) > 50, len(during)  # about one per millisecond
+
+    pid = fork(holder)
+    assert os.read(r, 1) == b'x'
+    try:
+        deadline = time.monotonic() + 5
+        while not _stopped(pid):
+            assert time.monotonic() < deadline, 'holder never stopped'
+            time.sleep(0.005)
+        assert os.WEXITSTATUS(reap(fork(gevent_worker))) == 0
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert os.WEXITSTATUS(reap(pid)) == 0
+
+
 def _stopped(pid):
     with open(f'/proc/{pid}/stat', 'rb') as f:
         return f.read().rsplit(b')', 1)[1].split()[0] in (b'T', b't')

@@ -45,15 +45,27 @@ def test_config_acceptance_document_loads():
 def test_config_defaults():
     config = parse_config(doc(), env={})
     assert config.server.bind == '127.0.0.1:8080'
-    assert config.server.worker_class == 'gthread'
+    # cooperative: a greenlet per connection, ten thousand per worker
+    assert config.server.worker_class == 'gevent'
+    assert config.server.worker_connections == 10000
+    gthread = parse_config(doc(server='{worker_class: gthread}'), env={}).server
     # a thread per stream: 2 workers hold 1,000 slow streams at once
     # (bench/streams.py), with room left for idle keep-alive connections
-    assert config.server.threads == 1024
-    assert config.server.worker_connections == 2048
+    assert (gthread.threads, gthread.worker_connections) == (1024, 2048)
     assert config.tenants[0].allowed_models == ('*',)
     assert config.tenants[0].keys[0].name == 'key0'
     assert config.telemetry.log_format == 'json'
     assert len(config.digest) == 16
+
+
+def test_a_cooperative_worker_holds_ten_thousand_connections_by_default():
+    config = parse_config(doc(server='{worker_class: gevent}'), env={})
+    assert config.server.worker_class == 'gevent'
+    assert config.server.worker_connections == 10000
+    config = parse_config(
+        doc(server='{worker_class: gevent, worker_connections: 50}'), env={}
+    )
+    assert config.server.worker_connections == 50
 
 
 def test_config_shipped_default_file_is_valid():
@@ -116,13 +128,14 @@ def test_config_shipped_default_switches_providers_on_from_env():
         (
             # a gthread worker needs room for idle keep-alive connections beyond
             # the ones its threads serve
-            doc(server='{threads: 64, worker_connections: 64}'),
+            doc(server='{worker_class: gthread, threads: 64, worker_connections: 64}'),
             'server.worker_connections: expected an integer from 65 to 1000000, '
             'found 64 (integer)',
         ),
         (
             doc(server='{worker_class: sync}'),
-            "server.worker_class: expected one of gthread, meinheld, found 'sync' (string)",
+            'server.worker_class: expected one of gthread, gevent, meinheld, found '
+            "'sync' (string)",
         ),
         (doc(server='{bind: "127.0.0.1"}'), 'server.bind: expected HOST:PORT'),
         (doc(server='{bind: "127.0.0.1:70000"}'), 'server.bind: expected HOST:PORT'),

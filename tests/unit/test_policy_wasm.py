@@ -2,6 +2,9 @@
 sources, and every failure class mapped to ``on_error``."""
 
 import os
+import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
@@ -76,6 +79,38 @@ def test_an_infinite_loop_stops_within_its_timeout():
     elapsed = time.monotonic() - t0
     assert finding.kind == 'plugin_timeout' and finding.action == 'block'
     assert elapsed < 1.0  # bounded by fuel and the 40 ms epoch deadline, not by luck
+
+
+def test_an_infinite_loop_stops_in_a_cooperative_worker_too():
+    """Under gevent's monkey-patching a ticker started as a thread would be a
+    greenlet, which never runs while a plugin spins in native code: the deadline
+    must still come, from an OS thread (fuel is out of reach here). In a fresh
+    process, as a worker is: forked from a master that never compiled a plugin."""
+    script = textwrap.dedent(
+        f"""
+        from gevent import monkey
+        monkey.patch_all()
+        import time
+        from aegisflow.policy.normalize import Folded
+        from aegisflow.policy.wasm import WasmFilter, read_plugin
+        path = {os.path.join(FIXTURES, 'spin.wat')!r}
+        module, digest = read_plugin(path)
+        options = {{'path': path, 'module': module, 'digest': digest,
+                    'timeout_ms': 40, 'fuel': 10**15}}
+        flt = WasmFilter('spin', options, phase='input', cap='block')
+        t0 = time.monotonic()
+        [finding] = flt.scan(Folded('x'))
+        print(finding.kind, time.monotonic() - t0 < 1.0)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, '-c', script],
+        cwd=os.path.join(HERE, '..', '..'),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.stdout.split() == ['plugin_timeout', 'True'], out.stderr[-2000:]
 
 
 def test_fuel_alone_stops_a_loop():

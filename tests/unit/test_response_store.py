@@ -71,5 +71,5 @@ def test_expired_rows_are_swept(tmp_path):
 def test_a_broken_connection_is_replaced(tmp_path):
     store = _store(tmp_path, Clock())
     store.save('resp_1', 'acme', body='{}', history='[]')
-    store._local.db.close()  # as a connection the server dropped
+    store._idle[-1].close()  # as a connection the server dropped
     assert store.find('resp_1', 'acme') is not None
