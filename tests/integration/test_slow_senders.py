@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.support.gateway import WORKER_CLASS
+from tests.support.gateway import SERVING_CLASS
 from tests.support.gateway import wait_until
 
 CONFIG = """
@@ -167,7 +167,7 @@ def test_every_thread_held_by_slow_senders_is_freed(gw, attack):
         answers = [f.result(timeout=20) for f in slow]
         answer, waited = normal.result(timeout=20)
     assert answer.startswith(b'HTTP/1.0 200')
-    if WORKER_CLASS == 'gevent':
+    if SERVING_CLASS == 'gevent':
         # a slow sender holds nothing but its own connection: served at once
         assert waited < 0.4
     else:

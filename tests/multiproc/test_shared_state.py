@@ -145,24 +145,30 @@ def test_lock_live_holder_is_waited_for_past_the_timeout(seg):
     assert 0.05 < waited < 5.0
 
 
-def test_lock_stopped_holder_times_out(seg):
-    locks = StripedLocks(seg)
+def _stopped_holder(locks, stripe):
+    """The pid of a child that took `stripe` and stopped itself (SIGSTOP), once
+    the kernel shows it stopped. Send it SIGCONT, then reap it."""
     r, w = os.pipe()
 
     def holder():
-        locks.acquire(6, timeout=1)
+        locks.acquire(stripe, timeout=1)
         os.write(w, b'x')
         os.kill(os.getpid(), signal.SIGSTOP)
-        locks.release(6)
+        locks.release(stripe)
 
     pid = fork(holder)
     assert os.read(r, 1) == b'x'
+    deadline = time.monotonic() + 5
+    while not _stopped(pid):
+        assert time.monotonic() < deadline, 'holder never stopped'
+        time.sleep(0.005)
+    return pid
+
+
+def test_lock_stopped_holder_times_out(seg):
+    locks = StripedLocks(seg)
+    pid = _stopped_holder(locks, 6)
     try:
-        # NOTE: poll until the kernel shows it stopped
-        deadline = time.monotonic() + 5
-        while not _stopped(pid):
-            assert time.monotonic() < deadline, 'holder never stopped'
-            time.sleep(0.005)
         started = time.monotonic()
         with pytest.raises(LockTimeout) as exc:
             locks.acquire(6, timeout=0.05)
@@ -178,13 +184,6 @@ def test_cooperative_wait_lets_the_other_requests_run(seg):
     stopped process yields: the worker's other requests keep running while the
     waiter times out. A blocking semaphore wait would freeze them all."""
     locks = StripedLocks(seg)
-    r, w = os.pipe()
-
-    def holder():
-        locks.acquire(7, timeout=1)
-        os.write(w, b'x')
-        os.kill(os.getpid(), signal.SIGSTOP)
-        locks.release(7)
 
     def gevent_worker():
         from gevent import monkey
@@ -213,13 +212,8 @@ def test_cooperative_wait_lets_the_other_requests_run(seg):
         during = [t for t in ticks if started <= t <= started + waited]
         assert len(during) > 50, len(during)  # about one per millisecond
 
-    pid = fork(holder)
-    assert os.read(r, 1) == b'x'
+    pid = _stopped_holder(locks, 7)
     try:
-        deadline = time.monotonic() + 5
-        while not _stopped(pid):
-            assert time.monotonic() < deadline, 'holder never stopped'
-            time.sleep(0.005)
         assert os.WEXITSTATUS(reap(fork(gevent_worker))) == 0
     finally:
         os.kill(pid, signal.SIGCONT)

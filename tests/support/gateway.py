@@ -15,6 +15,7 @@ from pathlib import Path
 import requests
 import yaml
 
+from aegisflow.config.model import ServerConfig
 from tests.support import secrets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +42,8 @@ def wait_until(predicate, *, timeout, interval=0.02, what='condition'):
 # the worker class every gateway of a run uses when its config names none (the
 # suite runs its serving modules once more under the other class: see Makefile)
 WORKER_CLASS = os.environ.get('AEGISFLOW_TEST_WORKER_CLASS')
+# the class of a gateway whose config names none
+SERVING_CLASS = WORKER_CLASS or ServerConfig().worker_class
 
 
 def with_worker_class(config_text):
