@@ -18,9 +18,8 @@ requests of the process) with what the gthread worker has.
   §9.6), so the client gets the response rather than a reset; a request whose
   body the app left unread closes its connection after the response instead of
   waiting for the rest of the body.
-- Graceful TERM and HUP: the worker stops accepting within a tenth of a second,
-  closes its idle keep-alive connections, and gives the requests in flight
-  ``server.graceful_timeout_s``.
+- Graceful TERM and HUP: the worker stops accepting within a tenth of a second
+  and gives the requests in flight ``server.graceful_timeout_s``.
 """
 
 import re
@@ -64,26 +63,21 @@ class ClientSocket:
     first byte is bounded by `idle_s` (past it the connection ends quietly), and
     from that byte the head must be whole within `head_s`."""
 
-    __slots__ = ('sock', 'idle_s', 'head_s', 'deadline', 'waiting', 'pacer', 'idle')
+    __slots__ = ('sock', 'idle_s', 'head_s', 'deadline', 'waiting', 'pacer')
 
-    def __init__(self, sock, idle_s, head_s, idle):
+    def __init__(self, sock, idle_s, head_s):
         self.sock = sock
         self.idle_s = idle_s
         self.head_s = head_s
         self.deadline = None  # of the head being read
         self.waiting = True  # for the first byte of a request
         self.pacer = None
-        self.idle = idle  # the worker's connections waiting for a request
 
     def recv(self, size):
         if self.waiting:
             data = b''
-            self.idle.add(self)
-            try:
-                with gevent.Timeout(self.idle_s, False):
-                    data = self.sock.recv(size)
-            finally:
-                self.idle.discard(self)
+            with gevent.Timeout(self.idle_s, False):
+                data = self.sock.recv(size)
             if data:
                 self.waiting = False
                 self.deadline = time.monotonic() + self.head_s
@@ -95,13 +89,6 @@ class ClientSocket:
             raise HeadTimeout()
         with gevent.Timeout(left, HeadTimeout):
             return self.sock.recv(size)
-
-    def end_wait(self):
-        """Stop waiting for a request: the wait ends as if the peer had closed."""
-        try:
-            self.sock.shutdown(socket.SHUT_RD)
-        except OSError:
-            pass
 
     def head_read(self):
         self.deadline = None
@@ -146,7 +133,6 @@ class GeventWorker(_GeventWorker):
         super().__init__(*args, **kwargs)
         self.idle_s = self.head_s = 10.0
         self.body_rate = None
-        self.idle = set()  # ClientSockets waiting for a request's first byte
 
     def init_process(self):
         config = state.current
@@ -189,9 +175,6 @@ class GeventWorker(_GeventWorker):
             gevent.sleep(_TICK_S)
         for server in servers:
             server.close()
-        # NOTE: idle keep-alive connections close now; requests in flight finish
-        for sock in list(self.idle):
-            sock.end_wait()
         deadline = time.monotonic() + self.cfg.graceful_timeout
         while time.monotonic() < deadline and any(
             server.pool.free_count() != server.pool.size for server in servers
@@ -211,8 +194,7 @@ class GeventWorker(_GeventWorker):
         return _NO_TIMEOUT
 
     def handle(self, listener, client, addr):
-        sock = ClientSocket(client, self.idle_s, self.head_s, self.idle)
-        super().handle(listener, sock, addr)
+        super().handle(listener, ClientSocket(client, self.idle_s, self.head_s), addr)
 
     def handle_request(self, listener_name, req, sock, addr):
         # NOTE: imported here, after the worker patched threading: the module's
