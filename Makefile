@@ -61,10 +61,11 @@ wrk:
 
 # Load benchmarks (dated tables appended to bench/RESULTS.md) and the hot-path suites:
 # the gateway against bare Falcon and a pass-through proxy (mock and static upstream,
-# JSON and SSE, 1 and 64 connections), then 1,000 slow streams at once.
+# JSON and SSE, 1 and 64 connections) under each worker class in the same rounds,
+# then 1,000 slow streams at once on the default class.
 bench: install wrk redis-server
-	$(PY) bench/run.py --rounds 3 --duration 10 --append bench/RESULTS.md
-	$(PY) bench/streams.py --streams 1000 --append bench/RESULTS.md
+	$(PY) bench/run.py --rounds 3 --duration 10 --worker-classes gevent,gthread,meinheld --append bench/RESULTS.md
+	$(PY) bench/streams.py --streams 1000 --worker-class gevent --append bench/RESULTS.md
 	$(PY) -m pytest -q -p no:cacheprovider bench --benchmark-only
 
 # Steady load for at least 20 minutes and 1,000,000 requests: RSS and open file

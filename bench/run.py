@@ -173,7 +173,7 @@ def main():
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--duration', type=int, default=10)
     parser.add_argument('--conns', default='1,64')
-    parser.add_argument('--worker-classes', default='gthread')
+    parser.add_argument('--worker-classes', default='gevent,gthread')
     parser.add_argument(
         '--threads', type=int, help="gthread threads per worker (the gateway's default)"
     )

@@ -198,7 +198,7 @@ def main():
         '--threads', type=int, help='threads per worker (default: the config default)'
     )
     parser.add_argument(
-        '--worker-class', default='gthread', choices=('gthread', 'gevent')
+        '--worker-class', default='gevent', choices=('gevent', 'gthread')
     )
     parser.add_argument('--chunks', type=int, default=20)
     parser.add_argument('--interval', type=float, default=0.1)
