@@ -99,7 +99,8 @@ class Stats:
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
 
 
-async def client(port, stats, chunks):
+async def client(port, stats, chunks, delay=0.0):
+    await asyncio.sleep(delay)
     body = json.dumps(
         {
             'model': 'slow',
@@ -155,7 +156,10 @@ async def run(args, gateway, port):
     sampler = asyncio.create_task(sample())
     t0 = time.monotonic()
     await asyncio.gather(
-        *(client(gateway.port, stats, args.chunks) for _ in range(args.streams))
+        *(
+            client(gateway.port, stats, args.chunks, i / args.rate if args.rate else 0)
+            for i in range(args.streams)
+        )
     )
     elapsed = time.monotonic() - t0
     sampler.cancel()
@@ -200,6 +204,12 @@ def main():
     parser.add_argument(
         '--worker-class', default='gevent', choices=('gevent', 'gthread')
     )
+    parser.add_argument(
+        '--rate',
+        type=float,
+        default=0,
+        help='new streams opened per second (default: all at once)',
+    )
     parser.add_argument('--chunks', type=int, default=20)
     parser.add_argument('--interval', type=float, default=0.1)
     parser.add_argument('--append')
@@ -216,15 +226,19 @@ def main():
     cmd = ' '.join(['python bench/streams.py'] + sys.argv[1:])
     ttfb = sorted(stats.ttfb)
     p50 = ttfb[len(ttfb) // 2] if ttfb else float('nan')
+    p99 = ttfb[min(len(ttfb) - 1, len(ttfb) * 99 // 100)] if ttfb else float('nan')
     report = (
         f'### {args.streams} slow streams at once, {stamp}\n\nMachine: {machine()}. '
         f'Command: `{cmd}`. Each stream: {args.chunks} chunks {args.interval} s apart '
-        f'({one:.1f} s). Gateway: 2 {workers}.\n\n'
+        f'({one:.1f} s), opened '
+        + (f'{args.rate:g} per second' if args.rate else 'all at once')
+        + f'. Gateway: 2 {workers}.\n\n'
         '| streams | completed correctly | failed | most in flight at once | '
-        'all done in s | time to first byte p50 s | RSS idle MB | RSS peak MB |\n'
-        '|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+        'all done in s | first byte p50 s | first byte p99 s | RSS idle MB | '
+        'RSS peak MB |\n'
+        '|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
         f'| {args.streams} | {stats.ok} | {stats.bad} | {stats.peak} | {elapsed:.1f} | '
-        f'{p50:.2f} | {idle_rss:.0f} | {peak_rss:.0f} |\n'
+        f'{p50:.3f} | {p99:.3f} | {idle_rss:.0f} | {peak_rss:.0f} |\n'
     )
     if stats.reasons:
         report += (
