@@ -17,7 +17,7 @@ from tests.support.fake_anthropic import SIGNATURE
 from tests.support.fake_anthropic import FakeAnthropic
 from tests.support.ledger import COLUMNS
 from tests.support.ledger import usage_rows
-from tests.support.recording import Sent
+from tests.support.recording import Recorded
 
 THINKING = {'type': 'enabled', 'budget_tokens': 1024}
 PNG = base64.b64encode(b'\x89PNG\r\n\x1a\n' + b'\0' * 32).decode()
@@ -64,18 +64,9 @@ storage: {{sqlite_path: aegisflow.sqlite}}
     )
 
 
-class Recorded:
-    """An Anthropic SDK client that keeps the bytes of every request it sends."""
-
-    def __init__(self, gw, key='sk-relay-1'):
-        self.kept = Sent()
-        self.sent, self.headers = self.kept.bodies, self.kept.headers
-        self.client = anthropic.Anthropic(
-            base_url=gw.url,
-            api_key=key,
-            max_retries=0,
-            http_client=self.kept.http_client(anthropic),
-        )
+def recorded(gw, key='sk-relay-1'):
+    """A anthropic SDK client that keeps the bytes of every request it sends."""
+    return Recorded(anthropic, gw.url, key)
 
 
 def _post(gw, key, model, text, **extra):
@@ -159,7 +150,7 @@ def _agent_turn():
 
 
 def test_the_request_arrives_byte_equal_with_the_beta_header(gw, fake):
-    rec = Recorded(gw)
+    rec = recorded(gw)
     msg = rec.client.messages.create(model='claude-tool', **_agent_turn())
     assert msg.content[0].text.startswith('result was:')
     assert fake.raw[-1] == rec.sent[-1]  # byte for byte, model included
@@ -172,7 +163,7 @@ def test_the_request_arrives_byte_equal_with_the_beta_header(gw, fake):
 
 
 def test_only_the_model_is_replaced_when_the_route_names_another(gw, fake):
-    rec = Recorded(gw)
+    rec = recorded(gw)
     rec.client.messages.create(model='sonnet', **_agent_turn())
     sent, got = rec.sent[-1], fake.raw[-1]
     assert b'"sonnet"' in sent and b'"claude-think"' in got
@@ -188,7 +179,7 @@ def test_a_complete_answer_comes_back_as_sent(gw, fake):
 
 
 def test_a_streamed_answer_with_thinking_arrives_intact(gw, fake):
-    client = Recorded(gw).client
+    client = recorded(gw).client
     request = dict(
         model='claude-think',
         max_tokens=2048,
@@ -209,7 +200,7 @@ def test_a_streamed_answer_with_thinking_arrives_intact(gw, fake):
 
 
 def test_cache_reads_and_writes_reach_the_ledger_and_the_cost(gw):
-    client = Recorded(gw, 'sk-relay-cost').client
+    client = recorded(gw, 'sk-relay-cost').client
     client.messages.create(
         model='claude-text', max_tokens=64, messages=[{'role': 'user', 'content': 'a'}]
     )
@@ -239,7 +230,7 @@ def test_a_cut_stream_ends_with_an_error_event_and_an_error_row(gw):
 
 
 def test_a_fallback_translates_and_drops_what_it_cannot_carry(gw, fake):
-    client = Recorded(gw).client
+    client = recorded(gw).client
     before = len(fake.requests)
     raw = client.messages.with_raw_response.create(
         model='fb-think',
@@ -256,7 +247,7 @@ def test_a_fallback_translates_and_drops_what_it_cannot_carry(gw, fake):
 
 
 def test_input_redaction_rewrites_only_text(gw, fake):
-    client = Recorded(gw, 'sk-relay-guarded').client
+    client = recorded(gw, 'sk-relay-guarded').client
     msg = client.messages.create(
         model='claude-say',
         max_tokens=64,
@@ -274,7 +265,7 @@ def test_input_redaction_rewrites_only_text(gw, fake):
 
 
 def test_a_redaction_inside_signed_thinking_blocks(gw, fake):
-    client = Recorded(gw, 'sk-relay-guarded').client
+    client = recorded(gw, 'sk-relay-guarded').client
     turn = _agent_turn()
     turn['messages'][1]['content'][0]['thinking'] = 'Mail bob@example.com first.'
     before = len(fake.requests)
@@ -308,7 +299,7 @@ def test_output_redaction_rewrites_only_the_affected_deltas(gw, fake):
 
 
 def test_output_redaction_inside_thinking_ends_the_stream_with_an_error(gw):
-    client = Recorded(gw, 'sk-relay-guarded').client
+    client = recorded(gw, 'sk-relay-guarded').client
     with pytest.raises(anthropic.APIStatusError) as exc:
         with client.messages.stream(
             model='claude-think',

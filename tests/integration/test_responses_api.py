@@ -15,7 +15,7 @@ from tests.support.fake_responses import FakeResponses
 from tests.support.ledger import usage_rows
 from tests.support.metrics import scrape
 from tests.support.metrics import total
-from tests.support.recording import Sent
+from tests.support.recording import Recorded
 
 WEATHER = {
     'type': 'function',
@@ -77,18 +77,9 @@ storage: {{sqlite_path: aegisflow.sqlite}}
     )
 
 
-class Recorded:
-    """An OpenAI SDK client that keeps the bytes of every request it sends."""
-
-    def __init__(self, gw, key='sk-resp-1'):
-        kept = Sent()
-        self.sent = kept.bodies
-        self.client = openai.OpenAI(
-            base_url=gw.base_url,
-            api_key=key,
-            max_retries=0,
-            http_client=kept.http_client(openai),
-        )
+def recorded(gw, key='sk-resp-1'):
+    """A openai SDK client that keeps the bytes of every request it sends."""
+    return Recorded(openai, gw.base_url, key)
 
 
 @pytest.fixture(scope='module')
@@ -272,7 +263,7 @@ def test_bad_requests_name_the_field(gw, body, param):
 
 
 def test_the_request_and_answer_pass_through_unchanged(gw, upstream):
-    rec = Recorded(gw)
+    rec = recorded(gw)
     made = rec.client.responses.create(
         model='gpt-resp',
         input=[{'role': 'user', 'content': [{'type': 'input_text', 'text': 'hi'}]}],
