@@ -16,8 +16,8 @@ requests of the process) with what the gthread worker has.
 - Closes: a connection closed with request bytes unread lingers in its own
   greenlet, reading and discarding until its peer closes or `LINGER_S` (RFC 9112
   §9.6), so the client gets the response rather than a reset; a request whose
-  body the app left unread closes its connection after the response instead of
-  waiting for the rest of the body.
+  body the app left unread closes its connection after the response (which says
+  so) instead of waiting for the rest of the body.
 - Graceful TERM and HUP: the worker stops accepting within a tenth of a second
   and gives the requests in flight ``server.graceful_timeout_s``.
 """
@@ -220,13 +220,13 @@ class GeventWorker(_GeventWorker):
         finally:
             sock.request_done()
 
+    def load_wsgi(self):
+        super().load_wsgi()
+        self.wsgi = _closing_when_unread(self.wsgi)
+
     def _serve(self, listener_name, req, sock, addr):
+        # NOTE: returns, or raises StopIteration when the response said it closes
         super().handle_request(listener_name, req, sock, addr)
-        if _unread(req):
-            # NOTE: Gunicorn would read and drop the rest of the body before the
-            # next request, for as long as the client took to send it: close
-            # instead (gracefully: the peer still gets the response)
-            raise StopIteration('request body not read')
 
     def handle_error(self, req, client, addr, exc):
         if isinstance(exc, HeadTimeout):
@@ -271,6 +271,26 @@ def _report(log, warning):
     if 'ssl' in text and named and all(m.startswith(_HANDLED) for m in named):
         return
     log.warning('gevent: %s', text)
+
+
+def _closing_when_unread(app):
+    """Wrap the WSGI app so that a response to a request whose body the app left
+    unread says ``Connection: close`` and closes after it.
+
+    Gunicorn would read and drop the rest of the body before the next request,
+    for as long as the client took to send it. Closing instead (gracefully: the
+    peer still gets the response) must be said in the response's head, which is
+    not sent yet when the app returns: a client that is not told reuses the
+    connection and can have its next request cut."""
+
+    def wsgi(environ, start_response):
+        body = app(environ, start_response)
+        resp = start_response.__self__  # Gunicorn's Response
+        if _unread(resp.req):
+            resp.force_close()
+        return body
+
+    return wsgi
 
 
 def _unread(req):

@@ -3,6 +3,7 @@ types, an upstream URL in the body, and HTTP the server refuses before the app r
 (CR/LF in a header, oversized or too many headers), all in the JSON error envelope."""
 
 import json
+import re
 import socket
 
 import pytest
@@ -11,6 +12,7 @@ import requests
 from tests.conftest import ACCEPTANCE_CONFIG
 
 H = {'Authorization': 'Bearer sk-acme-1', 'Content-Type': 'application/json'}
+H_AUTH = b'Authorization: Bearer sk-acme-1\r\n'
 MSG = '"messages":[{"role":"user","content":"hi"}]'
 
 
@@ -246,3 +248,47 @@ def test_json_nested_at_the_limit_is_served(gw):
     assert r.status_code == 200, r.text
     stream = post(gw, _nested(128).replace('"model"', '"stream":true,"model"'))
     assert stream.status_code == 200 and stream.text.endswith('data: [DONE]\n\n')
+
+
+def _response(sock):
+    """Read one response with a Content-Length from `sock`: (head, body)."""
+    data = b''
+    while b'\r\n\r\n' not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f'closed before a response head: {data!r}'
+        data += chunk
+    head, _, body = data.partition(b'\r\n\r\n')
+    head = head.decode('latin-1')
+    length = int(re.search(r'(?im)^content-length: *(\d+)', head).group(1))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, 'closed inside a response body'
+        body += chunk
+    return head, body[:length]
+
+
+def test_a_body_left_unread_closes_only_a_connection_that_says_so(gw):
+    """A refused key is answered before its body is read. The connection then
+    either says `Connection: close` and closes, or serves the next request: a
+    client told nothing must never have its next request cut."""
+    body = b'{"model":"mock",' + MSG.encode() + b', "pad": "' + b'x' * 60000 + b'"}'
+    head = (
+        b'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer '
+        b'sk-wrong\r\nContent-Type: application/json\r\n'
+        b'Content-Length: %d\r\n\r\n' % len(body)
+    )
+    with socket.create_connection(('127.0.0.1', gw.port), timeout=10) as s:
+        s.sendall(head + body)
+        first, out = _response(s)
+        assert first.startswith('HTTP/1.1 401 ')
+        assert json.loads(out)['error']['code'] == 'invalid_api_key'
+        if re.search(r'(?im)^connection: *close', first):
+            rest = b''
+            while chunk := s.recv(65536):
+                rest += chunk
+            assert rest == b''  # closed, nothing more
+            return
+        s.sendall(b'GET /v1/models HTTP/1.1\r\nHost: x\r\n' + H_AUTH + b'\r\n')
+        second, out = _response(s)
+        assert second.startswith('HTTP/1.1 200 ')
+        assert json.loads(out)['data']
