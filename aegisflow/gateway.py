@@ -2,6 +2,7 @@
 
 from aegisflow.auth import KeyIndex
 from aegisflow.authguard import FailedAuthGuard
+from aegisflow.cache import ResponseCache
 from aegisflow.limits.limiter import Limiter
 from aegisflow.limits.local import LocalStore
 from aegisflow.policy import PolicyEngine
@@ -33,6 +34,7 @@ class Gateway:
         'key_generation',
         'policies',
         'responses',
+        'cache',
     )
 
     def __init__(
@@ -44,8 +46,11 @@ class Gateway:
         telemetry=None,
         limiter=None,
         key_generation=None,
+        cache_dir=None,
     ):
         self.config = config
+        # the local response cache lives in the master's directory under Gunicorn
+        self.cache = ResponseCache.build(config, local_dir=cache_dir)
         # Keys created through the admin API live beside the usage ledger; every
         # worker sees a change through the shared generation number.
         self.keystore = KeyStore(config.storage)
@@ -80,3 +85,5 @@ class Gateway:
     def close(self):
         for provider in self.providers.values():
             provider.close()
+        if self.cache is not None:
+            self.cache.close()

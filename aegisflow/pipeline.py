@@ -28,6 +28,10 @@ from itertools import chain
 
 import orjson
 
+from aegisflow.cache.answer import assemble
+from aegisflow.cache.answer import chunks as answer_chunks
+from aegisflow.cache.answer import placeholders_of
+from aegisflow.cache.answer import restored
 from aegisflow.errors import ApiError
 from aegisflow.errors import InsufficientQuota
 from aegisflow.errors import InternalError
@@ -66,7 +70,16 @@ class RequestContext:
     limits (settled at the end), the response headers decided so far (raw values:
     the codec encodes them), and whether a stream owns the end of the request."""
 
-    __slots__ = ('obs', 'client', 'user', 'principal', 'limits', 'headers', 'streaming')
+    __slots__ = (
+        'obs',
+        'client',
+        'user',
+        'principal',
+        'limits',
+        'headers',
+        'streaming',
+        'cache_control',
+    )
 
     def __init__(self, obs, client, user=None):
         self.obs = obs
@@ -76,6 +89,7 @@ class RequestContext:
         self.limits = None
         self.headers = {}
         self.streaming = False
+        self.cache_control = None  # the client's Cache-Control, for the cache
 
 
 class Stream:
@@ -111,7 +125,16 @@ def check_model(principal, resolution):
 
 
 class Pipeline:
-    __slots__ = ('gw', 'labels', 'limiter', 'policies', 'dispatcher', 'recorder')
+    __slots__ = (
+        'gw',
+        'labels',
+        'limiter',
+        'policies',
+        'dispatcher',
+        'recorder',
+        'cache',
+        'tenant_cache',
+    )
 
     def __init__(self, gw):
         self.gw = gw
@@ -120,6 +143,8 @@ class Pipeline:
         self.policies = gw.policies
         self.dispatcher = Dispatcher(gw)
         self.recorder = gw.recorder
+        self.cache = gw.cache
+        self.tenant_cache = {t.id: t.cache for t in gw.config.tenants}
 
     # -- the ends of a request ------------------------------------------------------
 
@@ -138,15 +163,20 @@ class Pipeline:
         if obs is None or obs.done:
             return
         if ctx.limits is not None:
-            self.limiter.settle(
-                ctx.limits,
-                obs.priced_model,
-                obs.provider_name,
-                obs.prompt,
-                obs.completion,
-                obs.cached,
-                obs.cache_write,
-            )
+            if obs.cache == ev.CACHE_HIT:  # NOTE: a hit spends no tokens, no money
+                self.limiter.settle(
+                    ctx.limits, obs.priced_model, obs.provider_name, 0, 0, 0, 0
+                )
+            else:
+                self.limiter.settle(
+                    ctx.limits,
+                    obs.priced_model,
+                    obs.provider_name,
+                    obs.prompt,
+                    obs.completion,
+                    obs.cached,
+                    obs.cache_write,
+                )
             ctx.limits = None
         self.recorder.finish(obs, status, flags=flags)
 
@@ -304,12 +334,14 @@ class Pipeline:
                     native.rewritten = True
                     chat = native.chat_form()
         obs = ctx.obs
+        ticket, hit = self._lookup(ctx, resolution, chat.body, relay)
+        if hit is not None:
+            return self._chat_hit(ctx, hit, chat, redactor)
         call = partial(_relay_or_call, native, chat) if relay else None
         target, result = self.dispatcher.run(
             obs, chat, resolution, call=call, plan=plan
         )
-        if native is not None and native.dropped:
-            _dropped(ctx, native, target.provider)
+        _dropped(ctx, native, target.provider)
         guard = outputs or (redactor is not None and redactor.restore)
         if not chat.stream:
             if type(result) is Relayed:
@@ -321,6 +353,8 @@ class Pipeline:
             if guard:
                 decision = check_response(result, outputs, redactor)
                 self._decided(ctx, decision, 'output')
+            if ticket is not None:
+                self._keep(ctx, ticket, target, result, redactor)
             return result
         events, first = result
         obs.ttft_ns = time.perf_counter_ns() - obs.t0
@@ -340,8 +374,13 @@ class Pipeline:
                     outputs, redactor, partial(_stream_hit, obs)
                 ).filter(items)
         ctx.streaming = True
+        keep = (
+            ticket
+            and ticket.store
+            and partial(self._keep_stream, ctx, ticket, target, redactor)
+        )
         return Stream(
-            self._stream(ctx, items, events, chat, meter),
+            self._stream(ctx, items, events, chat, meter, keep),
             partial(self._end_stream, ctx, events, chat, False, 0, ev.CLIENT_ABORT),
         )
 
@@ -356,16 +395,18 @@ class Pipeline:
                 result.raw = None
         return result
 
-    def _stream(self, ctx, items, source, chat, meter):
+    def _stream(self, ctx, items, source, chat, meter, keep=None):
         """The items (chat chunks, or relayed events), then `END` or the error that
         cut the stream; counts usage as it goes (`meter(item)`: the usage it
         reports, the text it carries) and finishes the request when the stream
         ends, however it ends. When the provider reports no usage, it is estimated
-        from the request and the streamed text."""
+        from the request and the streamed text. `keep(items)`, if given, gets the
+        items of a stream that completed, before the client gets its end."""
         obs = ctx.obs
         flags = 0
         usage_seen = False
         counted = 0
+        kept = [] if keep else None
         try:
             for item in items:
                 usage, text = meter(item)
@@ -374,7 +415,11 @@ class Pipeline:
                     usage_seen = True
                 if text:
                     counted += count_tokens(text)
+                if kept is not None:
+                    kept.append(item)
                 yield item
+            if kept:
+                keep(kept)
             yield END
         except GeneratorExit:
             flags |= ev.CLIENT_ABORT
@@ -407,6 +452,103 @@ class Pipeline:
             obs.completion = counted
         obs.attempts[-1].end(200)
         self.finish(ctx, 200, ev.STREAMED | flags)
+
+    # -- the response cache ---------------------------------------------------------
+
+    def _lookup(self, ctx, resolution, body, relay=False):
+        """(the cache's ticket or None, the hit or None). NOTE: answers passed
+        through untranslated (`relay`) are not cached."""
+        if self.cache is None or relay:
+            return None, None
+        ticket = self._ticket(ctx, resolution, body)
+        if ticket is None:
+            return None, None
+        return ticket, self.cache.get(ticket)
+
+    def _ticket(self, ctx, resolution, body):
+        """The cache's ticket of a request (None: the cache does not apply); its
+        result goes in X-AegisFlow-Cache and the request's record."""
+        obs, principal = ctx.obs, ctx.principal
+        route = resolution.route
+        ticket = self.cache.ticket(
+            ev.ROUTES[obs.route],
+            principal,
+            resolution,
+            route.cache if route is not None else None,
+            self.tenant_cache.get(principal.tenant_id),
+            body,
+            ctx.cache_control,
+        )
+        if ticket is not None:
+            self._cache_result(ctx, ticket.result)
+        return ticket
+
+    def _cache_result(self, ctx, result):
+        ctx.headers['X-AegisFlow-Cache'] = result
+        ctx.obs.cache = ev.CACHE_RESULTS.index(result) + 1
+
+    def _hit(self, ctx, hit):
+        """Account a hit: no upstream, no tokens spent; the stored answer's
+        provider, model and usage (what the hit saved)."""
+        entry, obs = hit.entry, ctx.obs
+        self._cache_result(ctx, 'hit')
+        provider = entry.get('provider', '')
+        obs.provider = self.labels.providers.id(provider)
+        obs.priced_model, obs.provider_name = entry.get('priced_model', ''), provider
+        body = entry['body']
+        obs.response_model = str(body.get('model') or obs.priced_model)
+        obs.usage(body.get('usage'))
+        headers = ctx.headers
+        headers['Age'] = str(int(hit.age_s))
+        headers['X-AegisFlow-Provider'] = provider
+        headers['X-AegisFlow-Model'] = obs.priced_model
+        headers['X-AegisFlow-Attempts'] = '0'
+        return body
+
+    def _chat_hit(self, ctx, hit, chat, redactor):
+        answer = self._hit(ctx, hit)
+        if redactor is not None:
+            answer = restored(answer, redactor)
+        if not chat.stream:
+            return answer
+        ctx.streaming = True
+        ctx.obs.ttft_ns = time.perf_counter_ns() - ctx.obs.t0
+        return Stream(
+            self._replay(ctx, answer_chunks(answer)),
+            partial(self.finish, ctx, 200, ev.STREAMED | ev.CLIENT_ABORT),
+        )
+
+    def _replay(self, ctx, items):
+        flags = ev.STREAMED
+        try:
+            yield from items
+            yield END
+        except GeneratorExit:
+            flags |= ev.CLIENT_ABORT
+            raise
+        finally:
+            self.finish(ctx, 200, flags)
+
+    def _keep(self, ctx, ticket, target, body, redactor):
+        """Store a complete answer (`body`: after output policies, with this
+        request's originals restored: they are put back as placeholders)."""
+        if redactor is not None:
+            body = placeholders_of(body, redactor)
+        tenant, model = ticket.tags
+        self.cache.put(
+            ticket,
+            {
+                'tenant': tenant,
+                'model': model,
+                'provider': target.provider.name,
+                'priced_model': target.model,
+                'body': body,
+            },
+        )
+        self._cache_result(ctx, ticket.result)
+
+    def _keep_stream(self, ctx, ticket, target, redactor, chunks):
+        self._keep(ctx, ticket, target, assemble(chunks), redactor)
 
     # -- counting -------------------------------------------------------------------
 
@@ -466,6 +608,9 @@ class Pipeline:
             if inputs:
                 decision = check_embeddings(request, inputs, Redactor())
                 self._decided(ctx, decision, 'input')
+        ticket, hit = self._lookup(ctx, resolution, request.body)
+        if hit is not None:
+            return self._hit(ctx, hit)
         target, result = self.dispatcher.run(
             ctx.obs,
             request,
@@ -475,6 +620,8 @@ class Pipeline:
         )
         self._served_by(ctx, target, result.get('model'))
         ctx.obs.usage(result.get('usage'))
+        if ticket is not None:
+            self._keep(ctx, ticket, target, result, None)
         return result
 
 
@@ -489,7 +636,7 @@ def _chat_meter(chunk):
 
 
 def _dropped(ctx, native, provider):
-    if not native.relays(provider):
+    if native is not None and native.dropped and not native.relays(provider):
         ctx.headers['X-AegisFlow-Warning'] = (
             f'dropped {", ".join(native.dropped)}: '
             f"provider '{provider.name}' has no equivalent"

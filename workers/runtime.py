@@ -18,9 +18,11 @@ interleave: totals never count a request twice or skip it.
 
 import logging
 import os
+import shutil
 import threading
 import time
 
+from aegisflow.cache import local as cache_store
 from aegisflow.limits.engine import EVICT_IDLE_NS
 from aegisflow.limits.plan import Planner
 from aegisflow.routing.resilience import CLOSED
@@ -153,6 +155,8 @@ class MasterRuntime:
         self.stopping = threading.Event()
         self.thread = None
         self.pid = os.getpid()
+        # the local response cache's store: every worker maps it (sized at start)
+        self.cache_dir = cache_store.new_dir()
         self.reaped = 0
         self._last_requests = -1
         self._last_process = 0.0
@@ -272,6 +276,7 @@ class MasterRuntime:
             'aegisflow_workers_reaped': ('Workers reaped by the master.', self.reaped),
         }
         gauges = dict(self._process_gauges)
+        gauges.update(self._cache_gauges())
         gauges['aegisflow_config_info'] = (
             'The config serving now (value 1).',
             ['digest'],
@@ -279,6 +284,29 @@ class MasterRuntime:
         )
         text = self.aggregator.render(totals, counters, gauges)
         self.page.publish(text)
+
+    def _cache_gauges(self):
+        cache = self.config.cache
+        if cache.backend != 'local':
+            return {}
+        stats = cache_store.read_stats(self.cache_dir)
+        return {
+            'aegisflow_cache_bytes': (
+                'Bytes of entries in the local response cache.',
+                [],
+                [([], stats['bytes'])],
+            ),
+            'aegisflow_cache_entries': (
+                'Entries in the local response cache.',
+                [],
+                [([], stats['entries'])],
+            ),
+            'aegisflow_cache_evictions_total': (
+                'Entries the local response cache evicted to stay within max_bytes.',
+                [],
+                [([], stats['evictions'])],
+            ),
+        }
 
     def _spend(self):
         samples, limits = [], []
@@ -400,3 +428,4 @@ class MasterRuntime:
             self.thread.join(5)
         self.tick()
         self.aggregator.close()
+        shutil.rmtree(self.cache_dir, ignore_errors=True)

@@ -19,6 +19,8 @@ import yaml
 
 from aegisflow import shipped
 from aegisflow.config import model as m
+from aegisflow.config.cache import read_cache
+from aegisflow.config.cache import read_override
 from aegisflow.config.otel_env import OtelEnv
 from aegisflow.config.policies import read_policies
 from aegisflow.config.reader import REQUIRED
@@ -50,6 +52,7 @@ _TOP = (
     'retry',
     'circuit_breaker',
     'policies',
+    'cache',
 )
 _PRICES = 'prices.yaml'  # the shipped price table
 _SERVICE = re.compile(r'\S.{0,254}\Z')
@@ -82,6 +85,7 @@ _TENANT_KEYS = (
     'model_limits',
     'budget',
     'policies',
+    'cache',
 )
 _RATE_KEYS = (
     'requests_per_minute',
@@ -197,15 +201,17 @@ class _Builder:
         for ref, name in self.policy_refs:
             if name not in known_policies:
                 ref.fail('the name of a policy under policies.input or policies.output')
+        state = self.state(root.get('state'))
         return m.Config(
             policies=policies,
+            cache=read_cache(self, root.get('cache'), state),
             server=server,
             providers=tuple(providers),
             routes=tuple(routes),
             aliases=aliases,
             tenants=tuple(tenants),
             telemetry=telemetry,
-            state=self.state(root.get('state')),
+            state=state,
             storage=self.storage(root.get('storage')),
             limits=self.limits(root.get('limits')),
             retry=self.retry(root.get('retry')),
@@ -484,7 +490,7 @@ class _Builder:
     def routes(self, node, names, known):
         out = []
         for item in node.list(min_items=1, what='a list of routes'):
-            if not item.mapping(('match', 'targets', 'strategy', 'class')):
+            if not item.mapping(('match', 'targets', 'strategy', 'class', 'cache')):
                 continue
             match = item.get('match').str(
                 check=is_valid_glob, expected='a model glob (no spaces, balanced [])'
@@ -515,6 +521,7 @@ class _Builder:
                         targets=tuple(targets),
                         strategy=strategy,
                         strategy_class=klass,
+                        cache=read_override(item.get('cache')),
                     )
                 )
         return out
@@ -598,6 +605,7 @@ class _Builder:
                         model_limits=self.model_limits(item.get('model_limits')),
                         budget=self.budget(item.get('budget')),
                         policies=self.tenant_policies(item.get('policies')),
+                        cache=read_override(item.get('cache')),
                     )
                 )
         return out

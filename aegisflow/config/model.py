@@ -8,6 +8,8 @@ only ever held as SHA-256 digests.
 from dataclasses import dataclass
 from dataclasses import field
 
+from aegisflow.config.cache import CacheConfig
+from aegisflow.config.cache import CacheOverride
 from aegisflow.routing.resilience import BreakerPolicy
 from aegisflow.routing.resilience import RetryPolicy
 
@@ -105,6 +107,7 @@ class RouteConfig:
     targets: tuple
     strategy: str = 'priority'
     strategy_class: str | None = None  # dotted path, for strategy: custom
+    cache: CacheOverride | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,7 @@ class TenantConfig:
     model_limits: tuple = ()  # ((model glob, RateLimit), ...) in config order
     budget: Budget | None = None
     policies: tuple | None = None  # names of the policies it runs; None: all
+    cache: CacheOverride | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +235,7 @@ class Config:
     storage: StorageConfig = StorageConfig()
     prices: dict = field(default_factory=dict)  # model -> Price
     policies: tuple = ()  # PolicyConfig, input then output, in config order
+    cache: CacheConfig = CacheConfig()
     source: str = '<memory>'
     digest: str = ''
     # Providers left out because they are optional and their environment is unset,

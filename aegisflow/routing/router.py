@@ -34,6 +34,7 @@ class Resolution:
     targets: tuple  # ((provider, upstream_model), ...) as configured
     plan: tuple = ()  # the same as `Target`s, with their shared-state keys
     strategy: object = None  # orders `plan` per request (aegisflow.routing.strategies)
+    route: object = None  # the `RouteConfig` that matched
 
 
 class Router:
@@ -101,7 +102,7 @@ class Router:
                     if self._state is not None
                     else None
                 )
-                resolution = Resolution(requested, model, chosen, plan, strategy)
+                resolution = Resolution(requested, model, chosen, plan, strategy, route)
                 if len(self._cache) >= _CACHE_LIMIT:
                     self._cache.clear()  # NOTE: bounded; names can come from clients
                 self._cache[requested] = resolution

@@ -35,6 +35,7 @@ _FIELDS = (
 )
 # positions of those fields in a ledger row (aegisflow.usage.ledger.COLUMNS)
 _FROM_ROW = tuple(COLUMNS.index(name) for name in _FIELDS)
+_SAVED = COLUMNS.index('saved_usd')
 
 
 class AccessLog:
@@ -69,6 +70,10 @@ class AccessLog:
                 fields['span_id'] = event.span_id.hex()
         if row[17] is not None:
             fields['ttft_ms'] = row[17]
+        if event is not None and event.cache:
+            fields['cache'] = ev.CACHE_RESULTS[event.cache - 1]
+            if event.cache == ev.CACHE_HIT:
+                fields['saved_usd'] = row[_SAVED]
         ts = self._ts(row[0])
         if self.text:
             pairs = ' '.join(f'{k}={v}' for k, v in fields.items())

@@ -27,6 +27,14 @@ from aegisflow.telemetry.tracecontext import Sampler
 log = logging.getLogger('aegisflow.telemetry')
 
 
+def _spent(e):
+    """(prompt, completion, cached, reasoning tokens, cost in USD) the request
+    spent: a cache hit spent none (its record holds what it saved)."""
+    if e.cache == ev.CACHE_HIT:
+        return 0, 0, 0, 0, 0.0
+    return e.prompt, e.completion, e.cached, e.reasoning, e.cost_nano / 1e9
+
+
 def outcome(event):
     if event.flags & ev.CLIENT_ABORT:
         return 'client_abort'
@@ -167,16 +175,14 @@ class Aggregator:
             e.status,
             int(bool(e.flags & ev.STREAMED)),
             outcome(e),
-            e.prompt,
-            e.completion,
-            e.cached,
-            e.reasoning,
-            e.cost_nano / 1e9,
+            *_spent(e),
             round(e.duration_ns / 1e6, 3),
             round(e.ttft_ns / 1e6, 3) if e.ttft_ns else None,
             e.attempts,
-            e.cache_write,
+            0 if e.cache == ev.CACHE_HIT else e.cache_write,
             ev.ROUTES[e.route] if e.route < len(ev.ROUTES) else 'other',
+            int(e.cache == ev.CACHE_HIT),
+            e.cost_nano / 1e9 if e.cache == ev.CACHE_HIT else 0.0,
         )
 
     def flush(self):

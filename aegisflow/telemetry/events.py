@@ -9,7 +9,7 @@ Record (264 bytes payload, little-endian, `RECORD`, version 3):
     tenant u16  key u16  model u16  provider u16  status u16  attempt u16
     prompt u32  completion u32  cached u32  reasoning u32
     cost_nano u64
-    route u8  attempts u8  outcome u8  (pad) u8  cache_write u32
+    route u8  attempts u8  outcome u8  cache u8  cache_write u32
     request_id 44s  response_model 48s  requested_model 48s
     client 16s (the client's address: IPv6, or IPv4 mapped into IPv6; zeros: none)
 
@@ -24,7 +24,9 @@ a policy: the master writes it to the audit log and exports it as a guardrail sp
     request_id 44s  policy 48s  finding 32s  field_path 64s Strings are UTF-8, truncated
 to their field's size (request_id 44 bytes, models 48), NUL-padded. ``cached`` counts
 prompt tokens read from a provider's prompt cache, ``cache_write`` those written to it;
-both are part of ``prompt``.
+both are part of ``prompt``. ``cache`` is the response cache's word on the
+request (0: the cache did not apply; else 1 + its index in `CACHE_RESULTS`); on a
+hit, the tokens and ``cost_nano`` are those of the stored answer: what the hit saved.
 
 Counter cells are keyed ``family << 56 | a << 42 | b << 28 | c << 18 | d``, with the
 label ids of `labels.LabelSpace` (a: tenant, b: model, c: provider, d: status).
@@ -57,6 +59,10 @@ UNPRICED = 32
 DEGRADED = 64  # admitted without the limits store (fail open)
 DRY_RUN = 1  # POLICY records: what a dry-run policy would have done
 
+# the response cache's result of a request (X-AegisFlow-Cache)
+CACHE_RESULTS = ('hit', 'miss', 'bypass', 'store-skipped')
+CACHE_HIT = 1  # the `cache` byte of a hit
+
 # routes (what was called)
 ROUTES = (
     'other',
@@ -82,6 +88,7 @@ F_REJECTS = 6  # a=tenant b=model d=reason (1-based in limits.plan.REASONS): [co
 F_LIMITS = 7  # a=tenant b=model: [tokens reserved, degraded admissions]
 F_INFLIGHT = 8  # low 56 bits: a limiter entry; [parallel slots held] (not a metric)
 F_POLICY = 9  # a=tenant b=policy c=phase d=action<<1|dry_run: [decisions]
+F_CACHE = 10  # a=tenant b=model d=cache byte: [requests, saved cost_nano]
 FAMILIES = (
     F_REQUESTS,
     F_TOKENS,
@@ -92,6 +99,7 @@ FAMILIES = (
     F_LIMITS,
     F_INFLIGHT,
     F_POLICY,
+    F_CACHE,
 )
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -130,6 +138,7 @@ FALLBACK_REJECTS = fallback(F_REJECTS)
 FALLBACK_LIMITS = fallback(F_LIMITS)
 FALLBACK_INFLIGHT = fallback(F_INFLIGHT)
 FALLBACK_POLICY = fallback(F_POLICY)
+FALLBACK_CACHE = fallback(F_CACHE)
 
 
 def duration_bucket(ns):
@@ -202,6 +211,7 @@ class Event:
         'cache_write',
         'route',
         'attempts',
+        'cache',
         'request_id',
         'response_model',
         'requested_model',
@@ -233,7 +243,7 @@ class Event:
             self.route,
             self.attempts,
             _,
-            _,
+            self.cache,
             self.cache_write,
             rid,
             rmodel,

@@ -191,12 +191,35 @@ class GatewayCollector:
                 'tenant',
                 'model',
             ),
+            'cache': _counter(
+                'aegisflow_cache_requests',
+                'Requests the response cache applied to, by result (hit, miss, '
+                'bypass, store-skipped).',
+                'tenant',
+                'model',
+                'result',
+            ),
+            'cache_saved': _counter(
+                'aegisflow_cache_saved_usd',
+                'What cache hits would have cost at the provider, in USD.',
+                'tenant',
+                'model',
+            ),
         }
         for k, v in sorted(self.totals.values.items()):
             if any(
                 v
             ):  # NOTE: reserved fallback cells that never took a count are skipped
-                self._sample(f, ev.unkey(k), v)
+                unkeyed = ev.unkey(k)
+                if unkeyed[0] == ev.F_CACHE:
+                    names = self.labels
+                    tenant, model = (
+                        names.tenants.name(unkeyed[1]),
+                        names.models.name(unkeyed[2]),
+                    )
+                    _add_cache(f, tenant, model, unkeyed[4], v)
+                else:
+                    self._sample(f, unkeyed, v)
         yield from f.values()
         for name, (doc, value) in sorted(self.counters.items()):
             fam = CounterMetricFamily(name, doc)
@@ -277,6 +300,13 @@ class GatewayCollector:
             f['upstream'].add_metric([provider, str(d)], v[0])
             if v[1]:
                 f['retries'].add_metric([provider], v[1])
+
+
+def _add_cache(f, tenant, model, result, v):
+    name = ev.CACHE_RESULTS[result - 1] if 0 < result <= 4 else 'other'
+    f['cache'].add_metric([tenant, model, name], v[0])
+    if result == ev.CACHE_HIT:
+        f['cache_saved'].add_metric([tenant, model], v[1] * _NANO)
 
 
 class Exposition:

@@ -82,6 +82,7 @@ class Observation:
         'provider_name',
         'policy_hits',
         'client',
+        'cache',
     )
 
     def __init__(self, request_id, trace_id, parent_id, sampled, remote, route, client):
@@ -109,6 +110,7 @@ class Observation:
         self.provider_name = ''
         self.policy_hits = None  # aegisflow.policy.engine.Hit, both phases
         self.client = client  # the client's address, packed (events.pack_address)
+        self.cache = 0  # the response cache's result (events.CACHE_RESULTS), 1-based
 
     def usage(self, usage):
         """Take token counts from an OpenAI ``usage`` object."""
@@ -184,7 +186,12 @@ class Recorder:
         if not priced and (obs.prompt or obs.completion):
             obs.flags |= ev.UNPRICED
         tm = obs.tenant << 42 | obs.model << 28
-        if obs.prompt or obs.completion:
+        if obs.cache:
+            b = cell(ev.F_CACHE << 56 | tm | obs.cache, ev.FALLBACK_CACHE)
+            words[b] += 1
+            if obs.cache == ev.CACHE_HIT:
+                words[b + 1] += cost
+        if (obs.prompt or obs.completion) and obs.cache != ev.CACHE_HIT:
             b = cell(ev.F_TOKENS << 56 | tm, ev.FALLBACK_TOKENS)
             words[b] += obs.prompt
             words[b + 1] += obs.completion
@@ -256,7 +263,7 @@ class Recorder:
                 obs.route,
                 len(obs.attempts),
                 0,
-                0,
+                obs.cache,
                 obs.cache_write,
                 rid,
                 ev.fixed(obs.response_model),

@@ -16,6 +16,9 @@ place when first opened (`_migrate`; ``PRAGMA user_version`` records the schema)
 a PostgreSQL ledger gets the columns added since (``ADD COLUMN IF NOT EXISTS``).
 ``endpoint`` names the API the request came in on (``chat``, ``messages``,
 ``responses``, ``embeddings``; empty for rows written before it existed).
+``cache_hit`` marks an answer served by the response cache: it spent no tokens and
+no money (its token and cost columns are zero); ``saved_usd`` is what it would
+have cost.
 
 NOTE: the rollup rows of a batch are upserted in key order, so two gateways flushing
 into one PostgreSQL ledger lock the same rows in the same order and cannot deadlock.
@@ -54,7 +57,9 @@ CREATE TABLE IF NOT EXISTS usage (
     ttft_ms REAL,
     attempts INTEGER NOT NULL,
     cache_write_tokens INTEGER NOT NULL DEFAULT 0,
-    endpoint TEXT NOT NULL DEFAULT ''
+    endpoint TEXT NOT NULL DEFAULT '',
+    cache_hit INTEGER NOT NULL DEFAULT 0,
+    saved_usd REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts_ns);
 CREATE INDEX IF NOT EXISTS usage_tenant_ts ON usage (tenant, ts_ns);
@@ -75,7 +80,7 @@ CREATE TABLE IF NOT EXISTS usage_hourly (
     PRIMARY KEY (hour_ns, tenant, key_name, model, provider)
 );
 """
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 HOUR_NS = 3600 * 10**9
 ROLLUP_SUMS = (
     'requests',
@@ -125,10 +130,14 @@ COLUMNS = (
     'attempts',
     'cache_write_tokens',
     'endpoint',
+    'cache_hit',
+    'saved_usd',
 )
 # columns a PostgreSQL ledger created by an older release lacks
 _PG_ADDED = (
     "ALTER TABLE usage ADD COLUMN IF NOT EXISTS endpoint TEXT NOT NULL DEFAULT ''",
+    'ALTER TABLE usage ADD COLUMN IF NOT EXISTS cache_hit INTEGER NOT NULL DEFAULT 0',
+    'ALTER TABLE usage ADD COLUMN IF NOT EXISTS saved_usd REAL NOT NULL DEFAULT 0',
 )
 _AUDIT_INSERT = (
     'INSERT INTO audit (ts_ns, actor, action, tenant, target, detail) '
@@ -154,6 +163,11 @@ def _migrate(db):
             )
         if 'endpoint' not in have:
             db.execute("ALTER TABLE usage ADD COLUMN endpoint TEXT NOT NULL DEFAULT ''")
+        if 'cache_hit' not in have:
+            db.execute(
+                'ALTER TABLE usage ADD COLUMN cache_hit INTEGER NOT NULL DEFAULT 0'
+            )
+            db.execute('ALTER TABLE usage ADD COLUMN saved_usd REAL NOT NULL DEFAULT 0')
         db.execute('DELETE FROM usage_hourly')
         db.execute(_BACKFILL)
         db.execute(f'PRAGMA user_version = {SCHEMA_VERSION}')

@@ -82,6 +82,9 @@ class RequestTelemetry:
         ctx.request = request = self.pipeline.begin(
             rid, req.get_header('traceparent'), route, client
         )
+        request.cache_control = req.get_header(
+            'X-AegisFlow-Cache-Control'
+        ) or req.get_header('Cache-Control')
         obs = request.obs
         if obs.flags & ev.SAMPLED:
             bind_request(rid, obs.trace_id.hex(), obs.span_id.hex())

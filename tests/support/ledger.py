@@ -57,6 +57,8 @@ _DEFAULTS = {
     'attempts': 1,
     'cache_write_tokens': 0,
     'endpoint': 'chat',
+    'cache_hit': 0,
+    'saved_usd': 0.0,
 }
 
 

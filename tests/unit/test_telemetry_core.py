@@ -247,16 +247,19 @@ def test_ledger_from_an_older_release_gains_cache_write_and_keeps_its_rows(tmp_p
     ledger = Ledger(str(path))
     ledger.add(
         (6, 'after', 'acme', 'k', 'm', 'm', 'm', 'p', 200, 0, 'ok', 10, 2, 3, 0)
-        + (0.5, 1.0, None, 1, 4, 'responses')
+        + (0.0, 1.0, None, 1, 4, 'responses', 1, 0.5)
     )
     assert ledger.flush() == 1
     ledger.close()
     got = sqlite3.connect(path).execute(
-        'SELECT request_id, cached_tokens, cache_write_tokens, endpoint '
-        'FROM usage ORDER BY id'
+        'SELECT request_id, cached_tokens, cache_write_tokens, endpoint, cache_hit, '
+        'saved_usd FROM usage ORDER BY id'
     )
     # the endpoint of a row written before it was recorded is unknown: empty
-    assert got.fetchall() == [('before', 3, 0, ''), ('after', 3, 4, 'responses')]
+    assert got.fetchall() == [
+        ('before', 3, 0, '', 0, 0.0),
+        ('after', 3, 4, 'responses', 1, 0.5),
+    ]
     hourly = sqlite3.connect(path).execute(
         'SELECT requests, prompt_tokens, cached_tokens, cache_write_tokens '
         'FROM usage_hourly'
