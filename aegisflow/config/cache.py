@@ -52,8 +52,8 @@ class CacheConfig:
 def read_cache(builder, node, state):
     """`CacheConfig` from the ``cache`` node (absent: the cache is off)."""
     d = CacheConfig()
-    if not node.mapping(_KEYS, optional=True):
-        return d
+    if node.missing or not node.mapping(_KEYS):
+        return d  # NOTE: a written section is on unless it says enabled: false
     backend = node.get('backend').str(d.backend, choices=BACKENDS)
     enabled = node.get('enabled').bool(True)
     url = builder.redis_url(node, None) or state.redis_url
