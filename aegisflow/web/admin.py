@@ -5,7 +5,8 @@ no admin key configured the admin API does not exist (404). Endpoints so far:
 
 - ``GET /admin/v1/usage``: the usage ledger with filters and grouping, JSON or CSV;
 - ``GET /admin/v1/config``: the config serving now (digest, source, counts);
-- ``POST /admin/v1/reload``: ask the master to re-read the config (as SIGHUP does).
+- ``POST /admin/v1/reload``: ask the master to re-read the config (as SIGHUP does);
+- ``GET|DELETE /admin/v1/cache``: the response cache (`admin_cache`).
 """
 
 import hashlib
@@ -26,6 +27,7 @@ from aegisflow.usage.database import Database
 from aegisflow.usage.query import UsageQuery
 from aegisflow.usage.query import run_usage
 from aegisflow.usage.query import to_csv
+from aegisflow.web.admin_cache import AdminCache
 from aegisflow.web.admin_keys import AdminAudit
 from aegisflow.web.admin_keys import AdminKey
 from aegisflow.web.admin_keys import AdminKeys
@@ -173,3 +175,4 @@ def add_routes(app, gw):
     app.add_route('/admin/v1/audit', AdminAudit(gw, auth))
     breakers = AdminBreakers(gw, auth)
     app.add_route('/admin/v1/breakers', breakers)
+    app.add_route('/admin/v1/cache', AdminCache(gw, auth))

@@ -19,7 +19,7 @@ from tests.support.metrics import scrape
 from tests.support.metrics import total
 
 CONFIG = """
-server: {{workers: 4}}
+server: {{workers: 4, admin_key_env: CACHE_ADMIN}}
 storage: {{sqlite_path: usage.sqlite}}
 telemetry: {{flush_interval_ms: 50}}
 cache: {{enabled: true, ttl_s: 600}}
@@ -48,6 +48,10 @@ tenants:
 """
 
 
+ADMIN_KEY = 'adm-cache-secret'
+ADMIN = {'Authorization': f'Bearer {ADMIN_KEY}'}
+
+
 @pytest.fixture(scope='module')
 def upstream():
     fake = FakeOpenAI().start()
@@ -57,7 +61,9 @@ def upstream():
 
 @pytest.fixture(scope='module')
 def gw(gateway_factory, upstream):
-    return gateway_factory(CONFIG.format(base=upstream.base_url))
+    return gateway_factory(
+        CONFIG.format(base=upstream.base_url), env={'CACHE_ADMIN': ADMIN_KEY}
+    )
 
 
 def post(gw, model, text, key='sk-acme-1', headers=None, **body):
@@ -308,6 +314,48 @@ def test_hits_spend_no_tokens_and_the_ledger_records_what_they_saved(gw, upstrea
     assert total(text, 'aegisflow_cache_entries') > 0
 
 
+def test_admin_shows_the_cache_and_deletes_by_tenant_or_whole(gw, upstream):
+    post(gw, 'ok-admin', 'admin words')
+    post(gw, 'ok-admin', 'admin words', key='sk-globex-1')
+    r = requests.get(gw.url + '/admin/v1/cache', headers=ADMIN, timeout=10)
+    assert r.status_code == 200
+    out = r.json()
+    assert out['backend'] == 'local' and out['entries'] >= 2 and out['bytes'] > 0
+    assert out['requests']['hit'] > 0 and 0 < out['hit_ratio'] < 1
+    # a tenant key never reaches it
+    r = requests.get(
+        gw.url + '/admin/v1/cache',
+        headers={'Authorization': 'Bearer sk-acme-1'},
+        timeout=10,
+    )
+    assert r.status_code == 403
+    r = requests.delete(
+        gw.url + '/admin/v1/cache',
+        params={'tenant': 'globex'},
+        headers=ADMIN,
+        timeout=10,
+    )
+    assert r.status_code == 200 and r.json()['deleted'] >= 1
+    hit = post(gw, 'ok-admin', 'admin words')
+    assert hit.headers['X-AegisFlow-Cache'] == 'hit'  # acme's entry is still there
+    gone = post(gw, 'ok-admin', 'admin words', key='sk-globex-1')
+    assert gone.headers['X-AegisFlow-Cache'] == 'miss'
+    r = requests.delete(
+        gw.url + '/admin/v1/cache', params={'colour': 'red'}, headers=ADMIN, timeout=10
+    )
+    assert r.status_code == 400 and r.json()['error']['param'] == 'colour'
+    r = requests.delete(gw.url + '/admin/v1/cache', headers=ADMIN, timeout=10)
+    assert r.status_code == 200 and r.json()['deleted'] >= 2
+    assert post(gw, 'ok-admin', 'admin words').headers['X-AegisFlow-Cache'] == 'miss'
+    audit = requests.get(
+        gw.url + '/admin/v1/audit',
+        params={'action': 'cache.delete'},
+        headers=ADMIN,
+        timeout=10,
+    ).json()
+    assert [e['action'] for e in audit['entries']] == ['cache.delete'] * 2
+
+
 def test_a_writer_killed_in_the_middle_of_a_store_leaves_the_cache_correct(
     gw_paused, upstream
 ):
@@ -340,6 +388,6 @@ def gw_paused(gateway_factory, upstream, tmp_path_factory):
     marker = str(tmp_path_factory.mktemp('pause') / 'pause')
     gw = gateway_factory(
         CONFIG.format(base=upstream.base_url).replace('workers: 4', 'workers: 2'),
-        env={'AEGISFLOW_TEST_CACHE_PAUSE_FILE': marker},
+        env={'AEGISFLOW_TEST_CACHE_PAUSE_FILE': marker, 'CACHE_ADMIN': ADMIN_KEY},
     )
     return gw, marker
