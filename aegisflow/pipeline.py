@@ -61,6 +61,7 @@ from aegisflow.wire.relay import Relayed
 log = logging.getLogger('aegisflow.chat')
 
 END = object()  # the last item of a stream that ended as it should
+CHAT, MESSAGE = 'chat', 'message'  # the kinds of answer the response cache keeps
 
 
 class RequestContext:
@@ -334,9 +335,14 @@ class Pipeline:
                     native.rewritten = True
                     chat = native.chat_form()
         obs = ctx.obs
-        ticket, hit = self._lookup(ctx, resolution, chat.body, relay)
+        ticket, hit = self._lookup(
+            ctx,
+            resolution,
+            native.body if relay else chat.body,
+            relay and not native.cacheable,
+        )
         if hit is not None:
-            return self._chat_hit(ctx, hit, chat, redactor)
+            return self._chat_hit(ctx, hit, chat, redactor, native)
         call = partial(_relay_or_call, native, chat) if relay else None
         target, result = self.dispatcher.run(
             obs, chat, resolution, call=call, plan=plan
@@ -346,7 +352,7 @@ class Pipeline:
         if not chat.stream:
             if type(result) is Relayed:
                 return self._relayed(
-                    ctx, target, native, result, guard, outputs, redactor
+                    ctx, target, native, result, (guard, outputs, redactor), ticket
                 )
             self._served_by(ctx, target, result.get('model'))
             obs.usage(result.get('usage'))
@@ -374,17 +380,14 @@ class Pipeline:
                     outputs, redactor, partial(_stream_hit, obs)
                 ).filter(items)
         ctx.streaming = True
-        keep = (
-            ticket
-            and ticket.store
-            and partial(self._keep_stream, ctx, ticket, target, redactor)
-        )
+        keep = self._stream_keep(ctx, ticket, target, redactor, native, first)
         return Stream(
             self._stream(ctx, items, events, chat, meter, keep),
             partial(self._end_stream, ctx, events, chat, False, 0, ev.CLIENT_ABORT),
         )
 
-    def _relayed(self, ctx, target, native, result, guard, outputs, redactor):
+    def _relayed(self, ctx, target, native, result, policies, ticket):
+        guard, outputs, redactor = policies
         data = result.data
         self._served_by(ctx, target, data.get('model'))
         ctx.obs.usage(native.usage(data))
@@ -393,6 +396,8 @@ class Pipeline:
             self._decided(ctx, decision, 'output')
             if decision.rewritten:
                 result.raw = None
+        if ticket is not None:
+            self._keep(ctx, ticket, target, data, redactor, MESSAGE)
         return result
 
     def _stream(self, ctx, items, source, chat, meter, keep=None):
@@ -487,7 +492,7 @@ class Pipeline:
         ctx.headers['X-AegisFlow-Cache'] = result
         ctx.obs.cache = ev.CACHE_RESULTS.index(result) + 1
 
-    def _hit(self, ctx, hit):
+    def _hit(self, ctx, hit, native=None):
         """Account a hit: no upstream, no tokens spent; the stored answer's
         provider, model and usage (what the hit saved)."""
         entry, obs = hit.entry, ctx.obs
@@ -497,7 +502,10 @@ class Pipeline:
         obs.priced_model, obs.provider_name = entry.get('priced_model', ''), provider
         body = entry['body']
         obs.response_model = str(body.get('model') or obs.priced_model)
-        obs.usage(body.get('usage'))
+        if entry.get('kind') == MESSAGE:
+            obs.usage(native.usage(body))
+        else:
+            obs.usage(body.get('usage'))
         headers = ctx.headers
         headers['Age'] = str(int(hit.age_s))
         headers['X-AegisFlow-Provider'] = provider
@@ -505,16 +513,20 @@ class Pipeline:
         headers['X-AegisFlow-Attempts'] = '0'
         return body
 
-    def _chat_hit(self, ctx, hit, chat, redactor):
-        answer = self._hit(ctx, hit)
+    def _chat_hit(self, ctx, hit, chat, redactor, native):
+        """The answer of a hit as the request wants it: whole or streamed, in the
+        chat form or (an answer that was passed through) the native one."""
+        answer = self._hit(ctx, hit, native)
+        message = hit.entry.get('kind') == MESSAGE
         if redactor is not None:
-            answer = restored(answer, redactor)
+            answer = restored(answer, redactor, message)
         if not chat.stream:
-            return answer
+            return Relayed(None, answer) if message else answer
         ctx.streaming = True
         ctx.obs.ttft_ns = time.perf_counter_ns() - ctx.obs.t0
+        items = native.replay(answer) if message else answer_chunks(answer)
         return Stream(
-            self._replay(ctx, answer_chunks(answer)),
+            self._replay(ctx, items),
             partial(self.finish, ctx, 200, ev.STREAMED | ev.CLIENT_ABORT),
         )
 
@@ -529,15 +541,17 @@ class Pipeline:
         finally:
             self.finish(ctx, 200, flags)
 
-    def _keep(self, ctx, ticket, target, body, redactor):
+    def _keep(self, ctx, ticket, target, body, redactor, kind=CHAT):
         """Store a complete answer (`body`: after output policies, with this
-        request's originals restored: they are put back as placeholders)."""
+        request's originals restored: they are put back as placeholders). `kind`:
+        the chat form (or an embeddings list), or a native message."""
         if redactor is not None:
-            body = placeholders_of(body, redactor)
+            body = placeholders_of(body, redactor, kind == MESSAGE)
         tenant, model = ticket.tags
         self.cache.put(
             ticket,
             {
+                'kind': kind,
                 'tenant': tenant,
                 'model': model,
                 'provider': target.provider.name,
@@ -547,8 +561,16 @@ class Pipeline:
         )
         self._cache_result(ctx, ticket.result)
 
-    def _keep_stream(self, ctx, ticket, target, redactor, chunks):
-        self._keep(ctx, ticket, target, assemble(chunks), redactor)
+    def _stream_keep(self, ctx, ticket, target, redactor, native, first):
+        """What stores a stream once it completes (None: it is not stored)."""
+        if ticket is None or not ticket.store:
+            return None
+        assemble_items = native.assemble if type(first) is Event else assemble
+        return partial(self._keep_stream, ctx, ticket, target, redactor, assemble_items)
+
+    def _keep_stream(self, ctx, ticket, target, redactor, assemble_items, items):
+        kind = CHAT if assemble_items is assemble else MESSAGE
+        self._keep(ctx, ticket, target, assemble_items(items), redactor, kind)
 
     # -- counting -------------------------------------------------------------------
 

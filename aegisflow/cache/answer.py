@@ -122,23 +122,40 @@ def chunks(completion):
         yield dict(base, choices=[], usage=completion['usage'])
 
 
-def placeholders_of(value, redactor):
+def placeholders_of(value, redactor, message=False):
     """`value` (JSON) with the originals a request's placeholders were restored to
     put back as the placeholders: what the cache stores, so no other request ever
-    gets this request's values."""
+    gets this request's values. `message`: an Anthropic message, whose thinking
+    blocks are left as they are (they are signed, and never restored)."""
     if not redactor.originals:
         return value
     originals = sorted(redactor.originals.items(), key=lambda kv: -len(kv[1]))
     pattern = re.compile('|'.join(re.escape(v) for _, v in originals))
     back = {v: p for p, v in originals}
-    return _map_strings(value, lambda s: pattern.sub(lambda m: back[m.group()], s))
+    return _map_answer(
+        value, lambda s: pattern.sub(lambda m: back[m.group()], s), message
+    )
 
 
-def restored(value, redactor):
-    """`value` (JSON) with this request's placeholders restored to its originals."""
+def restored(value, redactor, message=False):
+    """`value` (JSON) with this request's placeholders restored to its originals
+    (`message`: as in `placeholders_of`)."""
     if not redactor.originals:
         return value
-    return _map_strings(value, redactor.restore_text)
+    return _map_answer(value, redactor.restore_text, message)
+
+
+_SIGNED = frozenset(('thinking', 'redacted_thinking'))
+
+
+def _map_answer(value, fn, message):
+    if not message:
+        return _map_strings(value, fn)
+    content = [
+        block if block.get('type') in _SIGNED else _map_strings(block, fn)
+        for block in value.get('content') or ()
+    ]
+    return dict(value, content=content)
 
 
 def _map_strings(value, fn):

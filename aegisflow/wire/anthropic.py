@@ -815,3 +815,115 @@ class StreamTranslator:
                 raise self.fail(f'{error.get("type", "")}: {error.get("message", "")}')
             raise self.fail(error)
         return []  # ping and events added to the API later
+
+
+# -- a whole message and its stream ----------------------------------------------------
+
+# the text field each delta type adds to, by the block type it belongs to
+_DELTA_FIELDS = {
+    'text_delta': 'text',
+    'thinking_delta': 'thinking',
+    'signature_delta': 'signature',
+}
+_PIECE = 256  # characters of text per replayed delta
+
+
+def message_of_events(events):
+    """The ``message`` a complete Messages stream (the `data` of its events) adds
+    up to, as the non-streamed API would have answered it."""
+    message, blocks, partial = None, {}, {}
+    for data in events:
+        kind = data.get('type')
+        if kind == 'message_start':
+            message = dict(data['message'])
+            message['content'] = []
+        elif kind == 'content_block_start':
+            blocks[data['index']] = dict(data['content_block'])
+        elif kind == 'content_block_delta':
+            _add_delta(blocks[data['index']], data['delta'], partial, data['index'])
+        elif kind == 'content_block_stop' and data['index'] in partial:
+            text = partial.pop(data['index'])
+            blocks[data['index']]['input'] = orjson.loads(text) if text else {}
+        elif kind == 'message_delta':
+            message.update(data.get('delta') or {})
+            message['usage'] = {**(message.get('usage') or {}), **data['usage']}
+    message['content'] = [blocks[i] for i in sorted(blocks)]
+    return message
+
+
+def _add_delta(block, delta, partial, index):
+    kind = delta.get('type')
+    if kind == 'input_json_delta':
+        partial[index] = partial.get(index, '') + delta.get('partial_json', '')
+    elif kind == 'citations_delta':
+        block.setdefault('citations', []).append(delta['citation'])
+    elif kind in _DELTA_FIELDS:
+        name = _DELTA_FIELDS[kind]
+        block[name] = block.get(name, '') + delta.get(name, '')
+
+
+def events_of_message(message):
+    """The `data` of the events of a Messages stream that replays a whole
+    ``message``: start, each content block (its text in pieces, a tool's input as
+    one JSON delta, a thinking block's text then its signature), the stop reason
+    with the usage, stop."""
+    usage = message.get('usage') or {}
+    start = {k: v for k, v in message.items() if k not in ('content', 'usage')}
+    start.update(content=[], stop_reason=None, stop_sequence=None)
+    start['usage'] = {**usage, 'output_tokens': min(1, usage.get('output_tokens', 0))}
+    yield {'type': 'message_start', 'message': start}
+    for index, block in enumerate(message.get('content') or ()):
+        yield from _block_events(index, block)
+    yield {
+        'type': 'message_delta',
+        'delta': {
+            'stop_reason': message.get('stop_reason'),
+            'stop_sequence': message.get('stop_sequence'),
+        },
+        'usage': {'output_tokens': usage.get('output_tokens', 0)},
+    }
+    yield {'type': 'message_stop'}
+
+
+def _block_events(index, block):
+    kind = block.get('type')
+
+    def delta(body):
+        return {'type': 'content_block_delta', 'index': index, 'delta': body}
+
+    if kind == 'text':
+        yield {
+            'type': 'content_block_start',
+            'index': index,
+            'content_block': {'type': 'text', 'text': ''},
+        }
+        text = block.get('text', '')
+        for i in range(0, len(text), _PIECE):
+            yield delta({'type': 'text_delta', 'text': text[i : i + _PIECE]})
+        for citation in block.get('citations') or ():
+            yield delta({'type': 'citations_delta', 'citation': citation})
+    elif kind == 'thinking':
+        yield {
+            'type': 'content_block_start',
+            'index': index,
+            'content_block': {'type': 'thinking', 'thinking': '', 'signature': ''},
+        }
+        yield delta({'type': 'thinking_delta', 'thinking': block.get('thinking', '')})
+        yield delta(
+            {'type': 'signature_delta', 'signature': block.get('signature', '')}
+        )
+    elif kind in ('tool_use', 'server_tool_use', 'mcp_tool_use'):
+        yield {
+            'type': 'content_block_start',
+            'index': index,
+            'content_block': {**block, 'input': {}},
+        }
+        yield delta(
+            {
+                'type': 'input_json_delta',
+                'partial_json': orjson.dumps(block.get('input') or {}).decode(),
+            }
+        )
+    else:  # NOTE: redacted thinking, tool results: whole in their start event
+        yield {'type': 'content_block_start', 'index': index, 'content_block': block}
+    yield {'type': 'content_block_stop', 'index': index}

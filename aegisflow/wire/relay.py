@@ -19,6 +19,8 @@ import orjson
 from aegisflow.chat_request import parse_chat_request
 from aegisflow.policy.walk import message_fields
 from aegisflow.wire.anthropic import dropped_fields
+from aegisflow.wire.anthropic import events_of_message
+from aegisflow.wire.anthropic import message_of_events
 from aegisflow.wire.anthropic import to_chat_body
 from aegisflow.wire.anthropic import usage_to_openai
 
@@ -69,6 +71,7 @@ class Native:
     and how to read its answers."""
 
     __slots__ = ('raw', 'body', 'headers', 'rewritten')
+    cacheable = False  # whether the response cache keeps its answers passed through
     kind = ''
     dropped = ()  # fields a translation drops (named in a warning header)
 
@@ -104,6 +107,7 @@ class MessagesNative(Native):
 
     __slots__ = ('dropped',)
     kind = 'messages'
+    cacheable = True  # its answers passed through may be cached (`assemble`, `replay`)
 
     def __init__(self, raw, body, headers):
         super().__init__(raw, body, headers)
@@ -131,6 +135,16 @@ class MessagesNative(Native):
     @staticmethod
     def guard(stream_guard):
         return RelayGuard(stream_guard)
+
+    @staticmethod
+    def assemble(events):
+        """The message a complete stream of `Event`s adds up to."""
+        return message_of_events([e.data for e in events])
+
+    @staticmethod
+    def replay(message):
+        """A stream of `Event`s that replays a whole message."""
+        return (Event(None, data) for data in events_of_message(message))
 
 
 class Relayed:
