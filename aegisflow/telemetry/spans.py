@@ -96,9 +96,16 @@ class SpanBuilder:
                     'aegisflow.streamed': bool(event.flags & ev.STREAMED),
                 }
             )
-            if event.cached:
+            if event.cache:
+                hit = event.cache == ev.CACHE_HIT
+                attrs['aegisflow.cache.hit'] = hit
+                attrs['aegisflow.cache.result'] = ev.CACHE_RESULTS[event.cache - 1]
+                if hit:  # NOTE: a hit spent no tokens: the record holds what it saved
+                    attrs['gen_ai.usage.input_tokens'] = 0
+                    attrs['gen_ai.usage.output_tokens'] = 0
+            if event.cached and event.cache != ev.CACHE_HIT:
                 attrs['gen_ai.usage.cache_read.input_tokens'] = event.cached
-            if event.cache_write:
+            if event.cache_write and event.cache != ev.CACHE_HIT:
                 attrs['gen_ai.usage.cache_creation.input_tokens'] = event.cache_write
             if event.ttft_ns:
                 attrs['aegisflow.time_to_first_token_s'] = event.ttft_ns / 1e9
