@@ -62,10 +62,12 @@ wrk:
 # Load benchmarks (dated tables appended to bench/RESULTS.md) and the hot-path suites:
 # the gateway against bare Falcon and a pass-through proxy (mock and static upstream,
 # JSON and SSE, 1 and 64 connections) under each worker class in the same rounds,
-# then 1,000 slow streams at once on the default class.
+# then 1,000 slow streams at once on the default class, then cache hits against
+# the in-process mock and the hit ratio of 4 workers.
 bench: install wrk redis-server
 	$(PY) bench/run.py --rounds 3 --duration 10 --worker-classes gevent,gthread,meinheld --append bench/RESULTS.md
 	$(PY) bench/streams.py --streams 1000 --worker-class gevent --append bench/RESULTS.md
+	$(PY) bench/cache.py --rounds 3 --duration 10 --append bench/RESULTS.md
 	$(PY) -m pytest -q -p no:cacheprovider bench --benchmark-only
 
 # Steady load for at least 20 minutes and 1,000,000 requests: RSS and open file
@@ -77,7 +79,7 @@ soak: install wrk
 # (bench/baseline/); a suite whose fastest round takes twice the baseline's
 # fails. The minimum, not the median: this machine's speed varies from one minute to
 # the next, and the fastest round is what a code change moves.
-BENCH_SUITES = bench/test_shm_hotpath.py bench/test_limits_admission.py bench/test_ledger_flush.py bench/test_policy_speed.py
+BENCH_SUITES = bench/test_shm_hotpath.py bench/test_limits_admission.py bench/test_ledger_flush.py bench/test_policy_speed.py bench/test_cache_lookup.py
 BENCH_STORAGE = --benchmark-storage=file://bench/baseline
 # sub-microsecond pieces swing by more than 2x with the machine; their sum,
 # test_bench_request_shm_writes, is checked
