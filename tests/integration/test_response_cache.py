@@ -45,6 +45,9 @@ tenants:
     keys: [{{key: sk-globex-1}}]
   - id: books
     keys: [{{key: sk-books-1}}]
+  - id: capped
+    keys: [{{key: sk-capped-1}}]
+    rate_limit: {{requests_per_minute: 3, tokens_per_minute: 100000}}
 """
 
 
@@ -271,6 +274,19 @@ def test_tool_calls_are_cached_with_their_arguments(gw, upstream):
     assert a.json()['choices'] == b.json()['choices']
     c = post(gw, 'ok-tools', 'use a tool')  # without the tools: another request
     assert c.headers['X-AegisFlow-Cache'] == 'miss'
+
+
+def test_a_hit_is_a_request_for_the_limits_and_spends_no_tokens(gw, upstream):
+    first = post(gw, 'ok-capped', 'limit me', key='sk-capped-1')
+    left = int(first.headers['x-ratelimit-remaining-tokens'])
+    hits = [post(gw, 'ok-capped', 'limit me', key='sk-capped-1') for _ in range(2)]
+    assert [h.headers['X-AegisFlow-Cache'] for h in hits] == ['hit', 'hit']
+    # the reservation of a hit is released: the tokens remaining do not fall
+    assert int(hits[-1].headers['x-ratelimit-remaining-tokens']) >= left
+    refused = post(gw, 'ok-capped', 'limit me', key='sk-capped-1')
+    assert refused.status_code == 429  # a cached answer is still a request
+    assert refused.json()['error']['type'] == 'requests'
+    assert upstream.calls['ok-capped'] == 1
 
 
 def test_hits_spend_no_tokens_and_the_ledger_records_what_they_saved(gw, upstream):
