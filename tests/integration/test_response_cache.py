@@ -191,16 +191,7 @@ def test_a_stream_is_stored_once_complete_and_replayed_either_way(gw, upstream):
 
 def test_a_non_streamed_answer_replays_as_a_stream(gw, upstream):
     post(gw, 'ok-mixed', 'mixed')
-    r = requests.post(
-        gw.base_url + '/chat/completions',
-        json={
-            'model': 'ok-mixed',
-            'messages': [{'role': 'user', 'content': 'mixed'}],
-            'stream': True,
-        },
-        headers={'Authorization': 'Bearer sk-acme-1'},
-        timeout=30,
-    )
+    r = post(gw, 'ok-mixed', 'mixed', stream=True)
     assert r.headers['X-AegisFlow-Cache'] == 'hit'
     assert r.text.rstrip().endswith('data: [DONE]')
     assert '"echo: mixed"' in r.text
@@ -209,16 +200,7 @@ def test_a_non_streamed_answer_replays_as_a_stream(gw, upstream):
 
 def test_a_cut_stream_is_not_stored(gw, upstream):
     for _ in range(2):
-        r = requests.post(
-            gw.base_url + '/chat/completions',
-            json={
-                'model': 'cut',
-                'messages': [{'role': 'user', 'content': 'cut me'}],
-                'stream': True,
-            },
-            headers={'Authorization': 'Bearer sk-acme-1'},
-            timeout=30,
-        )
+        r = post(gw, 'cut', 'cut me', stream=True)
         assert r.headers['X-AegisFlow-Cache'] == 'miss'
         assert 'data: [DONE]' not in r.text
     assert upstream.calls['cut'] == 2
