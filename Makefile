@@ -48,7 +48,8 @@ lint: install
 # run once more with every gateway on the other class (tests/support/gateway.py).
 SERVING_TESTS := $(addprefix tests/integration/,test_serving.py test_slow_senders.py \
   test_hostile_requests.py test_faults_under_load.py test_limits_shm.py \
-  test_gateway_core.py test_messages_passthrough.py test_responses_api.py)
+  test_gateway_core.py test_messages_passthrough.py test_responses_api.py \
+  test_response_cache.py)
 OTHER_WORKER_CLASS := gthread
 
 test: install redis-server postgresql promtool lint
