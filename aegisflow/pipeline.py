@@ -61,7 +61,7 @@ from aegisflow.wire.relay import Relayed
 log = logging.getLogger('aegisflow.chat')
 
 END = object()  # the last item of a stream that ended as it should
-CHAT, MESSAGE = 'chat', 'message'  # the kinds of answer the response cache keeps
+CHAT = 'chat'  # the answers the cache keeps: the chat form, or `Native.answer_kind`
 
 
 class RequestContext:
@@ -397,7 +397,7 @@ class Pipeline:
             if decision.rewritten:
                 result.raw = None
         if ticket is not None:
-            self._keep(ctx, ticket, target, data, redactor, MESSAGE)
+            self._keep(ctx, ticket, target, data, redactor, native.answer_kind)
         return result
 
     def _stream(self, ctx, items, source, chat, meter, keep=None):
@@ -502,7 +502,7 @@ class Pipeline:
         obs.priced_model, obs.provider_name = entry.get('priced_model', ''), provider
         body = entry['body']
         obs.response_model = str(body.get('model') or obs.priced_model)
-        if entry.get('kind') == MESSAGE:
+        if entry.get('kind', CHAT) != CHAT:
             obs.usage(native.usage(body))
         else:
             obs.usage(body.get('usage'))
@@ -517,14 +517,14 @@ class Pipeline:
         """The answer of a hit as the request wants it: whole or streamed, in the
         chat form or (an answer that was passed through) the native one."""
         answer = self._hit(ctx, hit, native)
-        message = hit.entry.get('kind') == MESSAGE
+        kind = hit.entry.get('kind', CHAT)
         if redactor is not None:
-            answer = restored(answer, redactor, message)
+            answer = restored(answer, redactor, kind)
         if not chat.stream:
-            return Relayed(None, answer) if message else answer
+            return answer if kind == CHAT else Relayed(None, answer)
         ctx.streaming = True
         ctx.obs.ttft_ns = time.perf_counter_ns() - ctx.obs.t0
-        items = native.replay(answer) if message else answer_chunks(answer)
+        items = answer_chunks(answer) if kind == CHAT else native.replay(answer)
         return Stream(
             self._replay(ctx, items),
             partial(self.finish, ctx, 200, ev.STREAMED | ev.CLIENT_ABORT),
@@ -545,8 +545,10 @@ class Pipeline:
         """Store a complete answer (`body`: after output policies, with this
         request's originals restored: they are put back as placeholders). `kind`:
         the chat form (or an embeddings list), or a native message."""
+        if body is None:
+            return  # NOTE: a stream that did not complete its answer
         if redactor is not None:
-            body = placeholders_of(body, redactor, kind == MESSAGE)
+            body = placeholders_of(body, redactor, kind)
         tenant, model = ticket.tags
         self.cache.put(
             ticket,
@@ -565,11 +567,15 @@ class Pipeline:
         """What stores a stream once it completes (None: it is not stored)."""
         if ticket is None or not ticket.store:
             return None
-        assemble_items = native.assemble if type(first) is Event else assemble
-        return partial(self._keep_stream, ctx, ticket, target, redactor, assemble_items)
+        if type(first) is Event:
+            assemble_items, kind = native.assemble, native.answer_kind
+        else:
+            assemble_items, kind = assemble, CHAT
+        return partial(
+            self._keep_stream, ctx, ticket, target, redactor, assemble_items, kind
+        )
 
-    def _keep_stream(self, ctx, ticket, target, redactor, assemble_items, items):
-        kind = CHAT if assemble_items is assemble else MESSAGE
+    def _keep_stream(self, ctx, ticket, target, redactor, assemble_items, kind, items):
         self._keep(ctx, ticket, target, assemble_items(items), redactor, kind)
 
     # -- counting -------------------------------------------------------------------

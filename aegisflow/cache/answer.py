@@ -122,40 +122,44 @@ def chunks(completion):
         yield dict(base, choices=[], usage=completion['usage'])
 
 
-def placeholders_of(value, redactor, message=False):
+def placeholders_of(value, redactor, kind='chat'):
     """`value` (JSON) with the originals a request's placeholders were restored to
     put back as the placeholders: what the cache stores, so no other request ever
-    gets this request's values. `message`: an Anthropic message, whose thinking
-    blocks are left as they are (they are signed, and never restored)."""
+    gets this request's values. `kind`: ``message`` (an Anthropic message: its
+    thinking blocks are left as they are, signed and never restored) or
+    ``response`` (a Responses object: its reasoning items likewise)."""
     if not redactor.originals:
         return value
     originals = sorted(redactor.originals.items(), key=lambda kv: -len(kv[1]))
     pattern = re.compile('|'.join(re.escape(v) for _, v in originals))
     back = {v: p for p, v in originals}
-    return _map_answer(
-        value, lambda s: pattern.sub(lambda m: back[m.group()], s), message
-    )
+    return _map_answer(value, lambda s: pattern.sub(lambda m: back[m.group()], s), kind)
 
 
-def restored(value, redactor, message=False):
+def restored(value, redactor, kind='chat'):
     """`value` (JSON) with this request's placeholders restored to its originals
-    (`message`: as in `placeholders_of`)."""
+    (`kind`: as in `placeholders_of`)."""
     if not redactor.originals:
         return value
-    return _map_answer(value, redactor.restore_text, message)
+    return _map_answer(value, redactor.restore_text, kind)
 
 
-_SIGNED = frozenset(('thinking', 'redacted_thinking'))
+# the parts of a native answer that are signed or opaque: never rewritten
+_SIGNED = {
+    'message': ('content', frozenset(('thinking', 'redacted_thinking'))),
+    'response': ('output', frozenset(('reasoning',))),
+}
 
 
-def _map_answer(value, fn, message):
-    if not message:
+def _map_answer(value, fn, kind):
+    if kind not in _SIGNED:
         return _map_strings(value, fn)
-    content = [
-        block if block.get('type') in _SIGNED else _map_strings(block, fn)
-        for block in value.get('content') or ()
+    field, signed = _SIGNED[kind]
+    parts = [
+        part if part.get('type') in signed else _map_strings(part, fn)
+        for part in value.get(field) or ()
     ]
-    return dict(value, content=content)
+    return dict(value, **{field: parts})
 
 
 def _map_strings(value, fn):

@@ -108,6 +108,7 @@ class MessagesNative(Native):
     __slots__ = ('dropped',)
     kind = 'messages'
     cacheable = True  # its answers passed through may be cached (`assemble`, `replay`)
+    answer_kind = 'message'  # what the cache calls its answer
 
     def __init__(self, raw, body, headers):
         super().__init__(raw, body, headers)

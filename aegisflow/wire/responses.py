@@ -419,6 +419,8 @@ class ResponsesNative(Native):
 
     __slots__ = ('held_by', 'translate')
     kind = 'responses'
+    cacheable = True  # its answers passed through may be cached (`assemble`, `replay`)
+    answer_kind = 'response'
 
     def __init__(self, raw, body, held_by=None, translate=False):
         super().__init__(raw, body, {})
@@ -467,6 +469,21 @@ class ResponsesNative(Native):
     def model_of(event):
         response = event.data.get('response')
         return response.get('model') if isinstance(response, dict) else None
+
+    @staticmethod
+    def assemble(events):
+        """The response object a stream ended with (its ``response.completed`` or
+        ``response.incomplete`` event), or None when it ended otherwise."""
+        for event in reversed(events):
+            data = event.data
+            if data.get('type') in _FINAL and isinstance(data.get('response'), dict):
+                return data['response']
+        return None
+
+    @staticmethod
+    def replay(response):
+        """A stream of `Event`s that replays a whole response object."""
+        return (Event(None, data) for data in events_of_response(response))
 
     @staticmethod
     def meter():
@@ -899,3 +916,83 @@ class ResponsesWire:
         else:
             response = self.response('failed', self.output, None, error=error)
         return self._event('response.failed', {'response': response})
+
+
+# -- a whole response and its stream -------------------------------------------------
+
+_FINAL = ('response.completed', 'response.incomplete')
+_PIECE = 256  # characters of text per replayed delta
+
+
+def events_of_response(response):
+    """The `data` of the events of a Responses stream that replays a whole response
+    object: created, in progress, each output item (a message's text in pieces, a
+    function call's arguments in one delta, other items whole), then completed (or
+    incomplete), numbered from 0."""
+    seq = iter(range(1 << 30))
+
+    def event(kind, **data):
+        return {'type': kind, **data, 'sequence_number': next(seq)}
+
+    start = dict(response, status='in_progress', output=[], usage=None)
+    yield event('response.created', response=start)
+    yield event('response.in_progress', response=start)
+    for index, item in enumerate(response.get('output') or ()):
+        yield from _item_events(event, index, item)
+    final = (
+        'response.incomplete'
+        if response.get('status') == 'incomplete'
+        else 'response.completed'
+    )
+    yield event(final, response=response)
+
+
+def _item_events(event, index, item):
+    kind = item.get('type')
+    where = {'item_id': item.get('id'), 'output_index': index}
+    if kind == 'message':
+        yield event(
+            'response.output_item.added',
+            output_index=index,
+            item=dict(item, status='in_progress', content=[]),
+        )
+        for c, part in enumerate(item.get('content') or ()):
+            text_kind = part.get('type')
+            field = 'refusal' if text_kind == 'refusal' else 'text'
+            text = part.get(field, '')
+            yield event(
+                'response.content_part.added',
+                **where,
+                content_index=c,
+                part={**part, field: ''},
+            )
+            delta = (
+                'response.refusal.delta'
+                if field == 'refusal'
+                else 'response.output_text.delta'
+            )
+            for i in range(0, len(text), _PIECE):
+                yield event(delta, **where, content_index=c, delta=text[i : i + _PIECE])
+            done = (
+                'response.refusal.done'
+                if field == 'refusal'
+                else 'response.output_text.done'
+            )
+            yield event(done, **where, content_index=c, **{field: text})
+            yield event(
+                'response.content_part.done', **where, content_index=c, part=part
+            )
+    elif kind == 'function_call':
+        yield event(
+            'response.output_item.added',
+            output_index=index,
+            item=dict(item, status='in_progress', arguments=''),
+        )
+        arguments = item.get('arguments', '')
+        yield event('response.function_call_arguments.delta', **where, delta=arguments)
+        yield event(
+            'response.function_call_arguments.done', **where, arguments=arguments
+        )
+    else:
+        yield event('response.output_item.added', output_index=index, item=item)
+    yield event('response.output_item.done', output_index=index, item=item)

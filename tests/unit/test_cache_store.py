@@ -229,6 +229,6 @@ def test_placeholders_go_back_for_the_store_and_come_back_per_request():
             {'type': 'text', 'text': 'to a@x.io'},
         ]
     }
-    kept = placeholders_of(message, first, message=True)
+    kept = placeholders_of(message, first, 'message')
     assert kept['content'][0]['thinking'] == 'about a@x.io'  # signed: untouched
     assert kept['content'][1]['text'] == 'to [EMAIL_1]'
