@@ -46,11 +46,11 @@ class Gateway:
         telemetry=None,
         limiter=None,
         key_generation=None,
-        cache_dir=None,
+        cache_store=None,
     ):
         self.config = config
-        # the local response cache lives in the master's directory under Gunicorn
-        self.cache = ResponseCache.build(config, local_dir=cache_dir)
+        # under Gunicorn the local response cache is the master's (directory, size)
+        self.cache = ResponseCache.build(config, local=cache_store)
         # Keys created through the admin API live beside the usage ledger; every
         # worker sees a change through the shared generation number.
         self.keystore = KeyStore(config.storage)

@@ -38,7 +38,11 @@ try:
         telemetry=_telemetry,
         limiter=_telemetry.limiter(config) if _telemetry else None,
         key_generation=_telemetry.key_generation() if _telemetry else None,
-        cache_dir=_telemetry.runtime.cache_dir if _telemetry else None,
+        cache_store=(
+            (_telemetry.runtime.cache_dir, _telemetry.runtime.cache_max_bytes)
+            if _telemetry
+            else None
+        ),
     )
     application = create_app(config, gateway=gateway)
 except Exception:

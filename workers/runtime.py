@@ -155,8 +155,9 @@ class MasterRuntime:
         self.stopping = threading.Event()
         self.thread = None
         self.pid = os.getpid()
-        # the local response cache's store: every worker maps it (sized at start)
+        # the local response cache's store: every worker maps it, sized at start
         self.cache_dir = cache_store.new_dir()
+        self.cache_max_bytes = config.cache.max_bytes
         self.reaped = 0
         self._last_requests = -1
         self._last_process = 0.0
@@ -413,6 +414,15 @@ class MasterRuntime:
             )
 
     def reload(self, config):
+        if config.cache.max_bytes != self.cache_max_bytes:
+            log.warning(
+                'cache.max_bytes changes need a restart; the local cache keeps '
+                'its size',
+                extra={
+                    'max_bytes': self.cache_max_bytes,
+                    'configured': config.cache.max_bytes,
+                },
+            )
         with self.gate:
             self.labels.extend(config)
             self.config = config

@@ -77,10 +77,10 @@ class ResponseCache:
         self.owned_dir = owned_dir  # removed on close
 
     @classmethod
-    def build(cls, config, *, local_dir=None):
-        """The cache of `config` (None when it is off). `local_dir`: the local
-        store's directory (the master's, under Gunicorn); None: a new one, removed
-        on `close` (an app on its own)."""
+    def build(cls, config, *, local=None):
+        """The cache of `config` (None when it is off). `local`: the local store's
+        (directory, max_bytes), the master's under Gunicorn (sized at its start);
+        None: a new directory, removed on `close` (an app on its own)."""
         cc = config.cache
         enabled = cc.enabled or any(
             o is not None and o.enabled
@@ -95,9 +95,12 @@ class ResponseCache:
             )
             return cls(cc, store, _policy_digests(config))
         owned = None
-        if cc.path is None and local_dir is None:
-            local_dir = owned = new_dir()
-        store = LocalStore(cc.path or local_dir, cc.max_bytes)
+        directory, max_bytes = local or (None, cc.max_bytes)
+        if cc.path is not None:
+            directory = cc.path
+        elif directory is None:
+            directory = owned = new_dir()
+        store = LocalStore(directory, max_bytes)
         return cls(cc, store, _policy_digests(config), owned)
 
     # -- the request's ticket ------------------------------------------------------

@@ -47,7 +47,7 @@ tenants:
     keys: [{{key: sk-books-1}}]
   - id: capped
     keys: [{{key: sk-capped-1}}]
-    rate_limit: {{requests_per_minute: 3, tokens_per_minute: 100000}}
+    rate_limit: {{requests_per_minute: 3, tokens_per_minute: 2000}}
 """
 
 
@@ -259,13 +259,17 @@ def test_tool_calls_are_cached_with_their_arguments(gw, upstream):
 
 
 def test_a_hit_is_a_request_for_the_limits_and_spends_no_tokens(gw, upstream):
-    first = post(gw, 'ok-capped', 'limit me', key='sk-capped-1')
-    left = int(first.headers['x-ratelimit-remaining-tokens'])
-    hits = [post(gw, 'ok-capped', 'limit me', key='sk-capped-1') for _ in range(2)]
+    def ask():
+        return post(gw, 'ok-capped', 'limit me', key='sk-capped-1', max_tokens=20)
+
+    assert ask().headers['X-AegisFlow-Cache'] == 'miss'
+    hits = [ask(), ask()]
     assert [h.headers['X-AegisFlow-Cache'] for h in hits] == ['hit', 'hit']
-    # the reservation of a hit is released: the tokens remaining do not fall
-    assert int(hits[-1].headers['x-ratelimit-remaining-tokens']) >= left
-    refused = post(gw, 'ok-capped', 'limit me', key='sk-capped-1')
+    # the first hit's reservation was released, not charged: the second sees the
+    # same tokens remaining (the answer it replays cost about 12)
+    left = [int(h.headers['x-ratelimit-remaining-tokens']) for h in hits]
+    assert left[1] >= left[0]
+    refused = ask()
     assert refused.status_code == 429  # a cached answer is still a request
     assert refused.json()['error']['type'] == 'requests'
     assert upstream.calls['ok-capped'] == 1
@@ -379,6 +383,33 @@ def test_a_writer_killed_in_the_middle_of_a_store_leaves_the_cache_correct(
     r = post(gw, 'ok-killed', 'killed mid-store')
     assert r.headers['X-AegisFlow-Cache'] == 'hit'
     assert r.json()['choices'][0]['message']['content'] == 'echo: killed mid-store'
+
+
+def test_entries_survive_a_reload_and_the_store_keeps_its_size(gw_paused, upstream):
+    gw, _ = gw_paused
+    post(gw, 'ok-reload', 'before the reload')
+    before = gw.worker_pids()
+    text = gw.config_path.read_text()
+    gw.config_path.write_text(
+        text.replace(
+            'cache: {enabled: true, ttl_s: 600}',
+            'cache: {ttl_s: 600, max_bytes: 2097152}',
+        )
+    )
+    gw.signal(signal.SIGHUP)
+    wait_until(
+        lambda: not set(before) & set(gw.worker_pids()),
+        timeout=30,
+        what='workers replaced',
+    )
+    r = post(gw, 'ok-reload', 'before the reload')
+    assert r.headers['X-AegisFlow-Cache'] == 'hit'
+    assert upstream.calls['ok-reload'] == 1
+    wait_until(
+        lambda: 'cache.max_bytes changes need a restart' in gw.log(),
+        timeout=10,
+        what='the warning',
+    )
 
 
 @pytest.fixture(scope='module')
