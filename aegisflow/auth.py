@@ -7,8 +7,13 @@ constant-time comparison. Keys themselves are never stored or logged.
 import hashlib
 import hmac
 import threading
+import time
 from dataclasses import dataclass
+from dataclasses import replace
 
+from aegisflow.config.scope import KeyScope
+from aegisflow.config.scope import iso
+from aegisflow.config.scope import scope_from_json
 from aegisflow.errors import AuthenticationFailed
 from aegisflow.globs import GlobSet
 
@@ -51,18 +56,27 @@ def presented_key(authorization, api_key_header):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the tenant, which of its keys, and what it may use."""
+    """Who is calling: the tenant, which of its keys, and what it may use (the
+    tenant's model list and the key's own, when it has one: both must pass).
+    `until`: when this credential stops working (its expiry, or the end of the
+    grace of a rotated secret); `expired`: the words for it then (None: the
+    credential is simply invalid from then on)."""
 
     tenant: object
     key_name: str
     allowed: GlobSet
+    key_allowed: GlobSet | None = None
+    until: float | None = None
+    expired: str | None = None
 
     @property
     def tenant_id(self):
         return self.tenant.id
 
     def may_use(self, *names):
-        return any(self.allowed(n) for n in names)
+        if not any(self.allowed(n) for n in names):
+            return False
+        return self.key_allowed is None or any(self.key_allowed(n) for n in names)
 
 
 class KeyIndex:
@@ -77,6 +91,8 @@ class KeyIndex:
         '_generation',
         '_seen',
         '_lock',
+        'on_scopes',
+        'scopes',
     )
 
     def __init__(self, tenants, *, store=None, generation=None):
@@ -86,13 +102,15 @@ class KeyIndex:
             for key in tenant.keys:
                 self._config[key.digest] = (
                     key.digest,
-                    Principal(tenant, key.name, allowed),
+                    _principal(tenant, key.name, allowed, key.scope),
                 )
         self._by_digest = self._config
         self._store = store
         self._generation = generation
         self._seen = None
         self._lock = threading.Lock()
+        self.on_scopes = None  # called with the run-time keys' limits, on reload
+        self.scopes = {}  # (tenant, key name) -> `KeyScope` of run-time keys
 
     def _refresh(self):
         with self._lock:
@@ -100,11 +118,25 @@ class KeyIndex:
             if current == self._seen:
                 return
             index = dict(self._config)
-            for tenant_id, name, digest, _ in self._store.active():
-                found = self._tenants.get(tenant_id)
-                if found is not None and digest not in index:
-                    tenant, allowed = found
-                    index[digest] = (digest, Principal(tenant, name, allowed))
+            scopes = {}
+            for row in self._store.active():
+                found = self._tenants.get(row.tenant)
+                if found is None or row.digest in index:
+                    continue
+                tenant, allowed = found
+                scope, _ = scope_from_json(row.scope)
+                scope = scope or KeyScope()
+                scopes[(row.tenant, row.name)] = scope
+                principal = _principal(tenant, row.name, allowed, scope)
+                index[row.digest] = (row.digest, principal)
+                if row.prev_digest and row.prev_digest not in index:
+                    grace = replace(
+                        principal, until=row.prev_until_ns / 1e9, expired=None
+                    )
+                    index[row.prev_digest] = (row.prev_digest, grace)
+            self.scopes = scopes
+            if self.on_scopes is not None:
+                self.on_scopes({k: (s.rate_limit, s.budget) for k, s in scopes.items()})
             self._by_digest = index  # ORDER: publish the whole index at once
             self._seen = current
 
@@ -125,4 +157,33 @@ class KeyIndex:
         hit = self._by_digest.get(digest)
         if hit is None or not hmac.compare_digest(hit[0], digest):
             raise AuthenticationFailed(_BAD_KEY)
-        return hit[1]
+        principal = hit[1]
+        if principal.until is not None and time.time() >= principal.until:
+            if principal.expired is None:
+                raise AuthenticationFailed(_BAD_KEY)
+            raise AuthenticationFailed(principal.expired, code='key_expired')
+        return principal
+
+
+def _principal(tenant, name, allowed, scope):
+    expires_at = scope.expires_at
+    return Principal(
+        tenant,
+        name,
+        allowed,
+        GlobSet(scope.allowed_models) if scope.allowed_models is not None else None,
+        expires_at,
+        f'The API key expired at {iso(expires_at)}.'
+        if expires_at is not None
+        else None,
+    )
+
+
+def runtime_key_limits(store):
+    """{(tenant, key name): (RateLimit, Budget)} of the keys created at run time."""
+    out = {}
+    for row in store.active():
+        scope, _ = scope_from_json(row.scope)
+        if scope is not None:
+            out[(row.tenant, row.name)] = (scope.rate_limit, scope.budget)
+    return out

@@ -65,6 +65,8 @@ class Gateway:
         self.telemetry = telemetry or LocalTelemetry(config, self.labels)
         self.recorder = self.telemetry.recorder
         self.limiter = limiter or Limiter(config, LocalStore())
+        # NOTE: keys created at run time bring their own limits and budgets
+        self.keys.on_scopes = self.limiter.planner.set_runtime_keys
         # NOTE: breakers and latency live in this host's store (with Redis limits,
         # in its shared-memory fallback).
         store = self.limiter.fallback or self.limiter.store

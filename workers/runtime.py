@@ -22,6 +22,7 @@ import shutil
 import threading
 import time
 
+from aegisflow.auth import runtime_key_limits
 from aegisflow.cache import local as cache_store
 from aegisflow.limits.engine import EVICT_IDLE_NS
 from aegisflow.limits.plan import Planner
@@ -147,6 +148,8 @@ class MasterRuntime:
         self._key_version = None
         self._next_key_poll = 0.0
         self.planner = Planner(config)
+        # the budgets of keys created at run time are restored too
+        self.planner.set_runtime_keys(runtime_key_limits(KeyStore(config.storage)))
         self.redis = redis_store(config) if config.state.backend == 'redis' else None
         seed_budgets(config, self.planner, self.table, self.redis)
         self.aggregator = Aggregator(config, self.labels, ledger=self.ledger)
@@ -427,6 +430,7 @@ class MasterRuntime:
             self.labels.extend(config)
             self.config = config
             self.planner = Planner(config)
+            self.planner.set_runtime_keys(runtime_key_limits(KeyStore(config.storage)))
             self.aggregator.configure(config)
             self.segment.bump_generation()
             self._last_requests = -1

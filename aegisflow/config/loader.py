@@ -26,6 +26,11 @@ from aegisflow.config.policies import read_policies
 from aegisflow.config.reader import REQUIRED
 from aegisflow.config.reader import Node
 from aegisflow.config.reader import Problem
+from aegisflow.config.scope import KEY_SCOPE_KEYS
+from aegisflow.config.scope import read_budget
+from aegisflow.config.scope import read_globs
+from aegisflow.config.scope import read_key_scope
+from aegisflow.config.scope import read_rate_limit
 from aegisflow.errors import AegisError
 from aegisflow.globs import GlobSet
 from aegisflow.globs import is_glob
@@ -86,13 +91,6 @@ _TENANT_KEYS = (
     'budget',
     'policies',
     'cache',
-)
-_RATE_KEYS = (
-    'requests_per_minute',
-    'tokens_per_minute',
-    'max_parallel',
-    'request_burst',
-    'token_burst',
 )
 _DEFAULT_BASE_URL = {
     'openai': 'https://api.openai.com/v1',
@@ -475,15 +473,7 @@ class _Builder:
         return tuple(out)
 
     def globs(self, node, *, what):
-        out = []
-        for item in node.list(min_items=1, what=what):
-            value = item.str(
-                check=is_valid_glob,
-                expected='a model name or glob (no spaces, balanced [])',
-            )
-            if value is not None:
-                out.append(value)
-        return tuple(out)
+        return read_globs(node, what=what)
 
     # -- routes and aliases --------------------------------------------------------
 
@@ -623,31 +613,7 @@ class _Builder:
         return tuple(names)
 
     def rate_limit(self, node):
-        if node.missing:
-            return None
-        if not node.mapping(_RATE_KEYS):
-            return None
-        rpm = node.get('requests_per_minute').int(None, min=1, max=10**9)
-        tpm = node.get('tokens_per_minute').int(None, min=1, max=10**12)
-        limit = m.RateLimit(
-            requests_per_minute=rpm,
-            tokens_per_minute=tpm,
-            max_parallel=node.get('max_parallel').int(None, min=1, max=10**6),
-            request_burst=node.get('request_burst').int(None, min=1, max=10**9),
-            token_burst=node.get('token_burst').int(None, min=1, max=10**12),
-        )
-        if limit.request_burst is not None and rpm is None:
-            node.get('request_burst').fail(
-                'request_burst only with requests_per_minute'
-            )
-        if limit.token_burst is not None and tpm is None:
-            node.get('token_burst').fail('token_burst only with tokens_per_minute')
-        if rpm is None and tpm is None and limit.max_parallel is None:
-            node.fail(
-                'at least one of requests_per_minute, tokens_per_minute, max_parallel',
-                found='none of them',
-            )
-        return limit
+        return read_rate_limit(node)
 
     def model_limits(self, node):
         if node.missing:
@@ -666,19 +632,7 @@ class _Builder:
         return tuple(out)
 
     def budget(self, node):
-        if node.missing:
-            return None
-        if not node.mapping(('daily_usd', 'monthly_usd', 'warn_at')):
-            return None
-        daily = node.get('daily_usd').num(None, min=0)
-        monthly = node.get('monthly_usd').num(None, min=0)
-        if daily is None and monthly is None:
-            node.fail('daily_usd or monthly_usd', found='neither')
-        return m.Budget(
-            daily_usd=daily,
-            monthly_usd=monthly,
-            warn_at=node.get('warn_at').num(0.8, min=0, max=1),
-        )
+        return read_budget(node)
 
     def retry(self, node):
         d = m.RetryPolicy()
@@ -744,7 +698,7 @@ class _Builder:
 
     def key(self, node, index, digests):
         sources = ('key', 'key_env', 'key_sha256')
-        if not node.mapping(sources + ('name', 'rate_limit', 'budget')):
+        if not node.mapping(sources + ('name',) + KEY_SCOPE_KEYS):
             return None
         given = [s for s in sources if not node.get(s).missing]
         if len(given) != 1:
@@ -776,12 +730,7 @@ class _Builder:
             )
             return None
         digests[digest] = node.path
-        return m.KeyConfig(
-            digest=digest,
-            name=name,
-            rate_limit=self.rate_limit(node.get('rate_limit')),
-            budget=self.budget(node.get('budget')),
-        )
+        return m.KeyConfig(digest=digest, name=name, scope=read_key_scope(node))
 
     # -- telemetry -----------------------------------------------------------------
 

@@ -10,6 +10,9 @@ from dataclasses import field
 
 from aegisflow.config.cache import CacheConfig
 from aegisflow.config.cache import CacheOverride
+from aegisflow.config.scope import Budget  # noqa: F401 (the config's types, in one place)
+from aegisflow.config.scope import KeyScope
+from aegisflow.config.scope import RateLimit  # noqa: F401
 from aegisflow.routing.resilience import BreakerPolicy
 from aegisflow.routing.resilience import RetryPolicy
 
@@ -111,29 +114,18 @@ class RouteConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class RateLimit:
-    """Limits of one scope; None means no limit of that kind."""
-
-    requests_per_minute: int | None = None
-    tokens_per_minute: int | None = None
-    max_parallel: int | None = None
-    request_burst: int | None = None  # default: requests_per_minute
-    token_burst: int | None = None  # default: tokens_per_minute
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    daily_usd: float | None = None
-    monthly_usd: float | None = None
-    warn_at: float = 0.8
-
-
-@dataclass(frozen=True, slots=True)
 class KeyConfig:
     digest: bytes = field(repr=False)
     name: str
-    rate_limit: RateLimit | None = None
-    budget: Budget | None = None
+    scope: KeyScope = KeyScope()  # its own models, limits, budget, expiry
+
+    @property
+    def rate_limit(self):
+        return self.scope.rate_limit
+
+    @property
+    def budget(self):
+        return self.scope.budget
 
 
 @dataclass(frozen=True, slots=True)

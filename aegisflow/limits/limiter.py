@@ -26,7 +26,6 @@ log = logging.getLogger('aegisflow.limits')
 class Limiter:
     def __init__(self, config, store, *, fallback=None):
         self.planner = Planner(config)
-        self.enabled = self.planner.active()
         self.store = store
         self.fallback = fallback
         self.fail_closed = config.state.on_backend_error == 'fail_closed'
@@ -34,6 +33,11 @@ class Limiter:
         self.headers = config.limits.headers
         self.prices = PriceTable(config.prices, config.providers)
         self.settle_errors = 0
+
+    @property
+    def enabled(self):
+        """Whether any limit or budget applies (run-time keys may bring some)."""
+        return self.planner.active()
 
     def admit(self, tenant, key_name, model, provider, chat, user):
         """(Decision or None when no limit applies, tokens reserved). `chat`: any

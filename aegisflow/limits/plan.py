@@ -112,11 +112,16 @@ def _budget_checks(scope_id, scope_words, budget, now_unix):
 
 
 class Planner:
-    """Resolved once per config: static checks per key, budget and model lookups."""
+    """Resolved once per config: the checks of each tenant and key, budget and model
+    lookups. Keys created at run time bring their own limits and budgets
+    (`set_runtime_keys`); a key the planner does not know still gets its tenant's.
+    """
 
     def __init__(self, config):
-        self._static = {}
-        self._budgets = {}
+        self._tenant_rates = {}  # tenant -> its rate checks
+        self._tenant_budgets = {}  # tenant -> (scope id, words, Budget)
+        self._key_rates = {}  # (tenant, key name) -> the key's own rate checks
+        self._key_budgets = {}  # (tenant, key name) -> (scope id, words, Budget)
         self._users = {}
         self._models = {}
         for tenant in config.tenants:
@@ -125,29 +130,48 @@ class Planner:
             self._models[t] = tuple(
                 (GlobSet([glob]), glob, limit) for glob, limit in tenant.model_limits
             )
+            self._tenant_rates[t] = tuple(
+                _rate_checks(f'tenant:{t}', f"tenant '{t}'", tenant.rate_limit)
+            )
+            self._tenant_budgets[t] = (f'tenant:{t}', f"tenant '{t}'", tenant.budget)
+        self._config_keys = {}
+        for tenant in config.tenants:
             for key in tenant.keys:
-                k = f'{t}/{key.name}'
-                self._static[(t, key.name)] = tuple(
-                    _rate_checks(f'tenant:{t}', f"tenant '{t}'", tenant.rate_limit)
-                    + _rate_checks(f'key:{k}', f"key '{k}'", key.rate_limit)
-                )
-                self._budgets[(t, key.name)] = (
-                    (f'tenant:{t}', f"tenant '{t}'", tenant.budget),
-                    (f'key:{k}', f"key '{k}'", key.budget),
-                )
+                self._config_keys[(tenant.id, key.name)] = (key.rate_limit, key.budget)
+        self._set_keys(self._config_keys)
         self._model_cache = {}
         self._budget_cache = None
 
-    def active(self):
-        return (
-            any(self._static.values())
-            or any(b for pair in self._budgets.values() for *_, b in pair)
+    def _set_keys(self, keys):
+        rates, budgets = {}, {}
+        for (t, name), (rate_limit, budget) in keys.items():
+            k = f'{t}/{name}'
+            rates[(t, name)] = tuple(_rate_checks(f'key:{k}', f"key '{k}'", rate_limit))
+            budgets[(t, name)] = (f'key:{k}', f"key '{k}'", budget)
+        self._key_rates, self._key_budgets = rates, budgets
+        self._active = (
+            any(self._tenant_rates.values())
+            or any(b for *_, b in self._tenant_budgets.values())
+            or any(rates.values())
+            or any(b for *_, b in budgets.values())
             or any(self._users.values())
             or any(self._models.values())
         )
 
+    def set_runtime_keys(self, scopes):
+        """The limits and budgets of the keys created at run time:
+        {(tenant, key name): (RateLimit or None, Budget or None)}."""
+        keys = dict(scopes)
+        keys.update(self._config_keys)  # NOTE: a name in the file is the file's
+        self._set_keys(keys)
+        self._budget_cache = None
+
+    def active(self):
+        return self._active
+
     def checks(self, tenant, key_name, model, user, now_unix):
-        out = list(self._static.get((tenant, key_name), ()))
+        out = list(self._tenant_rates.get(tenant, ()))
+        out += self._key_rates.get((tenant, key_name), ())
         user_limit = self._users.get(tenant)
         if user_limit is not None and user:
             # NOTE: the user string comes from the client: it is hashed into the
@@ -178,21 +202,21 @@ class Planner:
         checks = cache[1].get((tenant, key_name))
         if checks is None:
             checks = []
-            for scope_id, words, budget in self._budgets.get((tenant, key_name), ()):
-                checks += _budget_checks(scope_id, words, budget, now_unix)
-            cache[1][(tenant, key_name)] = checks = tuple(checks)
+            for scope in (
+                self._tenant_budgets.get(tenant),
+                self._key_budgets.get((tenant, key_name)),
+            ):
+                if scope is not None:
+                    checks += _budget_checks(*scope, now_unix)
+            if len(cache[1]) < 1 << 16:
+                cache[1][(tenant, key_name)] = tuple(checks)
+            checks = tuple(checks)
         return checks
 
     def budget_scopes(self):
-        """[(tenant, key name or None, Budget)] of every configured budget."""
-        out, seen = [], set()
-        for (tenant, key_name), pair in self._budgets.items():
-            (_, _, tenant_budget), (_, _, key_budget) = pair
-            if tenant_budget is not None and tenant not in seen:
-                seen.add(tenant)
-                out.append((tenant, None, tenant_budget))
-            if key_budget is not None:
-                out.append((tenant, key_name, key_budget))
+        """[(tenant, key name or None, Budget)] of every budget."""
+        out = [(t, None, b) for t, (_, _, b) in self._tenant_budgets.items() if b]
+        out += [(t, k, b) for (t, k), (_, _, b) in self._key_budgets.items() if b]
         return out
 
     def _model_limit(self, tenant, model):
@@ -212,9 +236,8 @@ class Planner:
         return found
 
     def budget_checks(self, now_unix):
-        """Every configured budget counter of the current periods (for metrics)."""
+        """Every budget counter of the current periods (for metrics)."""
         out = []
-        for pair in self._budgets.values():
-            for scope_id, words, budget in pair:
-                out += _budget_checks(scope_id, words, budget, now_unix)
+        for scope in (*self._tenant_budgets.values(), *self._key_budgets.values()):
+            out += _budget_checks(*scope, now_unix)
         return list({c.name: c for c in out}.values())

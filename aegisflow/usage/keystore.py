@@ -1,9 +1,11 @@
 """Keys created through the admin API, and the audit log, in the ledger database.
 
 ``api_keys``: one row per key created at run time (its SHA-256 digest only; the key
-itself is shown once, to the admin who created it). ``audit``: one row per admin
-action. Both live next to the usage rows so they survive restarts and, with a shared
-database, are seen by every host.
+itself is shown once, to the admin who created it), with its scope (models, limits,
+budget, expiry, metadata: `aegisflow.config.scope`, as JSON) and, after a rotation
+with a grace period, the previous digest and until when it still works. ``audit``:
+one row per admin action. Both live next to the usage rows so they survive restarts
+and, with a shared database, are seen by every host.
 
 Workers learn about changes through a generation number (``Generation``): the worker
 that creates or revokes a key bumps it, and every worker compares it with the one it
@@ -13,6 +15,7 @@ loaded on each request (one read), reloading its key index when it moved.
 import hashlib
 import secrets
 import time
+from typing import NamedTuple
 
 import orjson
 
@@ -25,7 +28,11 @@ CREATE TABLE IF NOT EXISTS api_keys (
     name TEXT NOT NULL,
     digest TEXT NOT NULL UNIQUE,
     created_ns INTEGER NOT NULL,
-    revoked_ns INTEGER
+    revoked_ns INTEGER,
+    scope TEXT NOT NULL DEFAULT '{}',
+    updated_ns INTEGER NOT NULL DEFAULT 0,
+    prev_digest TEXT,
+    prev_until_ns INTEGER
 );
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
@@ -58,6 +65,33 @@ class Generation:
         self.words[self.index] = self.words[self.index] + 1
 
 
+class StoredKey(NamedTuple):
+    """A live key created at run time, as `KeyStore.active` reads it."""
+
+    tenant: str
+    name: str
+    digest: bytes
+    id: str
+    scope: dict  # the JSON form of its `KeyScope`
+    prev_digest: bytes | None  # the secret before a rotation, during its grace
+    prev_until_ns: int
+
+
+# columns added to api_keys since its first release
+_ADDED = (
+    "scope TEXT NOT NULL DEFAULT '{}'",
+    'updated_ns INTEGER NOT NULL DEFAULT 0',
+    'prev_digest TEXT',
+    'prev_until_ns INTEGER',
+)
+
+
+def _new_secret():
+    """(a new key, its SHA-256 in hex)."""
+    key = 'sk-af-' + secrets.token_urlsafe(32)
+    return key, hashlib.sha256(key.encode()).hexdigest()
+
+
 class KeyStore:
     def __init__(self, target):
         """`target`: a SQLite path, a storage config or a `Database`."""
@@ -69,11 +103,23 @@ class KeyStore:
         if not self._schema_ready:
             try:
                 self.database.create_schema(db, SCHEMA)
+                self._add_columns(db)
             except BaseException:
                 db.close()
                 raise
             self._schema_ready = True
         return db
+
+    def _add_columns(self, db):
+        """Bring an ``api_keys`` table from an older release up to `SCHEMA`."""
+        if self.database.dialect == 'sqlite':
+            have = {row[1] for row in db.execute('PRAGMA table_info(api_keys)')}
+            missing = [c for c in _ADDED if c.split()[0] not in have]
+            for column in missing:
+                db.execute(f'ALTER TABLE api_keys ADD COLUMN {column}')
+            return
+        for column in _ADDED:
+            db.execute(f'ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS {column}')
 
     def version(self):
         """A value that changes whenever a key is created or revoked, on any host
@@ -83,24 +129,32 @@ class KeyStore:
             return tuple(
                 db.execute(
                     'SELECT COUNT(*), COUNT(revoked_ns), '
-                    'COALESCE(MAX(created_ns), 0), COALESCE(MAX(revoked_ns), 0) '
-                    'FROM api_keys'
+                    'COALESCE(MAX(created_ns), 0), COALESCE(MAX(revoked_ns), 0), '
+                    'COALESCE(MAX(updated_ns), 0) FROM api_keys'
                 ).fetchone()
             )
         finally:
             db.close()
 
     def active(self):
-        """[(tenant, name, digest bytes, id)] of keys not revoked."""
+        """[`StoredKey`] of the keys not revoked."""
         if not self.database.exists():
             return []
         db = self._db()
         try:
             return [
-                (t, n, bytes.fromhex(d), i)
-                for t, n, d, i in db.execute(
-                    'SELECT tenant, name, digest, id FROM api_keys '
-                    'WHERE revoked_ns IS NULL'
+                StoredKey(
+                    t,
+                    n,
+                    bytes.fromhex(d),
+                    i,
+                    orjson.loads(scope or '{}'),
+                    bytes.fromhex(p) if p else None,
+                    until or 0,
+                )
+                for t, n, d, i, scope, p, until in db.execute(
+                    'SELECT tenant, name, digest, id, scope, prev_digest, '
+                    'prev_until_ns FROM api_keys WHERE revoked_ns IS NULL'
                 )
             ]
         finally:
@@ -116,9 +170,10 @@ class KeyStore:
                     'source': 'admin',
                     'created_ns': c,
                     'revoked_ns': r,
+                    **orjson.loads(scope or '{}'),
                 }
-                for i, n, c, r in db.execute(
-                    'SELECT id, name, created_ns, revoked_ns FROM api_keys '
+                for i, n, c, r, scope in db.execute(
+                    'SELECT id, name, created_ns, revoked_ns, scope FROM api_keys '
                     'WHERE tenant = ? ORDER BY created_ns',
                     (tenant,),
                 )
@@ -126,11 +181,11 @@ class KeyStore:
         finally:
             db.close()
 
-    def create(self, tenant, name, taken_names):
-        """(id, key): the key is returned here and nowhere else."""
-        key = 'sk-af-' + secrets.token_urlsafe(32)
+    def create(self, tenant, name, taken_names, scope=None):
+        """(id, key): the key is returned here and nowhere else. `scope`: its JSON
+        form (`aegisflow.config.scope.scope_to_json`)."""
+        key, digest = _new_secret()
         key_id = 'key_' + secrets.token_hex(8)
-        digest = hashlib.sha256(key.encode()).hexdigest()
         db = self._db()
         try:
             self.database.begin_exclusive(db)
@@ -144,15 +199,68 @@ class KeyStore:
             if name in live or name in taken_names:
                 db.execute('ROLLBACK')
                 return None, None
+            now = time.time_ns()
             db.execute(
-                'INSERT INTO api_keys (id, tenant, name, digest, created_ns) '
-                'VALUES (?, ?, ?, ?, ?)',
-                (key_id, tenant, name, digest, time.time_ns()),
+                'INSERT INTO api_keys '
+                '(id, tenant, name, digest, created_ns, scope, updated_ns) '
+                'VALUES (?, ?, ?, ?, ?, ?, ?)',
+                (
+                    key_id,
+                    tenant,
+                    name,
+                    digest,
+                    now,
+                    orjson.dumps(scope or {}).decode(),
+                    now,
+                ),
             )
             db.execute('COMMIT')
         finally:
             db.close()
         return key_id, key
+
+    def get(self, key_id):
+        """(tenant, name, scope dict) of a live key, or None."""
+        db = self._db()
+        try:
+            row = db.execute(
+                'SELECT tenant, name, scope FROM api_keys '
+                'WHERE id = ? AND revoked_ns IS NULL',
+                (key_id,),
+            ).fetchone()
+        finally:
+            db.close()
+        return None if row is None else (row[0], row[1], orjson.loads(row[2] or '{}'))
+
+    def update(self, key_id, scope):
+        """Replace a live key's scope (its JSON form); its tenant, or None."""
+        db = self._db()
+        try:
+            row = db.execute(
+                'UPDATE api_keys SET scope = ?, updated_ns = ? '
+                'WHERE id = ? AND revoked_ns IS NULL RETURNING tenant',
+                (orjson.dumps(scope).decode(), time.time_ns(), key_id),
+            ).fetchone()
+            return None if row is None else row[0]
+        finally:
+            db.close()
+
+    def rotate(self, key_id, grace_s=0):
+        """(tenant, new key) for a live key given a new secret, or None. The old
+        secret works `grace_s` more seconds (0: it stops at once)."""
+        key, digest = _new_secret()
+        now = time.time_ns()
+        db = self._db()
+        try:
+            row = db.execute(
+                'UPDATE api_keys SET prev_digest = digest, prev_until_ns = ?, '
+                'digest = ?, updated_ns = ? '
+                'WHERE id = ? AND revoked_ns IS NULL RETURNING tenant',
+                (now + int(grace_s * 1e9), digest, now, key_id),
+            ).fetchone()
+        finally:
+            db.close()
+        return None if row is None else (row[0], key)
 
     def revoke(self, key_id):
         """The revoked key's tenant, or None when there is no such live key."""

@@ -30,6 +30,7 @@ from aegisflow.usage.query import to_csv
 from aegisflow.web.admin_cache import AdminCache
 from aegisflow.web.admin_keys import AdminAudit
 from aegisflow.web.admin_keys import AdminKey
+from aegisflow.web.admin_keys import AdminKeyRotate
 from aegisflow.web.admin_keys import AdminKeys
 from aegisflow.web.admin_keys import audit
 from aegisflow.web.admin_resource import AdminResource
@@ -172,6 +173,7 @@ def add_routes(app, gw):
     app.add_route('/admin/v1/tenants/{tenant_id}', tenants)
     app.add_route('/admin/v1/tenants/{tenant_id}/keys', AdminKeys(gw, auth))
     app.add_route('/admin/v1/keys/{key_id}', AdminKey(gw, auth))
+    app.add_route('/admin/v1/keys/{key_id}/rotate', AdminKeyRotate(gw, auth))
     app.add_route('/admin/v1/audit', AdminAudit(gw, auth))
     breakers = AdminBreakers(gw, auth)
     app.add_route('/admin/v1/breakers', breakers)

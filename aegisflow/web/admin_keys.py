@@ -2,9 +2,15 @@
 
 - ``GET /admin/v1/tenants/{id}/keys``: the tenant's keys, config and run-time, never
   a secret;
-- ``POST /admin/v1/tenants/{id}/keys`` ``{"name": "..."}``: a new key, shown once in
-  the answer and stored only as its SHA-256; it works on every worker at its next
-  request;
+- ``POST /admin/v1/tenants/{id}/keys`` ``{"name": "...", ...scope}``: a new key,
+  shown once in the answer and stored only as its SHA-256; it works on every worker
+  at its next request. Its scope (``allowed_models``, ``rate_limit``, ``budget``,
+  ``expires_at``, ``metadata``) is read by the same schema as a key in the config
+  file (`aegisflow.config.scope`), and refused in the same words;
+- ``PATCH /admin/v1/keys/{key_id}``: change a run-time key's scope (the fields
+  given replace theirs; ``null`` removes one);
+- ``POST /admin/v1/keys/{key_id}/rotate`` ``{"grace_s": N}``: a new secret for the
+  same key; the old one stops at once, or after ``grace_s`` seconds;
 - ``DELETE /admin/v1/keys/{key_id}``: revoke a run-time key (keys written in the
   config file are removed by editing it);
 - ``GET /admin/v1/audit``: admin actions, newest first (filters tenant, action, from,
@@ -15,6 +21,8 @@ import re
 
 import orjson
 
+from aegisflow.config.scope import scope_from_json
+from aegisflow.config.scope import scope_to_json
 from aegisflow.errors import ApiError
 from aegisflow.errors import InvalidRequest
 from aegisflow.errors import NotFound
@@ -61,14 +69,15 @@ class AdminKeys(AdminResource):
     def on_post(self, req, resp, tenant_id):
         self.auth.check(req)
         tenant = self._tenant(tenant_id)
-        body = read_json(req, 4096, self.gw.config.server.body_timeout_s)
+        body = read_json(req, 8192, self.gw.config.server.body_timeout_s)
         name = body.get('name')
         if not isinstance(name, str) or not _NAME.match(name):
             raise InvalidRequest(
                 "Invalid 'name': expected 1-64 letters, digits, _ . -", param='name'
             )
+        scope = scope_to_json(_scope(body, ('name',)))
         key_id, key = self.gw.keystore.create(
-            tenant.id, name, self.gw.keys.names(tenant.id)
+            tenant.id, name, self.gw.keys.names(tenant.id), scope
         )
         if key_id is None:
             raise Conflict(
@@ -84,12 +93,34 @@ class AdminKeys(AdminResource):
                 'name': name,
                 'key': key,
                 'note': 'shown once; store it now',
+                **scope,
             }
         )
 
 
 class AdminKey(AdminResource):
     __slots__ = ()
+
+    def on_patch(self, req, resp, key_id):
+        """The fields given replace the key's; ``null`` removes one."""
+        self.auth.check(req)
+        found = self.gw.keystore.get(key_id)
+        if found is None:
+            raise _no_key(key_id)
+        tenant, name, current = found
+        body = read_json(req, 8192, self.gw.config.server.body_timeout_s)
+        merged = {**current, **body}
+        merged = {k: v for k, v in merged.items() if v is not None}
+        # NOTE: the change itself first, so an error names its field (null: removed)
+        _scope({k: v for k, v in body.items() if v is not None}, ())
+        scope = scope_to_json(_scope(merged, ()))
+        if self.gw.keystore.update(key_id, scope) is None:
+            raise _no_key(key_id)
+        self.gw.key_generation.bump()  # ORDER: after the row is committed
+        audit(self.gw, req, 'key.update', tenant=tenant, target=key_id, **scope)
+        resp.data = orjson.dumps(
+            {'id': key_id, 'tenant': tenant, 'name': name, **scope}
+        )
 
     def on_delete(self, req, resp, key_id):
         self.auth.check(req)
@@ -103,6 +134,70 @@ class AdminKey(AdminResource):
         self.gw.key_generation.bump()
         audit(self.gw, req, 'key.revoke', tenant=tenant, target=key_id)
         resp.data = orjson.dumps({'id': key_id, 'tenant': tenant, 'revoked': True})
+
+
+class AdminKeyRotate(AdminResource):
+    __slots__ = ()
+
+    def on_post(self, req, resp, key_id):
+        """Body (optional): ``{"grace_s": N}``, 0 to 86400 (default 0)."""
+        self.auth.check(req)
+        body = {}
+        if req.content_length:
+            body = read_json(req, 1024, self.gw.config.server.body_timeout_s)
+        unknown = set(body) - {'grace_s'}
+        if unknown:
+            name = sorted(unknown)[0][:40]
+            raise InvalidRequest(
+                f"Unknown field '{name}'; expected grace_s.", param=name
+            )
+        grace = body.get('grace_s', 0)
+        if (
+            not isinstance(grace, (int, float))
+            or isinstance(grace, bool)
+            or not 0 <= grace <= 86400
+        ):
+            raise InvalidRequest(
+                "Invalid 'grace_s': expected a number from 0 to 86400.",
+                param='grace_s',
+            )
+        rotated = self.gw.keystore.rotate(key_id, grace)
+        if rotated is None:
+            raise _no_key(key_id)
+        tenant, key = rotated
+        self.gw.key_generation.bump()  # ORDER: after the row is committed
+        audit(self.gw, req, 'key.rotate', tenant=tenant, target=key_id, grace_s=grace)
+        resp.data = orjson.dumps(
+            {
+                'id': key_id,
+                'tenant': tenant,
+                'key': key,
+                'previous_valid_s': grace,
+                'note': 'shown once; store it now',
+            }
+        )
+
+
+def _scope(body, extra):
+    """The `KeyScope` in an admin body, or 400 naming the first field at fault,
+    in the words the config file's check uses."""
+    scope, problems = scope_from_json(body, extra)
+    if problems:
+        first = problems[0]
+        raise InvalidRequest(
+            '; '.join(str(p) for p in problems[:5]),
+            param=first.path or None,
+            code='invalid_key_scope',
+        )
+    return scope
+
+
+def _no_key(key_id):
+    return NotFound(
+        f"No live run-time key '{key_id[:40]}' (keys written in the config file are "
+        'changed by editing it).',
+        code='key_not_found',
+    )
 
 
 class AdminAudit(AdminResource):

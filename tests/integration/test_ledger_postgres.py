@@ -154,9 +154,20 @@ def test_keys_and_audit_in_postgresql(postgres):
     assert key.startswith('sk-af-')
     assert store.create('acme', 'ci', taken_names=set()) == (None, None)
     assert other_host.version() != before
-    [(tenant, name, digest, found_id)] = other_host.active()
-    assert (tenant, name, found_id) == ('acme', 'ci', key_id)
-    assert key.encode() not in digest and len(digest) == 32
+    [row] = other_host.active()
+    assert (row.tenant, row.name, row.id) == ('acme', 'ci', key_id)
+    assert key.encode() not in row.digest and len(row.digest) == 32
+    # a scope change and a rotation move the version other hosts poll
+    seen = other_host.version()
+    assert store.update(key_id, {'rate_limit': {'requests_per_minute': 5}}) == 'acme'
+    assert other_host.version() != seen
+    assert other_host.active()[0].scope == {'rate_limit': {'requests_per_minute': 5}}
+    seen = other_host.version()
+    tenant, new_key = store.rotate(key_id, grace_s=30)
+    assert tenant == 'acme' and new_key != key
+    assert other_host.version() != seen
+    [rotated] = other_host.active()
+    assert rotated.prev_digest == row.digest and rotated.digest != row.digest
     assert other_host.revoke(key_id) == 'acme'
     assert store.revoke(key_id) is None  # revoked once only
     assert store.active() == []

@@ -1,0 +1,207 @@
+"""What a tenant or a key may do: model lists, rate limits, budgets, and a key's
+expiry and metadata. One schema, read from the config file and from the admin
+API's JSON alike (`read_key_scope`), so a key created over HTTP is checked with
+the same rules, and refused in the same words, as one written in the file."""
+
+import datetime
+from dataclasses import dataclass
+from dataclasses import field
+
+import orjson
+
+from aegisflow.config.reader import Node
+from aegisflow.globs import is_valid_glob
+
+RATE_KEYS = (
+    'requests_per_minute',
+    'tokens_per_minute',
+    'max_parallel',
+    'request_burst',
+    'token_burst',
+)
+BUDGET_KEYS = ('daily_usd', 'monthly_usd', 'warn_at')
+KEY_SCOPE_KEYS = ('allowed_models', 'rate_limit', 'budget', 'expires_at', 'metadata')
+METADATA_MAX_BYTES = 2048
+_LATEST = 253402300799  # 9999-12-31T23:59:59Z
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """Limits of one scope; None means no limit of that kind."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    max_parallel: int | None = None
+    request_burst: int | None = None  # default: requests_per_minute
+    token_burst: int | None = None  # default: tokens_per_minute
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
+    warn_at: float = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class KeyScope:
+    """What one key may do beyond its tenant's rules (None: nothing more)."""
+
+    allowed_models: tuple | None = None  # globs; a request must pass the tenant's too
+    rate_limit: RateLimit | None = None
+    budget: Budget | None = None
+    expires_at: float | None = None  # unix seconds
+    metadata: dict | None = field(default=None, hash=False, compare=False)
+
+
+def read_rate_limit(node):
+    if node.missing or not node.mapping(RATE_KEYS):
+        return None
+    rpm = node.get('requests_per_minute').int(None, min=1, max=10**9)
+    tpm = node.get('tokens_per_minute').int(None, min=1, max=10**12)
+    limit = RateLimit(
+        requests_per_minute=rpm,
+        tokens_per_minute=tpm,
+        max_parallel=node.get('max_parallel').int(None, min=1, max=10**6),
+        request_burst=node.get('request_burst').int(None, min=1, max=10**9),
+        token_burst=node.get('token_burst').int(None, min=1, max=10**12),
+    )
+    if limit.request_burst is not None and rpm is None:
+        node.get('request_burst').fail('request_burst only with requests_per_minute')
+    if limit.token_burst is not None and tpm is None:
+        node.get('token_burst').fail('token_burst only with tokens_per_minute')
+    if rpm is None and tpm is None and limit.max_parallel is None:
+        node.fail(
+            'at least one of requests_per_minute, tokens_per_minute, max_parallel',
+            found='none of them',
+        )
+    return limit
+
+
+def read_budget(node):
+    if node.missing or not node.mapping(BUDGET_KEYS):
+        return None
+    daily = node.get('daily_usd').num(None, min=0)
+    monthly = node.get('monthly_usd').num(None, min=0)
+    if daily is None and monthly is None:
+        node.fail('daily_usd or monthly_usd', found='neither')
+    return Budget(
+        daily_usd=daily,
+        monthly_usd=monthly,
+        warn_at=node.get('warn_at').num(0.8, min=0, max=1),
+    )
+
+
+def read_globs(node, *, what):
+    out = []
+    for item in node.list(min_items=1, what=what):
+        value = item.str(
+            check=is_valid_glob,
+            expected='a model name or glob (no spaces, balanced [])',
+        )
+        if value is not None:
+            out.append(value)
+    return tuple(out)
+
+
+def read_expires_at(node):
+    """Unix seconds from an ISO 8601 time (with its offset, or UTC) or a number."""
+    expected = 'a time: ISO 8601 (2027-01-31T00:00:00Z) or unix seconds'
+    value = node.value
+    if node.missing or value is None:
+        return None
+    if isinstance(value, datetime.datetime):  # NOTE: YAML reads unquoted times
+        moment = value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+        return moment.timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if 0 <= value <= _LATEST:
+            return float(value)
+        node.fail(expected)
+        return None
+    if isinstance(value, str):
+        try:
+            moment = datetime.datetime.fromisoformat(value.replace('Z', '+00:00'))
+        except ValueError:
+            node.fail(expected)
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        return moment.timestamp()
+    node.fail(expected)
+    return None
+
+
+def read_metadata(node):
+    """A small JSON object kept with a key and returned as it was, never read."""
+    if node.missing or node.value is None:
+        return None
+    if not isinstance(node.value, dict):
+        node.fail('a mapping (a JSON object)')
+        return None
+    try:
+        size = len(orjson.dumps(node.value, option=orjson.OPT_NON_STR_KEYS))
+    except TypeError:
+        node.fail('JSON values only (strings, numbers, booleans, lists, mappings)')
+        return None
+    if size > METADATA_MAX_BYTES:
+        node.fail(f'at most {METADATA_MAX_BYTES} bytes of JSON', found=f'{size} bytes')
+        return None
+    return node.value
+
+
+def read_key_scope(node):
+    """The `KeyScope` in a key's mapping (the caller checked its keys)."""
+    allowed = None
+    if not node.get('allowed_models').missing:
+        allowed = read_globs(
+            node.get('allowed_models'), what='a list of model names or globs'
+        )
+    return KeyScope(
+        allowed_models=allowed,
+        rate_limit=read_rate_limit(node.get('rate_limit')),
+        budget=read_budget(node.get('budget')),
+        expires_at=read_expires_at(node.get('expires_at')),
+        metadata=read_metadata(node.get('metadata')),
+    )
+
+
+def scope_from_json(body, extra=()):
+    """(`KeyScope`, problems) from an admin API body (a dict) whose other allowed
+    keys are `extra`; problems are `reader.Problem`s, worded as for the file."""
+    problems = []
+    node = Node(body, '', problems)
+    if not node.mapping(KEY_SCOPE_KEYS + tuple(extra)):
+        return None, problems
+    return read_key_scope(node), problems
+
+
+def scope_to_json(scope):
+    """The JSON form of a `KeyScope`, as stored and as the admin API shows it."""
+    out = {}
+    if scope.allowed_models is not None:
+        out['allowed_models'] = list(scope.allowed_models)
+    if scope.rate_limit is not None:
+        out['rate_limit'] = {
+            k: v for k, v in _fields(scope.rate_limit, RATE_KEYS) if v is not None
+        }
+    if scope.budget is not None:
+        out['budget'] = {
+            k: v for k, v in _fields(scope.budget, BUDGET_KEYS) if v is not None
+        }
+    if scope.expires_at is not None:
+        out['expires_at'] = iso(scope.expires_at)
+    if scope.metadata is not None:
+        out['metadata'] = scope.metadata
+    return out
+
+
+def iso(unix):
+    return (
+        datetime.datetime.fromtimestamp(unix, datetime.UTC)
+        .isoformat()
+        .replace('+00:00', 'Z')
+    )
+
+
+def _fields(obj, names):
+    return [(n, getattr(obj, n)) for n in names]
