@@ -12,6 +12,7 @@ Byte layout (little-endian; every region starts on a page boundary, every record
     rings     S x (128 + R x record)      per-slot event rings (`shm.ring`)
     table     T x entry                   keyed multi-writer table (`shm.table`)
     page      64 + 2 x P                  double-buffered seqlocked page (`shm.page`)
+    names     64 + N x 128                append-only name table (`shm.names`)
 
 Header fields are written once by the creator before any other process attaches,
 except ``generation`` and ``flags``, which only the creator updates afterwards.
@@ -24,7 +25,7 @@ from dataclasses import field
 from shm.errors import LayoutMismatch
 
 MAGIC = b'AEGSHM01'
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 PAGE = 4096
 LINE = 64
 
@@ -38,7 +39,7 @@ FLAGS_OFFSET = 48
 USER_WORDS_OFFSET = 2048
 USER_WORDS = 8
 DIRECTORY = struct.Struct('<QQ')
-REGIONS = ('slots', 'stamps', 'cells', 'rings', 'table', 'page')
+REGIONS = ('slots', 'stamps', 'cells', 'rings', 'table', 'page', 'names')
 assert HEADER.size == 72
 assert HEADER.size + len(REGIONS) * DIRECTORY.size <= PAGE
 
@@ -48,6 +49,8 @@ CELL_SIZE = 128  # key + 15 values
 CELL_HEADER = 64
 RING_HEADER = 128
 PAGE_HEADER = 64
+NAMES_HEADER = 64
+NAME_SLOT = 128
 
 FLAG_INITIALIZING = 1
 
@@ -66,6 +69,7 @@ class Layout:
     table_capacity: int = 16384
     table_entry_size: int = 64
     page_size: int = 1 << 20
+    names_capacity: int = 4096
     offsets: dict = field(init=False, repr=False, compare=False)
     total_size: int = field(init=False, compare=False)
 
@@ -85,6 +89,7 @@ class Layout:
             'rings': self.slots * self.ring_stride,
             'table': self.table_capacity * self.table_entry_size,
             'page': PAGE_HEADER + 2 * self.page_size,
+            'names': NAMES_HEADER + self.names_capacity * NAME_SLOT,
         }
         offsets, cursor = {}, PAGE
         for name in REGIONS:

@@ -43,6 +43,8 @@ def cooperative(sleep=time.sleep):
     monkey-patching, ``time.sleep`` yields) instead of a blocking wait."""
     global _sleep
     _sleep = sleep
+
+
 _WORDS = STAMP_SIZE // 8
 
 

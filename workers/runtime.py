@@ -43,6 +43,7 @@ from shm import cells
 from shm.layout import USER_WORDS_OFFSET
 from shm.layout import Layout
 from shm.locks import StripedLocks
+from shm.names import NameTable
 from shm.page import Page
 from shm.ring import Ring
 from shm.segment import Segment
@@ -107,8 +108,10 @@ def layout_for(config):
         cell_capacity=shm.metric_cells,
         ring_capacity=shm.ring_records,
         record_size=RECORD_SIZE,
-        table_capacity=16384,
+        # NOTE: a multiple of the stripes, as the table needs
+        table_capacity=-(-shm.limit_entries // 64) * 64,
         page_size=4 << 20,
+        names_capacity=shm.runtime_names,
     )
 
 
@@ -140,6 +143,8 @@ class MasterRuntime:
         self.page = Page(self.segment)
         self.rings = [Ring(self.segment, s) for s in range(self.layout.slots)]
         self.table = KeyedTable(self.segment, self.locks)
+        # names of keys created at run time, one id each in every worker
+        self.labels.keys.registry = NameTable(self.segment, self.locks)
         self.ledger = Ledger(config.storage)
         self.ledger.ensure()
         # a shared ledger: keys created or revoked on other hosts are noticed here

@@ -875,6 +875,12 @@ class _Builder:
                     ds.lock_timeout_ms, min=1, max=10_000
                 ),
                 keep_names=shm.get('keep_names').bool(ds.keep_names),
+                limit_entries=shm.get('limit_entries').int(
+                    ds.limit_entries, min=1024, max=1 << 24
+                ),
+                runtime_names=shm.get('runtime_names').int(
+                    ds.runtime_names, min=64, max=1 << 20
+                ),
             ),
         )
 

@@ -153,6 +153,12 @@ class ShmConfig:
     metric_cells: int = 2048
     lock_timeout_ms: int = 250
     keep_names: bool = False
+    # entries of the shared limits table (each limit and budget period of each
+    # tenant, key, user and model group that is in use takes one)
+    limit_entries: int = 16384
+    # names of keys created at run time that get their own label in records and
+    # metrics (past it, 'other')
+    runtime_names: int = 4096
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,34 +1,53 @@
-"""Stable small integer ids for metric label values, all taken from the config.
+"""Stable small integer ids for metric label values, taken from the config and, for
+keys created at run time, from a table every process shares.
 
 Counters and event records hold ids, not strings, so they stay fixed-size and no
 client input can mint a label value. Id 0 is ``none`` (no tenant, no model yet) and id
 1 is ``other`` (a name the config does not know, or past capacity). Ids never change
 once given: a reload only adds names, so records written by workers of an older
 config still read right. The master builds the space before forking; workers inherit
-it.
+it. Keys created at run time (only an admin can make one) take ids from
+`REGISTERED` up, from a `shm.names.NameTable` in the shared segment, so every worker
+gives one the same id and the master reads its name back; past the table's
+capacity they are ``other``.
 """
 
 NONE, OTHER = 0, 1
+REGISTERED = 1 << 15  # the first id of a name from the shared table
 
 
 class Names:
-    __slots__ = ('ids', 'names', 'limit')
+    __slots__ = ('ids', 'names', 'limit', 'registry')
 
     def __init__(self, bits):
         self.ids = {'none': NONE, 'other': OTHER}
         self.names = ['none', 'other']
         self.limit = (1 << bits) - 1
+        self.registry = None  # shm.names.NameTable, for names made at run time
 
     def add(self, name):
-        if name not in self.ids and len(self.names) <= self.limit:
+        top = self.limit if self.registry is None else REGISTERED - 1
+        if name not in self.ids and len(self.names) <= top:
             self.ids[name] = len(self.names)
             self.names.append(name)
 
     def id(self, name):
-        return self.ids.get(name, OTHER)
+        found = self.ids.get(name)
+        if found is not None:
+            return found
+        if self.registry is None:
+            return OTHER
+        index = self.registry.add(name)
+        if index is None or REGISTERED + index > self.limit:
+            return OTHER
+        return REGISTERED + index
 
     def name(self, ident):
-        return self.names[ident] if ident < len(self.names) else 'other'
+        if ident < len(self.names):
+            return self.names[ident]
+        if self.registry is not None and ident >= REGISTERED:
+            return self.registry.name(ident - REGISTERED) or 'other'
+        return 'other'
 
 
 class LabelSpace:

@@ -210,3 +210,23 @@ def test_a_key_budget_refuses_once_spent(gw):
     assert 429 in statuses
     refused = chat(gw, made['key'], max_tokens=5)
     assert refused.json()['error']['code'] == 'insufficient_quota'
+
+
+def test_a_run_time_keys_usage_is_under_its_own_name(gw):
+    made = create(gw, name='named-usage').json()
+    for _ in range(3):
+        assert chat(gw, made['key']).status_code == 200
+
+    def rows():
+        out = requests.get(
+            f'{gw.url}/admin/v1/usage',
+            params={'tenant': 'acme', 'group_by': 'key'},
+            headers=ADMIN,
+            timeout=10,
+        ).json()
+        return {r['key']: r['requests'] for r in out['rows']}
+
+    wait_until(
+        lambda: rows().get('named-usage') == 3, timeout=15, what='usage under its name'
+    )
+    assert 'other' not in rows()

@@ -10,6 +10,7 @@ from shm import cells
 from shm.errors import LockTimeout
 from shm.layout import Layout
 from shm.locks import StripedLocks
+from shm.names import NameTable
 from shm.page import Page
 from shm.ring import Ring
 from shm.segment import Segment
@@ -28,6 +29,7 @@ LAYOUT = Layout(
     record_size=64,
     table_capacity=64,
     page_size=65536,
+    names_capacity=256,
 )
 
 
@@ -348,3 +350,32 @@ tenants: [{id: a, keys: [{key: k}]}]
     # a full ring drops and counts, so every record is either drained or counted
     assert len(drained) + ring.dropped == 16_000 and ring.torn == 0
     assert len(drained) > 0
+
+
+def test_names_added_by_4_processes_get_one_index_each_everywhere(seg):
+    """Four processes add overlapping names at once: each name ends with one index,
+    which every process (and the parent) reads back as that name."""
+    locks = StripedLocks(seg)
+    names = [f'acme/key-{i}' for i in range(200)]
+
+    def adder(offset):
+        table = NameTable(seg, locks)
+        for i in range(200):
+            name = names[(i + offset) % 200]
+            index = table.add(name)
+            assert index is not None and table.name(index) == name
+
+    run_all([lambda o=o: adder(o * 50) for o in range(4)])
+    table = NameTable(seg, locks)
+    assert len(table) == 200
+    assert sorted(table.name(i) for i in range(200)) == sorted(names)
+    assert {table.find(n) for n in names} == set(range(200))
+
+
+def test_the_name_table_says_none_when_full_or_too_long(seg):
+    table = NameTable(seg, StripedLocks(seg))
+    for i in range(LAYOUT.names_capacity):
+        assert table.add(f'n{i}') == i
+    assert table.add('one-more') is None
+    assert table.add('x' * 200) is None
+    assert table.find('n7') == 7
