@@ -11,6 +11,7 @@ import sqlite3
 import openai
 import pytest
 import requests
+import yaml
 
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.gateway import wait_until
@@ -389,13 +390,9 @@ def test_entries_survive_a_reload_and_the_store_keeps_its_size(gw_paused, upstre
     gw, _ = gw_paused
     post(gw, 'ok-reload', 'before the reload')
     before = gw.worker_pids()
-    text = gw.config_path.read_text()
-    gw.config_path.write_text(
-        text.replace(
-            'cache: {enabled: true, ttl_s: 600}',
-            'cache: {ttl_s: 600, max_bytes: 2097152}',
-        )
-    )
+    config = yaml.safe_load(gw.config_path.read_text())
+    config['cache']['max_bytes'] = 2 << 20
+    gw.config_path.write_text(yaml.safe_dump(config))
     gw.signal(signal.SIGHUP)
     wait_until(
         lambda: not set(before) & set(gw.worker_pids()),
