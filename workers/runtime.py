@@ -16,6 +16,7 @@ arbiter thread and takes the gate too, so folding a slot and summing it never
 interleave: totals never count a request twice or skip it.
 """
 
+import datetime
 import logging
 import os
 import shutil
@@ -25,8 +26,10 @@ import time
 from aegisflow.auth import runtime_key_limits
 from aegisflow.cache import local as cache_store
 from aegisflow.limits.engine import EVICT_IDLE_NS
+from aegisflow.limits.engine import REFUSED
 from aegisflow.limits.plan import Planner
 from aegisflow.routing.resilience import CLOSED
+from aegisflow.routing.resilience import STATE_NAMES
 from aegisflow.routing.resilience import shown_state
 from aegisflow.routing.router import configured_targets
 from aegisflow.routing.targets import breaker_key
@@ -50,6 +53,7 @@ from shm.segment import Segment
 from shm.slots import LOCK_WAITS
 from shm.slots import SlotTable
 from shm.table import KeyedTable
+from workers.alerts import Alerts
 from workers.context import redis_store
 from workers.shm_store import release_dead
 
@@ -158,6 +162,8 @@ class MasterRuntime:
         self.redis = redis_store(config) if config.state.backend == 'redis' else None
         seed_budgets(config, self.planner, self.table, self.redis)
         self.aggregator = Aggregator(config, self.labels, ledger=self.ledger)
+        self.alerts = Alerts(config, self.ledger.database)
+        self.alerts.key_source = self._expiring_keys
         self.retired = Totals()
         self.gate = threading.Lock()
         self.stopping = threading.Event()
@@ -185,12 +191,18 @@ class MasterRuntime:
         if os.getpid() == self.pid:
             self.gate.acquire()
             self.ledger.disconnect()  # ORDER: no SQLite connection crosses a fork
+            # NOTE: nor the alerts' thread's database or network call: a fork in
+            # the middle of one leaves the child a lock no thread will release
+            self.alerts.fork_lock.acquire()
 
     def _after_fork_parent(self):
         if os.getpid() == self.pid:
+            self.alerts.fork_lock.release()
             self.gate.release()
 
     def _after_fork_child(self):
+        if self.alerts.fork_lock.locked():
+            self.alerts.fork_lock.release()
         if self.gate.locked():
             self.gate.release()
         self.thread = None  # NOTE: threads do not survive fork; workers never tick
@@ -202,6 +214,25 @@ class MasterRuntime:
             target=self._run, name='aegisflow-aggregator', daemon=True
         )
         self.thread.start()
+        self.alerts.start()
+
+    def _expiring_keys(self):
+        """[(tenant, key name, expires_at)] of every key with an expiry (the
+        alerts' thread calls it)."""
+        out = [
+            (t.id, k.name, k.scope.expires_at)
+            for t in self.config.tenants
+            for k in t.keys
+            if k.scope.expires_at is not None
+        ]
+        for row in KeyStore(self.config.storage).active():
+            expires_at = row.scope.get('expires_at')
+            if expires_at:
+                moment = datetime.datetime.fromisoformat(
+                    expires_at.replace('Z', '+00:00')
+                )
+                out.append((row.tenant, row.name, moment.timestamp()))
+        return out
 
     def _run(self):
         interval = self.config.telemetry.flush_interval_ms / 1000
@@ -317,16 +348,28 @@ class MasterRuntime:
             ),
         }
 
-    def _spend(self):
-        samples, limits = [], []
+    def _budget_values(self):
+        """[(check, scope, spend in nano-USD, requests it refused)] of every
+        budget's current period (refusals: this host's shared memory only)."""
+        out = []
         for check in self.planner.budget_checks(time.time()):
             scope = check.name.split(':', 3)[3]
+            refused = 0
             if self.redis is not None:
                 value = self.redis.peek_spend(check)
             else:
                 values = self.table.peek(*check.key)
                 value = values[0] if values else 0
-            samples.append(([scope, check.period], (value or 0) / 1e9))
+                refused = values[REFUSED] if values else 0
+            out.append((check, scope, value or 0, refused))
+        return out
+
+    def _spend(self):
+        samples, limits = [], []
+        values = self._budget_values()
+        self.alerts.budgets(values)
+        for check, scope, value, _ in values:
+            samples.append(([scope, check.period], value / 1e9))
             limits.append(([scope, check.period], check.limit / 1e9))
         return {
             'aegisflow_budget_spend_usd': (
@@ -342,15 +385,19 @@ class MasterRuntime:
         }
 
     def _breakers(self):
-        samples, now = [], time.monotonic_ns()
+        samples, states, now = [], [], time.monotonic_ns()
         # NOTE: the same list the request path keys breakers by, and the admin API
         for provider, scope in configured_targets(self.config):
             name = f'{provider}/{scope}'
             values = self.table.peek(*breaker_key(name))
             if values is None:
                 samples.append(([name], CLOSED))
+                states.append((name, STATE_NAMES[CLOSED], 0))
                 continue
-            samples.append(([name], shown_state(values[0], values[1], now)))
+            state = shown_state(values[0], values[1], now)
+            samples.append(([name], state))
+            states.append((name, STATE_NAMES[state], values[1]))
+        self.alerts.breaker_states(states)
         return {
             'aegisflow_circuit_state': (
                 'Circuit breaker per target: 0 closed, 1 open, 2 half-open.',
@@ -372,9 +419,11 @@ class MasterRuntime:
             samples['rss'].append(([name], got[1]))
             samples['fds'].append(([name], got[2]))
         spend = self._spend() if self.planner.budget_scopes() else {}
+        self.alerts.ledger(self.ledger.errors)
         return {
             **spend,
             **self._breakers(),
+            **self.alerts.gauges(),
             'aegisflow_process_cpu_seconds_total': (
                 'CPU seconds used, by process (worker-N is slot N).',
                 ['process'],
@@ -437,6 +486,8 @@ class MasterRuntime:
             self.planner = Planner(config)
             self.planner.set_runtime_keys(runtime_key_limits(KeyStore(config.storage)))
             self.aggregator.configure(config)
+            self.alerts.configure(config)
+            self.alerts.start()  # NOTE: when the first webhook came with this config
             self.segment.bump_generation()
             self._last_requests = -1
 
@@ -446,5 +497,6 @@ class MasterRuntime:
         if self.thread is not None:
             self.thread.join(5)
         self.tick()
+        self.alerts.stop()
         self.aggregator.close()
         shutil.rmtree(self.cache_dir, ignore_errors=True)

@@ -19,6 +19,7 @@ import yaml
 
 from aegisflow import shipped
 from aegisflow.config import model as m
+from aegisflow.config.alerts import read_alerts
 from aegisflow.config.cache import read_cache
 from aegisflow.config.cache import read_override
 from aegisflow.config.otel_env import OtelEnv
@@ -58,6 +59,7 @@ _TOP = (
     'circuit_breaker',
     'policies',
     'cache',
+    'alerts',
 )
 _PRICES = 'prices.yaml'  # the shipped price table
 _SERVICE = re.compile(r'\S.{0,254}\Z')
@@ -203,6 +205,7 @@ class _Builder:
         return m.Config(
             policies=policies,
             cache=read_cache(self, root.get('cache'), state),
+            alerts=read_alerts(self, root.get('alerts')),
             server=server,
             providers=tuple(providers),
             routes=tuple(routes),

@@ -234,6 +234,7 @@ class Config:
     prices: dict = field(default_factory=dict)  # model -> Price
     policies: tuple = ()  # PolicyConfig, input then output, in config order
     cache: CacheConfig = CacheConfig()
+    alerts: tuple = ()  # AlertTarget (aegisflow.config.alerts)
     source: str = '<memory>'
     digest: str = ''
     # Providers left out because they are optional and their environment is unset,

@@ -54,6 +54,9 @@ class Decision:
     store: object = None
 
 
+REFUSED = 2  # the value a budget entry counts its refusals in
+
+
 def weight_of(check, reserve_tokens, reserve_nano):
     if check.kind == TOKENS:
         return reserve_tokens
@@ -116,6 +119,9 @@ def decide(checks, entries, words, now_ns, now_unix):
         else:  # SPEND
             spent = words[base]
             if spent + weight > check.limit:
+                # NOTE: counted, so the master can tell that the budget is spent
+                # (it never goes past its limit: the reservation is refused first)
+                words[base + REFUSED] += 1
                 return _refused(check, weight, max(1, int(check.period_end - now_unix)))
             verdicts.append((base, 0, spent + weight))
     decision = Decision(True, headers=tight)

@@ -109,7 +109,7 @@ def test_config_shipped_default_switches_providers_on_from_env():
         ),
         (
             doc(qqq='1'),
-            'qqq: expected one of the keys aliases, cache, circuit_breaker, limits, policies, prices, providers',
+            'qqq: expected one of the keys alerts, aliases, cache, circuit_breaker, limits, policies, prices, providers',
         ),
         (doc(providers=None), 'providers: expected a list of providers, found nothing'),
         (doc(tenants=None), 'tenants: expected a list of tenants, found nothing'),
