@@ -93,6 +93,7 @@ class KeyIndex:
         '_lock',
         'on_scopes',
         'scopes',
+        '_parsed',
     )
 
     def __init__(self, tenants, *, store=None, generation=None):
@@ -111,6 +112,7 @@ class KeyIndex:
         self._lock = threading.Lock()
         self.on_scopes = None  # called with the run-time keys' limits, on reload
         self.scopes = {}  # (tenant, key name) -> `KeyScope` of run-time keys
+        self._parsed = {}  # (key id, updated_ns) -> KeyScope: only changes are read
 
     def _refresh(self):
         with self._lock:
@@ -118,14 +120,17 @@ class KeyIndex:
             if current == self._seen:
                 return
             index = dict(self._config)
-            scopes = {}
+            scopes, parsed = {}, {}
             for row in self._store.active():
                 found = self._tenants.get(row.tenant)
                 if found is None or row.digest in index:
                     continue
                 tenant, allowed = found
-                scope, _ = scope_from_json(row.scope)
-                scope = scope or KeyScope()
+                version = (row.id, row.updated_ns)
+                scope = self._parsed.get(version)
+                if scope is None:
+                    scope = scope_from_json(row.scope)[0] or KeyScope()
+                parsed[version] = scope
                 scopes[(row.tenant, row.name)] = scope
                 principal = _principal(tenant, row.name, allowed, scope)
                 index[row.digest] = (row.digest, principal)
@@ -134,7 +139,7 @@ class KeyIndex:
                         principal, until=row.prev_until_ns / 1e9, expired=None
                     )
                     index[row.prev_digest] = (row.prev_digest, grace)
-            self.scopes = scopes
+            self.scopes, self._parsed = scopes, parsed
             if self.on_scopes is not None:
                 self.on_scopes({k: (s.rate_limit, s.budget) for k, s in scopes.items()})
             self._by_digest = index  # ORDER: publish the whole index at once

@@ -144,10 +144,22 @@ class Planner:
 
     def _set_keys(self, keys):
         rates, budgets = {}, {}
-        for (t, name), (rate_limit, budget) in keys.items():
-            k = f'{t}/{name}'
-            rates[(t, name)] = tuple(_rate_checks(f'key:{k}', f"key '{k}'", rate_limit))
-            budgets[(t, name)] = (f'key:{k}', f"key '{k}'", budget)
+        built = getattr(self, '_built', {})  # NOTE: unchanged keys are not rebuilt
+        kept = {}
+        for (t, name), limits in keys.items():
+            found = built.get((t, name))
+            if found is not None and found[0] == limits:
+                checks = found[1]
+            else:
+                rate_limit, budget = limits
+                k = f'{t}/{name}'
+                checks = (
+                    tuple(_rate_checks(f'key:{k}', f"key '{k}'", rate_limit)),
+                    (f'key:{k}', f"key '{k}'", budget),
+                )
+            kept[(t, name)] = (limits, checks)
+            rates[(t, name)], budgets[(t, name)] = checks
+        self._built = kept
         self._key_rates, self._key_budgets = rates, budgets
         self._active = (
             any(self._tenant_rates.values())

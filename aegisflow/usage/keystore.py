@@ -75,6 +75,7 @@ class StoredKey(NamedTuple):
     scope: dict  # the JSON form of its `KeyScope`
     prev_digest: bytes | None  # the secret before a rotation, during its grace
     prev_until_ns: int
+    updated_ns: int = 0  # when it was created or last changed
 
 
 # columns added to api_keys since its first release
@@ -151,10 +152,11 @@ class KeyStore:
                     orjson.loads(scope or '{}'),
                     bytes.fromhex(p) if p else None,
                     until or 0,
+                    updated or 0,
                 )
-                for t, n, d, i, scope, p, until in db.execute(
+                for t, n, d, i, scope, p, until, updated in db.execute(
                     'SELECT tenant, name, digest, id, scope, prev_digest, '
-                    'prev_until_ns FROM api_keys WHERE revoked_ns IS NULL'
+                    'prev_until_ns, updated_ns FROM api_keys WHERE revoked_ns IS NULL'
                 )
             ]
         finally:
