@@ -22,6 +22,8 @@ _MISSING_KEY = (
     "or as 'X-API-Key: <key>'."
 )
 _BAD_KEY = 'Invalid API key.'
+# re-read changes this far back: a write stamped earlier may commit later
+_OVERLAP_NS = 60 * 10**9
 _TWO_KEYS = (
     "Two different keys were sent, in 'Authorization' and in 'X-API-Key'; send one."
 )
@@ -94,6 +96,8 @@ class KeyIndex:
         'on_scopes',
         'scopes',
         '_parsed',
+        '_rows',
+        '_mark',
     )
 
     def __init__(self, tenants, *, store=None, generation=None):
@@ -112,38 +116,62 @@ class KeyIndex:
         self._lock = threading.Lock()
         self.on_scopes = None  # called with the run-time keys' limits, on reload
         self.scopes = {}  # (tenant, key name) -> `KeyScope` of run-time keys
-        self._parsed = {}  # (key id, updated_ns) -> KeyScope: only changes are read
+        self._parsed = {}  # (key id, updated_ns) -> KeyScope
+        self._rows = None  # key id -> StoredKey, once read
+        self._mark = 0  # the latest change read (the table's clock, ns)
 
     def _refresh(self):
+        """Bring the index up to date with the key table: in full the first time,
+        then only the keys created, changed or revoked since (re-read with a
+        margin, `_OVERLAP_NS`, so a write committed late is not missed)."""
         with self._lock:
             current = self._generation.get()
             if current == self._seen:
                 return
-            index = dict(self._config)
-            scopes, parsed = {}, {}
-            for row in self._store.active():
-                found = self._tenants.get(row.tenant)
-                if found is None or row.digest in index:
-                    continue
-                tenant, allowed = found
-                version = (row.id, row.updated_ns)
-                scope = self._parsed.get(version)
-                if scope is None:
-                    scope = scope_from_json(row.scope)[0] or KeyScope()
-                parsed[version] = scope
-                scopes[(row.tenant, row.name)] = scope
-                principal = _principal(tenant, row.name, allowed, scope)
-                index[row.digest] = (row.digest, principal)
-                if row.prev_digest and row.prev_digest not in index:
-                    grace = replace(
-                        principal, until=row.prev_until_ns / 1e9, expired=None
-                    )
-                    index[row.prev_digest] = (row.prev_digest, grace)
-            self.scopes, self._parsed = scopes, parsed
+            if self._rows is None:
+                rows = {r.id: r for r in self._store.active()}
+                changed, index, scopes = rows, dict(self._config), {}
+            else:
+                rows, changed = dict(self._rows), {}
+                index, scopes = dict(self._by_digest), dict(self.scopes)
+                for row, revoked in self._store.changes(self._mark - _OVERLAP_NS):
+                    old = rows.pop(row.id, None)
+                    if old is not None:
+                        self._forget(old, index, scopes)
+                    if not revoked:
+                        rows[row.id] = changed[row.id] = row
+            for row in changed.values():
+                self._admit(row, index, scopes)
+                self._mark = max(self._mark, row.updated_ns)
+            self._rows = rows
+            self.scopes = scopes
             if self.on_scopes is not None:
                 self.on_scopes({k: (s.rate_limit, s.budget) for k, s in scopes.items()})
             self._by_digest = index  # ORDER: publish the whole index at once
             self._seen = current
+
+    def _admit(self, row, index, scopes):
+        found = self._tenants.get(row.tenant)
+        if found is None or row.digest in self._config:
+            return
+        tenant, allowed = found
+        version = (row.id, row.updated_ns)
+        scope = self._parsed.get(version)
+        if scope is None:
+            scope = self._parsed[version] = scope_from_json(row.scope)[0] or KeyScope()
+        scopes[(row.tenant, row.name)] = scope
+        principal = _principal(tenant, row.name, allowed, scope)
+        index[row.digest] = (row.digest, principal)
+        if row.prev_digest and row.prev_digest not in index:
+            grace = replace(principal, until=row.prev_until_ns / 1e9, expired=None)
+            index[row.prev_digest] = (row.prev_digest, grace)
+
+    def _forget(self, row, index, scopes):
+        for digest in (row.digest, row.prev_digest):
+            if digest is not None and digest not in self._config:
+                index.pop(digest, None)
+        scopes.pop((row.tenant, row.name), None)
+        self._parsed.pop((row.id, row.updated_ns), None)
 
     def names(self, tenant_id):
         """Names of the tenant's keys in use (config and run time)."""

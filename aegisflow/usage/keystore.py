@@ -162,6 +162,35 @@ class KeyStore:
         finally:
             db.close()
 
+    def changes(self, since_ns):
+        """[(StoredKey, revoked)] of the keys created, changed or revoked at or
+        after `since_ns` (their own clock: callers re-read with a margin)."""
+        db = self._db()
+        try:
+            return [
+                (
+                    StoredKey(
+                        t,
+                        n,
+                        bytes.fromhex(d),
+                        i,
+                        orjson.loads(scope or '{}'),
+                        bytes.fromhex(p) if p else None,
+                        until or 0,
+                        max(updated or 0, revoked or 0),
+                    ),
+                    revoked is not None,
+                )
+                for t, n, d, i, scope, p, until, updated, revoked in db.execute(
+                    'SELECT tenant, name, digest, id, scope, prev_digest, '
+                    'prev_until_ns, updated_ns, revoked_ns FROM api_keys '
+                    'WHERE updated_ns >= ? OR revoked_ns >= ?',
+                    (since_ns, since_ns),
+                )
+            ]
+        finally:
+            db.close()
+
     def listing(self, tenant):
         db = self._db()
         try:
