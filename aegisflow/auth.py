@@ -11,9 +11,11 @@ import time
 from dataclasses import dataclass
 from dataclasses import replace
 
+from aegisflow.config.model import TenantConfig
 from aegisflow.config.scope import KeyScope
 from aegisflow.config.scope import iso
 from aegisflow.config.scope import scope_from_json
+from aegisflow.config.scope import tenant_from_json
 from aegisflow.errors import AuthenticationFailed
 from aegisflow.globs import GlobSet
 
@@ -98,10 +100,16 @@ class KeyIndex:
         '_parsed',
         '_rows',
         '_mark',
+        '_file_tenants',
+        '_tenant_versions',
+        'on_tenants',
     )
 
     def __init__(self, tenants, *, store=None, generation=None):
         self._tenants = {t.id: (t, GlobSet(t.allowed_models)) for t in tenants}
+        self._file_tenants = dict(self._tenants)
+        self._tenant_versions = {}  # run-time tenant id -> its updated_ns
+        self.on_tenants = None  # called with the run-time tenants, when they change
         self._config = {}
         for tenant, allowed in self._tenants.values():
             for key in tenant.keys:
@@ -128,6 +136,8 @@ class KeyIndex:
             current = self._generation.get()
             if current == self._seen:
                 return
+            if self._store_tenants():
+                self._rows = None  # NOTE: principals hold their tenant: rebuild all
             if self._rows is None:
                 rows = {r.id: r for r in self._store.active()}
                 changed, index, scopes = rows, dict(self._config), {}
@@ -149,6 +159,23 @@ class KeyIndex:
                 self.on_scopes({k: (s.rate_limit, s.budget) for k, s in scopes.items()})
             self._by_digest = index  # ORDER: publish the whole index at once
             self._seen = current
+
+    def _store_tenants(self):
+        """Read the tenants created at run time; whether they changed."""
+        stored = self._store.tenants()
+        versions = {i: updated for i, (_, updated) in stored.items()}
+        if versions == self._tenant_versions:
+            return False
+        tenants = dict(self._file_tenants)
+        # NOTE: a tenant in the file is the file's
+        made = runtime_tenants(self._store, self._file_tenants)
+        for tenant_id, tenant in made.items():
+            tenants[tenant_id] = (tenant, GlobSet(tenant.allowed_models))
+        self._tenants = tenants
+        self._tenant_versions = versions
+        if self.on_tenants is not None:
+            self.on_tenants(made)
+        return True
 
     def _admit(self, row, index, scopes):
         found = self._tenants.get(row.tenant)
@@ -219,4 +246,17 @@ def runtime_key_limits(store):
         scope, _ = scope_from_json(row.scope)
         if scope is not None:
             out[(row.tenant, row.name)] = (scope.rate_limit, scope.budget)
+    return out
+
+
+def runtime_tenants(store, file_tenants=()):
+    """{id: TenantConfig} of the tenants created at run time (not those in the
+    file, `file_tenants`: their ids)."""
+    out = {}
+    for tenant_id, (spec, _) in store.tenants().items():
+        if tenant_id in file_tenants:
+            continue
+        fields, _ = tenant_from_json(spec, None)
+        if fields is not None and fields.get('id') is not None:
+            out[tenant_id] = TenantConfig(keys=(), **fields)
     return out

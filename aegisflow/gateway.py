@@ -65,8 +65,9 @@ class Gateway:
         self.telemetry = telemetry or LocalTelemetry(config, self.labels)
         self.recorder = self.telemetry.recorder
         self.limiter = limiter or Limiter(config, LocalStore())
-        # NOTE: keys created at run time bring their own limits and budgets
+        # NOTE: keys and tenants created at run time bring their own rules
         self.keys.on_scopes = self.limiter.planner.set_runtime_keys
+        self.keys.on_tenants = self._runtime_tenants
         # NOTE: breakers and latency live in this host's store (with Redis limits,
         # in its shared-memory fallback).
         store = self.limiter.fallback or self.limiter.store
@@ -83,6 +84,10 @@ class Gateway:
             prices=PriceTable(config.prices, config.providers),
         )
         self.catalogue = self.router.catalogue()
+
+    def _runtime_tenants(self, tenants):
+        self.limiter.planner.set_runtime_tenants(tenants)
+        self.policies.set_runtime_tenants(tenants)
 
     def close(self):
         for provider in self.providers.values():

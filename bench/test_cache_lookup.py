@@ -29,6 +29,7 @@ cache: {enabled: true, max_bytes: 67108864}
 class _Principal:
     tenant_id = 'acme'
     key_name = 'ci'
+    tenant = CONFIG.tenants[0]
 
 
 def _body(i):

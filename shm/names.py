@@ -1,12 +1,13 @@
 """An append-only table of short names in the segment: every process that maps it
 gives a name the same small index, and can read any index back.
 
-Layout of the ``names`` region: a 64-byte header whose first word is the count of
-published names, then ``capacity`` slots of `SLOT_SIZE` bytes (a u16 length, then
-the UTF-8 bytes). A writer appends under one stripe lock: it writes the slot, then
-publishes the new count (one aligned 64-bit store), so a reader that sees the count
-sees the name. Readers take no lock. Names are never removed; when the table is
-full, `add` answers None.
+Layout of the ``names`` region: a 64-byte header of eight words, then slots of
+`SLOT_SIZE` bytes (a u16 length, then the UTF-8 bytes). The region holds up to
+eight tables side by side: table `which` counts its published names in header word
+`which` and owns the slots from `first` to `first + capacity`. A writer appends
+under one stripe lock: it writes the slot, then publishes the new count (one
+aligned 64-bit store), so a reader that sees the count sees the name. Readers take
+no lock. Names are never removed; when the table is full, `add` answers None.
 """
 
 import struct
@@ -22,21 +23,34 @@ _LEN = struct.Struct('<H')
 
 
 class NameTable:
-    __slots__ = ('buf', 'words', 'base', 'capacity', 'locks', 'stripe', 'index', 'seen')
+    __slots__ = (
+        'buf',
+        'words',
+        'base',
+        'count_at',
+        'capacity',
+        'locks',
+        'stripe',
+        'index',
+        'seen',
+    )
 
-    def __init__(self, segment, locks, *, stripe=None, timeout=0.25):
+    def __init__(self, segment, locks, *, which=0, first=0, capacity=None, stripe=None):
         layout = segment.layout
         self.buf = segment.buf
         self.words = segment.words
-        self.base = layout.region('names')
-        self.capacity = layout.names_capacity
+        self.count_at = layout.region('names') // 8 + which
+        self.base = layout.region('names') + first * SLOT_SIZE
+        if capacity is None:
+            capacity = layout.names_capacity - first
+        self.capacity = min(capacity, layout.names_capacity - first)
         self.locks = locks
         self.stripe = layout.stripes - 1 if stripe is None else stripe
         self.index = {}  # name -> index, of the names read so far (per process)
         self.seen = 0  # how many published names this process has read
 
     def _count(self):
-        return self.words[self.base // 8]
+        return self.words[self.count_at]
 
     def _read_new(self):
         count = min(self._count(), self.capacity)
@@ -79,7 +93,7 @@ class NameTable:
             at = self.base + HEADER_SIZE + count * SLOT_SIZE
             _LEN.pack_into(self.buf, at, len(data))
             self.buf[at + 2 : at + 2 + len(data)] = data
-            self.words[self.base // 8] = count + 1  # ORDER: publish after the slot
+            self.words[self.count_at] = count + 1  # ORDER: publish after the slot
         finally:
             self.locks.release(self.stripe)
         self._read_new()

@@ -24,6 +24,7 @@ import threading
 import time
 
 from aegisflow.auth import runtime_key_limits
+from aegisflow.auth import runtime_tenants
 from aegisflow.cache import local as cache_store
 from aegisflow.limits.engine import EVICT_IDLE_NS
 from aegisflow.limits.engine import REFUSED
@@ -61,6 +62,7 @@ log = logging.getLogger('aegisflow.master')
 _TICK = os.sysconf('SC_CLK_TCK')
 _PAGE = os.sysconf('SC_PAGE_SIZE')
 _PROCESS_EVERY_S = 1.0
+RUNTIME_TENANTS = 1024  # tenants created at run time that get their own label id
 _KEY_POLL_S = 0.25  # keys changed on another host work here within a second
 
 
@@ -115,7 +117,7 @@ def layout_for(config):
         # NOTE: a multiple of the stripes, as the table needs
         table_capacity=-(-shm.limit_entries // 64) * 64,
         page_size=4 << 20,
-        names_capacity=shm.runtime_names,
+        names_capacity=shm.runtime_names + RUNTIME_TENANTS,
     )
 
 
@@ -147,8 +149,14 @@ class MasterRuntime:
         self.page = Page(self.segment)
         self.rings = [Ring(self.segment, s) for s in range(self.layout.slots)]
         self.table = KeyedTable(self.segment, self.locks)
-        # names of keys created at run time, one id each in every worker
-        self.labels.keys.registry = NameTable(self.segment, self.locks)
+        # names of keys and tenants created at run time, one id each in every worker
+        keys = config.state.shm.runtime_names
+        self.labels.keys.registry = NameTable(
+            self.segment, self.locks, which=0, capacity=keys
+        )
+        self.labels.tenants.registry = NameTable(
+            self.segment, self.locks, which=1, first=keys, capacity=RUNTIME_TENANTS
+        )
         self.ledger = Ledger(config.storage)
         self.ledger.ensure()
         # a shared ledger: keys created or revoked on other hosts are noticed here
@@ -157,8 +165,8 @@ class MasterRuntime:
         self._key_version = None
         self._next_key_poll = 0.0
         self.planner = Planner(config)
-        # the budgets of keys created at run time are restored too
-        self.planner.set_runtime_keys(runtime_key_limits(KeyStore(config.storage)))
+        # the budgets of tenants and keys created at run time are restored too
+        self._runtime_rules(config)
         self.redis = redis_store(config) if config.state.backend == 'redis' else None
         seed_budgets(config, self.planner, self.table, self.redis)
         self.aggregator = Aggregator(config, self.labels, ledger=self.ledger)
@@ -215,6 +223,12 @@ class MasterRuntime:
         )
         self.thread.start()
         self.alerts.start()
+
+    def _runtime_rules(self, config):
+        store = KeyStore(config.storage)
+        file_tenants = {t.id for t in config.tenants}
+        self.planner.set_runtime_tenants(runtime_tenants(store, file_tenants))
+        self.planner.set_runtime_keys(runtime_key_limits(store))
 
     def _expiring_keys(self):
         """[(tenant, key name, expires_at)] of every key with an expiry (the
@@ -484,7 +498,7 @@ class MasterRuntime:
             self.labels.extend(config)
             self.config = config
             self.planner = Planner(config)
-            self.planner.set_runtime_keys(runtime_key_limits(KeyStore(config.storage)))
+            self._runtime_rules(config)
             self.aggregator.configure(config)
             self.alerts.configure(config)
             self.alerts.start()  # NOTE: when the first webhook came with this config

@@ -69,8 +69,9 @@ class Hit:
 
 
 class ResponseCache:
-    def __init__(self, config, store, policy_digest, owned_dir=None):
+    def __init__(self, config, store, policy_digest, owned_dir=None, policies=()):
         self.config = config
+        self.policies = policies  # every PolicyConfig, for tenants made at run time
         self.store = store
         self.policy_digest = policy_digest  # tenant id -> digest of its policy set
         self.errors = 0
@@ -93,7 +94,7 @@ class ResponseCache:
             store = RedisStore(
                 cc.redis_url, config.state.key_prefix, cc.redis_timeout_ms
             )
-            return cls(cc, store, _policy_digests(config))
+            return cls(cc, store, _policy_digests(config), None, config.policies)
         owned = None
         directory, max_bytes = local or (None, cc.max_bytes)
         if cc.path is not None:
@@ -101,7 +102,7 @@ class ResponseCache:
         elif directory is None:
             directory = owned = new_dir()
         store = LocalStore(directory, max_bytes)
-        return cls(cc, store, _policy_digests(config), owned)
+        return cls(cc, store, _policy_digests(config), owned, config.policies)
 
     # -- the request's ticket ------------------------------------------------------
 
@@ -138,7 +139,7 @@ class ResponseCache:
                     endpoint,
                     resolution.model,
                     [[t.provider.name, t.model] for t in resolution.plan],
-                    self.policy_digest.get(principal.tenant_id, ''),
+                    self._digest_of(principal.tenant),
                     canonical,
                 ],
                 option=orjson.OPT_SORT_KEYS,
@@ -149,6 +150,17 @@ class ResponseCache:
             name = self.store.name(key, principal.tenant_id, resolution.model)
         tags = (principal.tenant_id, resolution.model)
         return Ticket(key, name, ttl_s, lookup, store, max_age, tags)
+
+    def _digest_of(self, tenant):
+        found = self.policy_digest.get(tenant.id)
+        if found is None:  # NOTE: a tenant created at run time
+            chosen = [
+                p
+                for p in self.policies
+                if tenant.policies is None or p.name in tenant.policies
+            ]
+            found = hashlib.sha256(repr(chosen).encode()).hexdigest()
+        return found
 
     # -- lookups and stores --------------------------------------------------------
 

@@ -31,6 +31,7 @@ from aegisflow.config.scope import KEY_SCOPE_KEYS
 from aegisflow.config.scope import read_budget
 from aegisflow.config.scope import read_globs
 from aegisflow.config.scope import read_key_scope
+from aegisflow.config.scope import read_model_limits
 from aegisflow.config.scope import read_rate_limit
 from aegisflow.errors import AegisError
 from aegisflow.globs import GlobSet
@@ -619,20 +620,7 @@ class _Builder:
         return read_rate_limit(node)
 
     def model_limits(self, node):
-        if node.missing:
-            return ()
-        if not isinstance(node.value, dict):
-            node.fail('a mapping of model name or glob to limits')
-            return ()
-        out = []
-        for model, child in node.items():
-            if not is_valid_glob(model):
-                child.fail('a model name or glob as the key', found=f'{model!r}')
-                continue
-            limit = self.rate_limit(child)
-            if limit is not None:
-                out.append((model, limit))
-        return tuple(out)
+        return read_model_limits(node)
 
     def budget(self, node):
         return read_budget(node)

@@ -4,6 +4,7 @@ API's JSON alike (`read_key_scope`), so a key created over HTTP is checked with
 the same rules, and refused in the same words, as one written in the file."""
 
 import datetime
+import re
 from dataclasses import dataclass
 from dataclasses import field
 
@@ -90,6 +91,23 @@ def read_budget(node):
         monthly_usd=monthly,
         warn_at=node.get('warn_at').num(0.8, min=0, max=1),
     )
+
+
+def read_model_limits(node):
+    if node.missing:
+        return ()
+    if not isinstance(node.value, dict):
+        node.fail('a mapping of model name or glob to limits')
+        return ()
+    out = []
+    for model, child in node.items():
+        if not is_valid_glob(model):
+            child.fail('a model name or glob as the key', found=f'{model!r}')
+            continue
+        limit = read_rate_limit(child)
+        if limit is not None:
+            out.append((model, limit))
+    return tuple(out)
 
 
 def read_globs(node, *, what):
@@ -205,3 +223,79 @@ def iso(unix):
 
 def _fields(obj, names):
     return [(n, getattr(obj, n)) for n in names]
+
+
+# -- tenants created at run time -------------------------------------------------------
+
+TENANT_KEYS = (
+    'id',
+    'allowed_models',
+    'rate_limit',
+    'user_rate_limit',
+    'model_limits',
+    'budget',
+    'policies',
+)
+_TENANT_ID = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z')
+
+
+def tenant_from_json(body, policy_names, *, require_id=True):
+    """(tenant fields as a dict for `TenantConfig`, problems) from an admin body,
+    read with the config file's rules and words. `policy_names`: the policies the
+    config declares (a tenant may name only those; None: not checked)."""
+    problems = []
+    node = Node(body, '', problems)
+    if not node.mapping(TENANT_KEYS):
+        return None, problems
+    fields = {}
+    if require_id:
+        fields['id'] = node.get('id').str(
+            check=_TENANT_ID.match, expected='an id of letters, digits, _ . - (max 64)'
+        )
+    elif not node.get('id').missing:
+        node.get('id').fail('no id (the path names the tenant)')
+    fields['allowed_models'] = ('*',)
+    if not node.get('allowed_models').missing:
+        fields['allowed_models'] = read_globs(
+            node.get('allowed_models'), what='a list of model names or globs'
+        )
+    fields['rate_limit'] = read_rate_limit(node.get('rate_limit'))
+    fields['user_rate_limit'] = read_rate_limit(node.get('user_rate_limit'))
+    fields['model_limits'] = read_model_limits(node.get('model_limits'))
+    fields['budget'] = read_budget(node.get('budget'))
+    fields['policies'] = None
+    if not node.get('policies').missing:
+        names = []
+        for ref in node.get('policies').list(what='a list of policy names'):
+            name = ref.str(expected='a policy name')
+            if (
+                name is not None
+                and policy_names is not None
+                and name not in policy_names
+            ):
+                ref.fail('the name of a policy under policies.input or policies.output')
+            elif name is not None:
+                names.append(name)
+        fields['policies'] = tuple(names)
+    return fields, problems
+
+
+def tenant_to_json(tenant):
+    """The JSON form of a tenant's rules (`TenantConfig`), as stored and shown."""
+    out = {'id': tenant.id, 'allowed_models': list(tenant.allowed_models)}
+    for name in ('rate_limit', 'user_rate_limit'):
+        limit = getattr(tenant, name)
+        if limit is not None:
+            out[name] = {k: v for k, v in _fields(limit, RATE_KEYS) if v is not None}
+    if tenant.model_limits:
+        out['model_limits'] = {
+            glob: {k: v for k, v in _fields(limit, RATE_KEYS) if v is not None}
+            for glob, limit in tenant.model_limits
+        }
+    if tenant.budget is not None:
+        out['budget'] = {
+            k: v for k, v in _fields(tenant.budget, BUDGET_KEYS) if v is not None
+        }
+    if tenant.policies is not None:
+        out['policies'] = list(tenant.policies)
+    return out

@@ -125,15 +125,8 @@ class Planner:
         self._users = {}
         self._models = {}
         for tenant in config.tenants:
-            t = tenant.id
-            self._users[t] = tenant.user_rate_limit
-            self._models[t] = tuple(
-                (GlobSet([glob]), glob, limit) for glob, limit in tenant.model_limits
-            )
-            self._tenant_rates[t] = tuple(
-                _rate_checks(f'tenant:{t}', f"tenant '{t}'", tenant.rate_limit)
-            )
-            self._tenant_budgets[t] = (f'tenant:{t}', f"tenant '{t}'", tenant.budget)
+            self._add_tenant(tenant)
+        self._file_tenants = {t.id for t in config.tenants}
         self._config_keys = {}
         for tenant in config.tenants:
             for key in tenant.keys:
@@ -141,6 +134,30 @@ class Planner:
         self._set_keys(self._config_keys)
         self._model_cache = {}
         self._budget_cache = None
+
+    def _add_tenant(self, tenant):
+        t = tenant.id
+        self._users[t] = tenant.user_rate_limit
+        self._models[t] = tuple(
+            (GlobSet([glob]), glob, limit) for glob, limit in tenant.model_limits
+        )
+        self._tenant_rates[t] = tuple(
+            _rate_checks(f'tenant:{t}', f"tenant '{t}'", tenant.rate_limit)
+        )
+        self._tenant_budgets[t] = (f'tenant:{t}', f"tenant '{t}'", tenant.budget)
+
+    def set_runtime_tenants(self, tenants):
+        """The rules of the tenants created at run time: {id: TenantConfig}."""
+        for t in set(self._tenant_rates) - self._file_tenants - set(tenants):
+            for table in (self._users, self._models, self._tenant_rates):
+                table.pop(t, None)
+            self._tenant_budgets.pop(t, None)
+        for tenant in tenants.values():
+            if tenant.id not in self._file_tenants:
+                self._add_tenant(tenant)
+        self._model_cache = {}
+        self._budget_cache = None
+        self._set_keys({k: limits for k, (limits, _) in self._built.items()})
 
     def _set_keys(self, keys):
         rates, budgets = {}, {}

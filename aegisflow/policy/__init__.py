@@ -29,7 +29,7 @@ def build_filter(pc):
 class PolicyEngine:
     """Every configured policy, built once per process, and each tenant's set."""
 
-    __slots__ = ('policies', 'by_tenant', 'names', 'any')
+    __slots__ = ('policies', 'by_tenant', 'names', 'any', '_file', '_runtime')
 
     def __init__(self, config, labels=None):
         self.policies = []
@@ -48,17 +48,28 @@ class PolicyEngine:
         self.names = [p.name for p in self.policies]
         self.by_tenant = {}
         for tenant in config.tenants:
-            chosen = [
-                p
-                for p in self.policies
-                if tenant.policies is None or p.name in tenant.policies
-            ]
-            self.by_tenant[tenant.id] = (
-                tuple(p for p in chosen if p.phase == 'input'),
-                tuple(p for p in chosen if p.phase == 'output'),
-            )
+            self.by_tenant[tenant.id] = self._chosen(tenant.policies)
+        self._file = set(self.by_tenant)
+        self._runtime = set()
         self.any = bool(self.policies)
 
     def for_tenant(self, tenant_id):
         """(input policies, output policies) of a tenant."""
         return self.by_tenant.get(tenant_id, ((), ()))
+
+    def set_runtime_tenants(self, tenants):
+        """The policy sets of the tenants created at run time: {id: TenantConfig}
+        (a tenant of the config file keeps its own)."""
+        for tenant in tenants.values():
+            if tenant.id not in self.by_tenant or tenant.id in self._runtime:
+                self.by_tenant[tenant.id] = self._chosen(tenant.policies)
+        for gone in self._runtime - set(tenants):
+            self.by_tenant.pop(gone, None)
+        self._runtime = {t for t in tenants if t not in self._file}
+
+    def _chosen(self, names):
+        chosen = [p for p in self.policies if names is None or p.name in names]
+        return (
+            tuple(p for p in chosen if p.phase == 'input'),
+            tuple(p for p in chosen if p.phase == 'output'),
+        )

@@ -6,27 +6,27 @@ client input can mint a label value. Id 0 is ``none`` (no tenant, no model yet) 
 1 is ``other`` (a name the config does not know, or past capacity). Ids never change
 once given: a reload only adds names, so records written by workers of an older
 config still read right. The master builds the space before forking; workers inherit
-it. Keys created at run time (only an admin can make one) take ids from
-`REGISTERED` up, from a `shm.names.NameTable` in the shared segment, so every worker
-gives one the same id and the master reads its name back; past the table's
-capacity they are ``other``.
+it. Keys and tenants created at run time (only an admin can make one) take ids
+from the upper half of their space up (`Names.registered`), from a
+`shm.names.NameTable` in the shared segment, so every worker gives one the same id
+and the master reads its name back; past the table's capacity they are ``other``.
 """
 
 NONE, OTHER = 0, 1
-REGISTERED = 1 << 15  # the first id of a name from the shared table
 
 
 class Names:
-    __slots__ = ('ids', 'names', 'limit', 'registry')
+    __slots__ = ('ids', 'names', 'limit', 'registry', 'registered')
 
     def __init__(self, bits):
         self.ids = {'none': NONE, 'other': OTHER}
         self.names = ['none', 'other']
         self.limit = (1 << bits) - 1
         self.registry = None  # shm.names.NameTable, for names made at run time
+        self.registered = 1 << (bits - 1)  # the first id of a name from it
 
     def add(self, name):
-        top = self.limit if self.registry is None else REGISTERED - 1
+        top = self.limit if self.registry is None else self.registered - 1
         if name not in self.ids and len(self.names) <= top:
             self.ids[name] = len(self.names)
             self.names.append(name)
@@ -38,15 +38,15 @@ class Names:
         if self.registry is None:
             return OTHER
         index = self.registry.add(name)
-        if index is None or REGISTERED + index > self.limit:
+        if index is None or self.registered + index > self.limit:
             return OTHER
-        return REGISTERED + index
+        return self.registered + index
 
     def name(self, ident):
         if ident < len(self.names):
             return self.names[ident]
-        if self.registry is not None and ident >= REGISTERED:
-            return self.registry.name(ident - REGISTERED) or 'other'
+        if self.registry is not None and ident >= self.registered:
+            return self.registry.name(ident - self.registered) or 'other'
         return 'other'
 
 

@@ -44,6 +44,13 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts_ns);
+CREATE TABLE IF NOT EXISTS tenants (
+    id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    updated_ns INTEGER NOT NULL,
+    deleted_ns INTEGER
+);
 """
 
 
@@ -133,6 +140,11 @@ class KeyStore:
                     'COALESCE(MAX(created_ns), 0), COALESCE(MAX(revoked_ns), 0), '
                     'COALESCE(MAX(updated_ns), 0) FROM api_keys'
                 ).fetchone()
+            ) + tuple(
+                db.execute(
+                    'SELECT COUNT(*), COALESCE(MAX(updated_ns), 0), '
+                    'COALESCE(MAX(deleted_ns), 0) FROM tenants'
+                ).fetchone()
             )
         finally:
             db.close()
@@ -190,6 +202,84 @@ class KeyStore:
             ]
         finally:
             db.close()
+
+    # -- tenants created at run time ---------------------------------------------
+
+    def tenants(self):
+        """{id: (spec dict, updated_ns)} of the live run-time tenants."""
+        if not self.database.exists():
+            return {}
+        db = self._db()
+        try:
+            return {
+                i: (orjson.loads(spec), updated)
+                for i, spec, updated in db.execute(
+                    'SELECT id, spec, updated_ns FROM tenants WHERE deleted_ns IS NULL'
+                )
+            }
+        finally:
+            db.close()
+
+    def create_tenant(self, tenant_id, spec):
+        """Whether it was created (False: a live tenant has that id)."""
+        now = time.time_ns()
+        db = self._db()
+        try:
+            self.database.begin_exclusive(db)
+            row = db.execute(
+                'SELECT deleted_ns FROM tenants WHERE id = ?', (tenant_id,)
+            ).fetchone()
+            if row is not None and row[0] is None:
+                db.execute('ROLLBACK')
+                return False
+            db.execute('DELETE FROM tenants WHERE id = ?', (tenant_id,))
+            db.execute(
+                'INSERT INTO tenants (id, spec, created_ns, updated_ns) '
+                'VALUES (?, ?, ?, ?)',
+                (tenant_id, orjson.dumps(spec).decode(), now, now),
+            )
+            db.execute('COMMIT')
+        finally:
+            db.close()
+        return True
+
+    def update_tenant(self, tenant_id, spec):
+        """Whether a live tenant was changed."""
+        db = self._db()
+        try:
+            row = db.execute(
+                'UPDATE tenants SET spec = ?, updated_ns = ? '
+                'WHERE id = ? AND deleted_ns IS NULL RETURNING id',
+                (orjson.dumps(spec).decode(), time.time_ns(), tenant_id),
+            ).fetchone()
+        finally:
+            db.close()
+        return row is not None
+
+    def delete_tenant(self, tenant_id):
+        """Delete a live tenant and revoke its keys (its usage rows stay); how
+        many keys were revoked, or None when there was no such tenant."""
+        now = time.time_ns()
+        db = self._db()
+        try:
+            self.database.begin_exclusive(db)
+            row = db.execute(
+                'UPDATE tenants SET deleted_ns = ? '
+                'WHERE id = ? AND deleted_ns IS NULL RETURNING id',
+                (now, tenant_id),
+            ).fetchone()
+            if row is None:
+                db.execute('ROLLBACK')
+                return None
+            revoked = db.execute(
+                'UPDATE api_keys SET revoked_ns = ? '
+                'WHERE tenant = ? AND revoked_ns IS NULL RETURNING id',
+                (now, tenant_id),
+            ).fetchall()
+            db.execute('COMMIT')
+        finally:
+            db.close()
+        return len(revoked)
 
     def listing(self, tenant):
         db = self._db()

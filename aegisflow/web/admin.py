@@ -36,6 +36,7 @@ from aegisflow.web.admin_keys import audit
 from aegisflow.web.admin_resource import AdminResource
 from aegisflow.web.admin_resource import single_params
 from aegisflow.web.admin_state import AdminBreakers
+from aegisflow.web.admin_state import AdminTenant
 from aegisflow.web.admin_state import AdminTenants
 
 
@@ -168,9 +169,8 @@ def add_routes(app, gw):
     app.add_route('/admin/v1/usage', AdminUsage(gw, auth))
     app.add_route('/admin/v1/config', AdminConfig(gw, auth))
     app.add_route('/admin/v1/reload', AdminReload(gw, auth))
-    tenants = AdminTenants(gw, auth)
-    app.add_route('/admin/v1/tenants', tenants)
-    app.add_route('/admin/v1/tenants/{tenant_id}', tenants)
+    app.add_route('/admin/v1/tenants', AdminTenants(gw, auth))
+    app.add_route('/admin/v1/tenants/{tenant_id}', AdminTenant(gw, auth))
     app.add_route('/admin/v1/tenants/{tenant_id}/keys', AdminKeys(gw, auth))
     app.add_route('/admin/v1/keys/{key_id}', AdminKey(gw, auth))
     app.add_route('/admin/v1/keys/{key_id}/rotate', AdminKeyRotate(gw, auth))

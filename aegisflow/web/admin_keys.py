@@ -21,6 +21,7 @@ import re
 
 import orjson
 
+from aegisflow.auth import runtime_tenants
 from aegisflow.config.scope import scope_from_json
 from aegisflow.config.scope import scope_to_json
 from aegisflow.errors import ApiError
@@ -55,6 +56,8 @@ class AdminKeys(AdminResource):
 
     def _tenant(self, tenant_id):
         tenant = next((t for t in self.gw.config.tenants if t.id == tenant_id), None)
+        if tenant is None:
+            tenant = runtime_tenants(self.gw.keystore).get(tenant_id)
         if tenant is None:
             raise NotFound(f"No tenant '{tenant_id[:64]}'.", code='tenant_not_found')
         return tenant

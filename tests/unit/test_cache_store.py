@@ -4,6 +4,7 @@ chat answer's stream form both ways."""
 
 import hashlib
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -101,6 +102,7 @@ cache: {%s}
 class Principal:
     def __init__(self, tenant, key_name='one'):
         self.tenant_id, self.key_name = tenant, key_name
+        self.tenant = SimpleNamespace(id=tenant, policies=None)
 
 
 def tickets(options='', **kw):
