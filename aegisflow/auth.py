@@ -185,7 +185,7 @@ class KeyIndex:
         version = (row.id, row.updated_ns)
         scope = self._parsed.get(version)
         if scope is None:
-            scope = self._parsed[version] = scope_from_json(row.scope)[0] or KeyScope()
+            scope = self._parsed[version] = stored_scope(row)
         scopes[(row.tenant, row.name)] = scope
         principal = _principal(tenant, row.name, allowed, scope)
         index[row.digest] = (row.digest, principal)
@@ -239,13 +239,22 @@ def _principal(tenant, name, allowed, scope):
     )
 
 
+def stored_scope(row):
+    """The `KeyScope` of a stored key: a budget of its own period counts its
+    periods from the key's creation."""
+    scope = scope_from_json(row.scope)[0] or KeyScope()
+    budget = scope.budget
+    if budget is not None and budget.max_usd is not None:
+        scope = replace(scope, budget=replace(budget, anchor=row.created_ns / 1e9))
+    return scope
+
+
 def runtime_key_limits(store):
     """{(tenant, key name): (RateLimit, Budget)} of the keys created at run time."""
     out = {}
     for row in store.active():
-        scope, _ = scope_from_json(row.scope)
-        if scope is not None:
-            out[(row.tenant, row.name)] = (scope.rate_limit, scope.budget)
+        scope = stored_scope(row)
+        out[(row.tenant, row.name)] = (scope.rate_limit, scope.budget)
     return out
 
 

@@ -20,7 +20,8 @@ RATE_KEYS = (
     'request_burst',
     'token_burst',
 )
-BUDGET_KEYS = ('daily_usd', 'monthly_usd', 'warn_at')
+BUDGET_KEYS = ('daily_usd', 'monthly_usd', 'max_usd', 'budget_duration', 'warn_at')
+_DURATION = re.compile(r'([1-9][0-9]{0,3})([dh])\Z')
 KEY_SCOPE_KEYS = ('allowed_models', 'rate_limit', 'budget', 'expires_at', 'metadata')
 METADATA_MAX_BYTES = 2048
 _LATEST = 253402300799  # 9999-12-31T23:59:59Z
@@ -42,6 +43,18 @@ class Budget:
     daily_usd: float | None = None
     monthly_usd: float | None = None
     warn_at: float = 0.8
+    # a budget of its own period: `max_usd` per `budget_duration` ("30d", "12h"),
+    # periods counted from `anchor` (a run-time key's creation; else 1970-01-01)
+    max_usd: float | None = None
+    budget_duration: str | None = None
+    anchor: float = 0.0
+
+    @property
+    def duration_s(self):
+        if self.budget_duration is None:
+            return None
+        count, unit = _DURATION.match(self.budget_duration).groups()
+        return int(count) * (86400 if unit == 'd' else 3600)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +97,26 @@ def read_budget(node):
         return None
     daily = node.get('daily_usd').num(None, min=0)
     monthly = node.get('monthly_usd').num(None, min=0)
-    if daily is None and monthly is None:
-        node.fail('daily_usd or monthly_usd', found='neither')
+    most = node.get('max_usd').num(None, min=0)
+    duration = node.get('budget_duration').str(
+        None,
+        check=_DURATION.match,
+        expected='a duration in days or hours: 30d, 7d, 12h (up to 9999)',
+    )
+    if (most is None) != (duration is None) and not (
+        node.get('max_usd').missing and node.get('budget_duration').missing
+    ):
+        missing = 'budget_duration' if duration is None else 'max_usd'
+        if node.get(missing).missing:
+            node.get(missing).fail('max_usd and budget_duration together')
+    if daily is None and monthly is None and most is None:
+        node.fail('daily_usd, monthly_usd or max_usd', found='none of them')
     return Budget(
         daily_usd=daily,
         monthly_usd=monthly,
         warn_at=node.get('warn_at').num(0.8, min=0, max=1),
+        max_usd=most if duration is not None else None,
+        budget_duration=duration if most is not None else None,
     )
 
 

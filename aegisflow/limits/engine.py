@@ -84,7 +84,8 @@ def refusal_message(check, weight, retry_after_s):
         what = f'requests in flight: limit {check.limit}'
     else:
         return (
-            f'The {_ADJECTIVE[check.period]} budget of {check.scope} (USD '
+            f'The {_ADJECTIVE.get(check.period, check.period)} budget of '
+            f'{check.scope} (USD '
             f'{check.limit / NANO_USD:.2f}) is used up or too small for this '
             f'request; it renews in {retry_after_s}s.'
         )
@@ -136,7 +137,8 @@ def decide(checks, entries, words, now_ns, now_unix):
             words[base + 4] = now_ns + int((check.period_end - now_unix + 3600) * 1e9)
             if check.limit and value >= check.warn_at * check.limit:
                 decision.warnings.append(
-                    f'{_ADJECTIVE[check.period]} budget of {check.scope} at '
+                    f'{_ADJECTIVE.get(check.period, check.period)} budget of '
+                    f'{check.scope} at '
                     f'{100 * value / check.limit:.0f}%'
                 )
         decision.charges.append(Charge(check, weight, base))

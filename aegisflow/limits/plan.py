@@ -86,14 +86,25 @@ def periods(now_unix):
     )
 
 
+def own_period(budget, now_unix):
+    """(id, start, end) of a budget's own period (``budget_duration``) at
+    `now_unix`, counted from its anchor."""
+    duration = budget.duration_s
+    since = max(0.0, now_unix - budget.anchor)
+    start = int(budget.anchor + since // duration * duration)
+    return f'{start}', start, start + duration
+
+
 def _budget_checks(scope_id, scope_words, budget, now_unix):
     if budget is None:
         return []
     day, month = periods(now_unix)
+    own = own_period(budget, now_unix) if budget.max_usd is not None else (0, 0, 0)
     out = []
     for period, usd, (label, start, end) in (
         ('day', budget.daily_usd, day),
         ('month', budget.monthly_usd, month),
+        (budget.budget_duration, budget.max_usd, own),
     ):
         if usd is not None:
             out.append(
@@ -223,23 +234,29 @@ class Planner:
         return out
 
     def _budgets_of(self, tenant, key_name, now_unix):
-        """The budget checks of a key for today (rebuilt when the UTC day changes)."""
-        day = int(now_unix // 86400)
+        """The budget checks of a key for their current periods (rebuilt when the
+        first of those periods ends)."""
         cache = self._budget_cache
-        if cache is None or cache[0] != day:
-            cache = self._budget_cache = (day, {})
-        checks = cache[1].get((tenant, key_name))
-        if checks is None:
-            checks = []
-            for scope in (
-                self._tenant_budgets.get(tenant),
-                self._key_budgets.get((tenant, key_name)),
-            ):
-                if scope is not None:
-                    checks += _budget_checks(*scope, now_unix)
-            if len(cache[1]) < 1 << 16:
-                cache[1][(tenant, key_name)] = tuple(checks)
-            checks = tuple(checks)
+        if cache is None:
+            cache = self._budget_cache = {}
+        found = cache.get((tenant, key_name))
+        if found is not None and now_unix < found[1]:
+            return found[0]
+        checks = []
+        for scope in (
+            self._tenant_budgets.get(tenant),
+            self._key_budgets.get((tenant, key_name)),
+        ):
+            if scope is not None:
+                checks += _budget_checks(*scope, now_unix)
+        checks = tuple(checks)
+        # NOTE: without a budget, look again at the next UTC day
+        ends = min(
+            (c.period_end for c in checks), default=(now_unix // 86400 + 1) * 86400
+        )
+        if len(cache) >= 1 << 16:
+            cache.clear()
+        cache[(tenant, key_name)] = (checks, ends)
         return checks
 
     def budget_scopes(self):

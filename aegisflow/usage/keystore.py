@@ -83,6 +83,7 @@ class StoredKey(NamedTuple):
     prev_digest: bytes | None  # the secret before a rotation, during its grace
     prev_until_ns: int
     updated_ns: int = 0  # when it was created or last changed
+    created_ns: int = 0
 
 
 # columns added to api_keys since its first release
@@ -165,10 +166,12 @@ class KeyStore:
                     bytes.fromhex(p) if p else None,
                     until or 0,
                     updated or 0,
+                    created or 0,
                 )
-                for t, n, d, i, scope, p, until, updated in db.execute(
+                for t, n, d, i, scope, p, until, updated, created in db.execute(
                     'SELECT tenant, name, digest, id, scope, prev_digest, '
-                    'prev_until_ns, updated_ns FROM api_keys WHERE revoked_ns IS NULL'
+                    'prev_until_ns, updated_ns, created_ns FROM api_keys '
+                    'WHERE revoked_ns IS NULL'
                 )
             ]
         finally:
@@ -179,6 +182,12 @@ class KeyStore:
         after `since_ns` (their own clock: callers re-read with a margin)."""
         db = self._db()
         try:
+            rows = db.execute(
+                'SELECT tenant, name, digest, id, scope, prev_digest, prev_until_ns, '
+                'updated_ns, revoked_ns, created_ns FROM api_keys '
+                'WHERE updated_ns >= ? OR revoked_ns >= ?',
+                (since_ns, since_ns),
+            ).fetchall()
             return [
                 (
                     StoredKey(
@@ -190,15 +199,11 @@ class KeyStore:
                         bytes.fromhex(p) if p else None,
                         until or 0,
                         max(updated or 0, revoked or 0),
+                        created or 0,
                     ),
                     revoked is not None,
                 )
-                for t, n, d, i, scope, p, until, updated, revoked in db.execute(
-                    'SELECT tenant, name, digest, id, scope, prev_digest, '
-                    'prev_until_ns, updated_ns, revoked_ns FROM api_keys '
-                    'WHERE updated_ns >= ? OR revoked_ns >= ?',
-                    (since_ns, since_ns),
-                )
+                for t, n, d, i, scope, p, until, updated, revoked, created in rows
             ]
         finally:
             db.close()

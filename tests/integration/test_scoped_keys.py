@@ -118,7 +118,7 @@ def test_a_change_applies_from_the_next_request(gw):
         (
             {'budget': {'warn_at': 0.5}},
             'budget',
-            'budget: expected daily_usd or monthly_usd, found neither',
+            'budget: expected daily_usd, monthly_usd or max_usd, found none of them',
         ),
         ({'allowed_models': []}, 'allowed_models', 'allowed_models: expected a list'),
         ({'expires_at': 'soon'}, 'expires_at', 'expires_at: expected a time'),
@@ -230,3 +230,24 @@ def test_a_run_time_keys_usage_is_under_its_own_name(gw):
         lambda: rows().get('named-usage') == 3, timeout=15, what='usage under its name'
     )
     assert 'other' not in rows()
+
+
+def test_a_budget_of_its_own_period_counts_from_the_keys_creation(gw):
+    r = create(
+        gw, name='monthly-ish', budget={'max_usd': 0.0001, 'budget_duration': '30d'}
+    )
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert made['budget'] == {
+        'max_usd': 0.0001,
+        'budget_duration': '30d',
+        'warn_at': 0.8,
+    }
+    statuses = [chat(gw, made['key'], max_tokens=5).status_code for _ in range(20)]
+    assert statuses[0] == 200 and 429 in statuses
+    refused = chat(gw, made['key'], max_tokens=5).json()['error']
+    assert refused['code'] == 'insufficient_quota'
+    assert 'The 30d budget of key' in refused['message']
+    # it renews 30 days after the key was made, not at a calendar boundary
+    renews = int(refused['message'].rsplit('renews in ', 1)[1].rstrip('s.'))
+    assert 30 * 86400 - 120 < renews <= 30 * 86400

@@ -58,3 +58,33 @@ def test_a_key_is_held_to_its_own_limit_and_its_tenants(config):
     # a key the planner was never told of still gets its tenant's
     names = {c.name for c in planner.checks('acme', 'made-later', 'mock', None, 0)}
     assert names == {'requests:tenant:acme'}
+
+
+def test_a_budget_of_its_own_period_counts_from_its_anchor():
+    from dataclasses import replace
+
+    from aegisflow.config.scope import Budget
+    from aegisflow.limits.plan import own_period
+
+    budget = replace(Budget(max_usd=5, budget_duration='30d'), anchor=1_000_000)
+    assert own_period(budget, 1_000_000 + 10) == ('1000000', 1_000_000, 3_592_000)
+    day31 = 1_000_000 + 31 * 86400
+    assert own_period(budget, day31)[1] == 1_000_000 + 30 * 86400
+    assert replace(budget, budget_duration='12h').duration_s == 43200
+
+
+def test_max_usd_needs_its_duration():
+    from aegisflow.config.loader import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        parse_config(
+            CONFIG.replace(
+                '      - {key: sk-plain, name: plain}',
+                '      - {key: sk-plain, name: plain, budget: {max_usd: 5}}',
+            ),
+            env={},
+        )
+    assert (
+        'tenants[0].keys[2].budget.budget_duration: expected max_usd and '
+        'budget_duration together'
+    ) in str(err.value)

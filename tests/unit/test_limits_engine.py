@@ -174,7 +174,7 @@ def test_reset_label_is_openai_duration_format(ns, label):
         ),
         (
             'budget: {warn_at: 0.5}',
-            'tenants[0].budget: expected daily_usd or monthly_usd',
+            'tenants[0].budget: expected daily_usd, monthly_usd or max_usd',
         ),
         (
             'budget: {daily_usd: -1}',
