@@ -3,6 +3,7 @@ exception escaping a hook (``child_exit`` above all) stops Gunicorn's arbiter.""
 
 import functools
 import logging
+import signal
 import sys
 
 from aegisflow import logs
@@ -10,6 +11,7 @@ from workers import context
 from workers import http_errors
 from workers import orphan
 from workers import state
+from workers.runtime import STOP_SIGNALS
 
 log = logging.getLogger('aegisflow.master')
 
@@ -71,6 +73,13 @@ def post_fork(server, worker):
 
 
 @_never_raises
+def post_worker_init(worker):
+    # ORDER: the worker's own handlers are in place: the stop signals blocked
+    # across its fork (`runtime.STOP_SIGNALS`) may come now, pending ones at once
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+@_never_raises
 def child_exit(server, worker):
     slot = getattr(worker, 'aegis_slot', None)
     if slot is not None:
@@ -96,6 +105,7 @@ HOOKS = {
     'on_reload': on_reload,
     'pre_fork': pre_fork,
     'post_fork': post_fork,
+    'post_worker_init': post_worker_init,
     'child_exit': child_exit,
     'worker_exit': worker_exit,
     'on_exit': on_exit,

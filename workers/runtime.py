@@ -20,6 +20,7 @@ import datetime
 import logging
 import os
 import shutil
+import signal
 import threading
 import time
 
@@ -62,6 +63,8 @@ log = logging.getLogger('aegisflow.master')
 _TICK = os.sysconf('SC_CLK_TCK')
 _PAGE = os.sysconf('SC_PAGE_SIZE')
 _PROCESS_EVERY_S = 1.0
+# the signals that stop a worker: blocked from fork until its handlers are in place
+STOP_SIGNALS = frozenset((signal.SIGTERM, signal.SIGINT, signal.SIGQUIT))
 RUNTIME_TENANTS = 1024  # tenants created at run time that get their own label id
 _KEY_POLL_S = 0.25  # keys changed on another host work here within a second
 
@@ -177,6 +180,7 @@ class MasterRuntime:
         self.stopping = threading.Event()
         self.thread = None
         self.pid = os.getpid()
+        self._mask = set()
         # the local response cache's store: every worker maps it, sized at start
         self.cache_dir = cache_store.new_dir()
         self.cache_max_bytes = config.cache.max_bytes
@@ -197,6 +201,12 @@ class MasterRuntime:
 
     def _before_fork(self):
         if os.getpid() == self.pid:
+            # NOTE: a stop signal that reaches a new worker before it installs its
+            # own handlers would run the master's (which only queues it) and be
+            # lost: the worker would then serve on until killed. Blocked across the
+            # fork, it stays pending until the worker unblocks it, handlers in
+            # place (`hooks.post_worker_init`).
+            self._mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
             self.gate.acquire()
             self.ledger.disconnect()  # ORDER: no SQLite connection crosses a fork
             # NOTE: nor the alerts' thread's database or network call: a fork in
@@ -207,6 +217,7 @@ class MasterRuntime:
         if os.getpid() == self.pid:
             self.alerts.fork_lock.release()
             self.gate.release()
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
 
     def _after_fork_child(self):
         if self.alerts.fork_lock.locked():
