@@ -359,6 +359,48 @@ def test_admin_shows_the_cache_and_deletes_by_tenant_or_whole(gw, upstream):
     assert [e['action'] for e in audit['entries']] == ['cache.delete'] * 2
 
 
+def test_embeddings_and_the_translated_apis_are_cached_too(gw, upstream):
+    h = {'Authorization': 'Bearer sk-acme-1'}
+
+    def embed():
+        return requests.post(
+            gw.base_url + '/embeddings',
+            json={'model': 'ok-embed', 'input': ['one text', 'another']},
+            headers=h,
+            timeout=10,
+        )
+
+    first, second = embed(), embed()
+    assert first.headers['X-AegisFlow-Cache'] == 'miss'
+    assert second.headers['X-AegisFlow-Cache'] == 'hit'
+    assert second.json()['data'] == first.json()['data']
+    sent = [b for _, b in upstream.requests if b.get('model') == 'ok-embed']
+    assert len(sent) == 1
+    # /v1/messages and /v1/responses to an OpenAI-compatible target: translated,
+    # cached in the chat form, answered in their own format
+    for path, body in (
+        (
+            '/messages',
+            {
+                'model': 'ok-msgs',
+                'max_tokens': 64,
+                'messages': [{'role': 'user', 'content': 'as anthropic'}],
+            },
+        ),
+        ('/responses', {'model': 'ok-resps', 'input': 'as responses'}),
+    ):
+        results = []
+        for _ in range(2):
+            r = requests.post(gw.base_url + path, json=body, headers=h, timeout=10)
+            assert r.status_code == 200, r.text
+            results.append(r)
+        assert [r.headers['X-AegisFlow-Cache'] for r in results] == ['miss', 'hit']
+        assert upstream.calls[body['model']] == 1
+    answer = results[1].json()
+    assert answer['object'] == 'response'
+    assert answer['output'][0]['content'][0]['text'] == 'echo: as responses'
+
+
 def test_a_writer_killed_in_the_middle_of_a_store_leaves_the_cache_correct(
     gw_paused, upstream
 ):
