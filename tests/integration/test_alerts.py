@@ -81,7 +81,7 @@ providers:
 routes: [{{match: "*", targets: [mock]}}]
 tenants:
   - id: spender
-    keys: [{{key: sk-spender}}]
+    keys: [{{key: sk-spender}}, {{key: sk-soon, name: soon, expires_at: {soon}}}]
     budget: {{daily_usd: 0.0004, warn_at: 0.5}}
 storage: {{sqlite_path: usage.sqlite}}
 telemetry: {{flush_interval_ms: 50}}
@@ -97,8 +97,9 @@ def receiver_port():
 
 @pytest.fixture(scope='module')
 def gw(gateway_factory, receiver_port):
+    soon = int(time.time()) + 2 * 86400  # within 7 days, not within 1
     return gateway_factory(
-        CONFIG.format(port=receiver_port),
+        CONFIG.format(port=receiver_port, soon=soon),
         env={'ALERT_SECRET': SECRET, 'ALERT_ADMIN': ADMIN_KEY},
     )
 
@@ -173,6 +174,14 @@ def test_a_budget_warning_arrives_once_signed_even_after_the_receiver_was_down(
         assert len(receiver.events('budget.exhausted')) == 1
         # a body changed in transit fails the check
         assert not verify(headers, raw.replace(b'spender', b'spendex'))
+        # the key that expires in two days was told once, at the 7-day mark
+        wait_until(
+            lambda: receiver.events('key.expiring'), timeout=15, what='key.expiring'
+        )
+        [(headers, alert)] = receiver.events('key.expiring')
+        assert alert['subject'] == 'spender/soon'
+        assert alert['data']['within'] == '7d'
+        assert headers['X-AegisFlow-Event'] == 'key.expiring'
     finally:
         receiver.stop()
 
@@ -198,3 +207,4 @@ def test_a_breaker_forced_open_then_closed_is_told_both_ways(gw, receiver_port):
         assert headers['X-AegisFlow-Event'] == 'breaker.opened'
     finally:
         receiver.stop()
+
