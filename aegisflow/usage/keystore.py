@@ -95,6 +95,29 @@ _ADDED = (
 )
 
 
+_SELECT_KEYS = (
+    'SELECT tenant, name, digest, id, scope, prev_digest, prev_until_ns, '
+    'updated_ns, created_ns, revoked_ns FROM api_keys'
+)
+
+
+def _stored(row):
+    """The `StoredKey` of an `_SELECT_KEYS` row (its last change: an update or
+    the revocation)."""
+    t, n, d, i, scope, prev, until, updated, created, revoked = row
+    return StoredKey(
+        t,
+        n,
+        bytes.fromhex(d),
+        i,
+        orjson.loads(scope or '{}'),
+        bytes.fromhex(prev) if prev else None,
+        until or 0,
+        max(updated or 0, revoked or 0),
+        created or 0,
+    )
+
+
 def _new_secret():
     """(a new key, its SHA-256 in hex)."""
     key = 'sk-af-' + secrets.token_urlsafe(32)
@@ -156,26 +179,10 @@ class KeyStore:
             return []
         db = self._db()
         try:
-            return [
-                StoredKey(
-                    t,
-                    n,
-                    bytes.fromhex(d),
-                    i,
-                    orjson.loads(scope or '{}'),
-                    bytes.fromhex(p) if p else None,
-                    until or 0,
-                    updated or 0,
-                    created or 0,
-                )
-                for t, n, d, i, scope, p, until, updated, created in db.execute(
-                    'SELECT tenant, name, digest, id, scope, prev_digest, '
-                    'prev_until_ns, updated_ns, created_ns FROM api_keys '
-                    'WHERE revoked_ns IS NULL'
-                )
-            ]
+            rows = db.execute(_SELECT_KEYS + ' WHERE revoked_ns IS NULL').fetchall()
         finally:
             db.close()
+        return [_stored(row) for row in rows]
 
     def changes(self, since_ns):
         """[(StoredKey, revoked)] of the keys created, changed or revoked at or
@@ -183,33 +190,14 @@ class KeyStore:
         db = self._db()
         try:
             rows = db.execute(
-                'SELECT tenant, name, digest, id, scope, prev_digest, prev_until_ns, '
-                'updated_ns, revoked_ns, created_ns FROM api_keys '
-                'WHERE updated_ns >= ? OR revoked_ns >= ?',
+                _SELECT_KEYS + ' WHERE updated_ns >= ? OR revoked_ns >= ?',
                 (since_ns, since_ns),
             ).fetchall()
-            return [
-                (
-                    StoredKey(
-                        t,
-                        n,
-                        bytes.fromhex(d),
-                        i,
-                        orjson.loads(scope or '{}'),
-                        bytes.fromhex(p) if p else None,
-                        until or 0,
-                        max(updated or 0, revoked or 0),
-                        created or 0,
-                    ),
-                    revoked is not None,
-                )
-                for t, n, d, i, scope, p, until, updated, revoked, created in rows
-            ]
         finally:
             db.close()
+        return [(_stored(row), row[-1] is not None) for row in rows]
 
     # -- tenants created at run time ---------------------------------------------
-
     def tenants(self):
         """{id: (spec dict, updated_ns)} of the live run-time tenants."""
         if not self.database.exists():
