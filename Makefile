@@ -64,11 +64,13 @@ wrk:
 # the gateway against bare Falcon and a pass-through proxy (mock and static upstream,
 # JSON and SSE, 1 and 64 connections) under each worker class in the same rounds,
 # then 1,000 slow streams at once on the default class, then cache hits against
-# the in-process mock and the hit ratio of 4 workers.
+# the in-process mock and the hit ratio of 4 workers, then 10,000 run-time keys
+# against 10.
 bench: install wrk redis-server
 	$(PY) bench/run.py --rounds 3 --duration 10 --worker-classes gevent,gthread,meinheld --append bench/RESULTS.md
 	$(PY) bench/streams.py --streams 1000 --worker-class gevent --append bench/RESULTS.md
 	$(PY) bench/cache.py --rounds 3 --duration 10 --append bench/RESULTS.md
+	$(PY) bench/keys.py --rounds 3 --duration 10 --append bench/RESULTS.md
 	$(PY) -m pytest -q -p no:cacheprovider bench --benchmark-only
 
 # Steady load for at least 20 minutes and 1,000,000 requests: RSS and open file
