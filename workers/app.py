@@ -40,7 +40,7 @@ try:
         key_generation=_telemetry.key_generation() if _telemetry else None,
         cache_store=(
             (_telemetry.runtime.cache_dir, _telemetry.runtime.cache_max_bytes)
-            if _telemetry
+            if _telemetry and _telemetry.runtime.cache_dir
             else None
         ),
     )

@@ -27,6 +27,7 @@ import time
 from aegisflow.auth import runtime_key_limits
 from aegisflow.auth import runtime_tenants
 from aegisflow.cache import local as cache_store
+from aegisflow.cache import local_wanted
 from aegisflow.limits.engine import EVICT_IDLE_NS
 from aegisflow.limits.engine import REFUSED
 from aegisflow.limits.plan import Planner
@@ -182,8 +183,10 @@ class MasterRuntime:
         self.pid = os.getpid()
         self._mask = set()
         # the local response cache's store: every worker maps it, sized at start
-        self.cache_dir = cache_store.new_dir()
+        # (made when a config first wants it: a reload may turn the cache on)
+        self.cache_dir = None
         self.cache_max_bytes = config.cache.max_bytes
+        self._cache_store(config)
         self.reaped = 0
         self._last_requests = -1
         self._last_process = 0.0
@@ -351,8 +354,7 @@ class MasterRuntime:
         self.page.publish(text)
 
     def _cache_gauges(self):
-        cache = self.config.cache
-        if cache.backend != 'local':
+        if self.cache_dir is None or self.config.cache.backend != 'local':
             return {}
         stats = cache_store.read_stats(self.cache_dir)
         return {
@@ -495,8 +497,20 @@ class MasterRuntime:
                 extra={'pid': pid, 'stripes': freed, 'parallel_slots': given},
             )
 
+    def _cache_store(self, config):
+        """Make the local store's directory when `config` first wants one; whether
+        it was made now."""
+        if self.cache_dir is not None or not local_wanted(config):
+            return False
+        self.cache_dir = cache_store.new_dir()
+        self.cache_max_bytes = config.cache.max_bytes
+        return True
+
     def reload(self, config):
-        if config.cache.max_bytes != self.cache_max_bytes:
+        # ORDER: before the new workers are forked: they map it
+        made = self._cache_store(config)
+        kept = self.cache_dir is not None and not made
+        if kept and config.cache.max_bytes != self.cache_max_bytes:
             log.warning(
                 'cache.max_bytes changes need a restart; the local cache keeps '
                 'its size',
@@ -524,4 +538,5 @@ class MasterRuntime:
         self.tick()
         self.alerts.stop()
         self.aggregator.close()
-        shutil.rmtree(self.cache_dir, ignore_errors=True)
+        if self.cache_dir is not None:
+            shutil.rmtree(self.cache_dir, ignore_errors=True)

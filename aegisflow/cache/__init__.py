@@ -83,12 +83,7 @@ class ResponseCache:
         (directory, max_bytes), the master's under Gunicorn (sized at its start);
         None: a new directory, removed on `close` (an app on its own)."""
         cc = config.cache
-        enabled = cc.enabled or any(
-            o is not None and o.enabled
-            for o in [r.cache for r in config.routes]
-            + [t.cache for t in config.tenants]
-        )
-        if not enabled:
+        if not wanted(config):
             return None
         if cc.backend == 'redis':
             store = RedisStore(
@@ -232,6 +227,20 @@ class ResponseCache:
         self.store.close()
         if self.owned_dir is not None:
             shutil.rmtree(self.owned_dir, ignore_errors=True)
+
+
+def wanted(config):
+    """Whether `config` turns the cache on anywhere (the section, a route, a
+    tenant)."""
+    return config.cache.enabled or any(
+        o is not None and o.enabled
+        for o in [r.cache for r in config.routes] + [t.cache for t in config.tenants]
+    )
+
+
+def local_wanted(config):
+    """Whether `config` needs the local store (the master makes its directory)."""
+    return wanted(config) and config.cache.backend == 'local'
 
 
 def parse_control(value):

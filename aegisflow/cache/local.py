@@ -23,6 +23,8 @@ cross a fork) and sized at start: ``cache.max_bytes`` changes need a restart.
 import logging
 import mmap
 import os
+import re
+import shutil
 import struct
 import sys
 import tempfile
@@ -228,7 +230,37 @@ def read_stats(path):
 
 
 def new_dir(parent=None):
-    """A fresh directory for a store (in /dev/shm when it exists: memory, no disk)."""
+    """A fresh directory for a store, named for this process
+    (``aegisflow-cache-<pid>-<random>``), in /dev/shm when it exists (memory, no
+    disk). The directories of processes that are gone are removed first: a master
+    killed outright cannot remove its own (`sweep`)."""
     if parent is None and os.path.isdir('/dev/shm'):
         parent = '/dev/shm'
-    return tempfile.mkdtemp(prefix='aegisflow-cache-', dir=parent)
+    sweep(parent or tempfile.gettempdir())
+    return tempfile.mkdtemp(prefix=f'aegisflow-cache-{os.getpid()}-', dir=parent)
+
+
+def sweep(parent):
+    """Remove the store directories in `parent` whose process is gone; their
+    paths."""
+    removed = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        found = _DIR.match(name)
+        if found is None:
+            continue
+        try:
+            os.kill(int(found.group(1)), 0)
+        except ProcessLookupError:
+            path = os.path.join(parent, name)
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except PermissionError:
+            pass  # alive, another user's
+    return removed
+
+
+_DIR = re.compile(r'aegisflow-cache-(\d+)-\w+\Z')

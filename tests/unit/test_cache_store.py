@@ -234,3 +234,31 @@ def test_placeholders_go_back_for_the_store_and_come_back_per_request():
     kept = placeholders_of(message, first, 'message')
     assert kept['content'][0]['thinking'] == 'about a@x.io'  # signed: untouched
     assert kept['content'][1]['text'] == 'to [EMAIL_1]'
+
+
+def test_directories_of_processes_that_are_gone_are_swept(tmp_path):
+    import os
+
+    from aegisflow.cache.local import new_dir
+
+    gone = _dead_pid()
+    stale = tmp_path / f'aegisflow-cache-{gone}-abc123'
+    stale.mkdir()
+    (stale / 'data.mdb').write_bytes(b'x')
+    live = tmp_path / f'aegisflow-cache-{os.getpid()}-def456'
+    live.mkdir()
+    other = tmp_path / 'something-else'
+    other.mkdir()
+    made = new_dir(str(tmp_path))
+    assert not stale.exists()
+    assert live.exists() and other.exists()
+    assert os.path.basename(made).startswith(f'aegisflow-cache-{os.getpid()}-')
+
+
+def _dead_pid():
+    """The pid of a process that has exited and been reaped."""
+    import subprocess
+
+    child = subprocess.Popen(['true'])
+    child.wait()
+    return child.pid
