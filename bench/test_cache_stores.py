@@ -8,6 +8,7 @@ uses) and SQLite in WAL mode, both in /dev/shm, read and written with 8 KB value
 
 import hashlib
 import os
+import shutil
 import sqlite3
 import tempfile
 
@@ -58,6 +59,7 @@ def store(request):
         s.put(_key(i), VALUE, 3600)
     yield s
     s.close()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_bench_store_read_8k(benchmark, store):
