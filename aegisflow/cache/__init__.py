@@ -20,10 +20,10 @@ import time
 
 import orjson
 
+from aegisflow.cache.errors import Unavailable
 from aegisflow.cache.local import LocalStore
 from aegisflow.cache.local import new_dir
 from aegisflow.cache.remote import RedisStore
-from aegisflow.cache.remote import Unavailable
 
 log = logging.getLogger('aegisflow.cache')
 

@@ -32,6 +32,8 @@ import time
 
 import lmdb
 
+from aegisflow.cache.errors import Unavailable
+
 log = logging.getLogger('aegisflow.cache')
 
 HEADER = struct.Struct('<ddQ')  # stored_at, expires_at (unix seconds), insertion
@@ -87,7 +89,14 @@ class LocalStore:
     # -- reads --------------------------------------------------------------------
 
     def get(self, key):
-        """(stored_at, entry bytes) of a live entry, or None."""
+        """(stored_at, entry bytes) of a live entry, or None; `Unavailable` when
+        the store cannot be read."""
+        try:
+            return self._get(key)
+        except (lmdb.Error, OSError) as err:
+            raise Unavailable(f'local cache store: {err}') from None
+
+    def _get(self, key):
         env = self._open()
         with env.begin(db=self._entries, buffers=True) as txn:
             value = txn.get(key)
@@ -118,14 +127,16 @@ class LocalStore:
         size = len(entry) + HEADER.size
         if size > self.max_bytes:
             return False
-        env = self._open()
         now = time.time()
         try:
+            env = self._open()
             with env.begin(write=True) as txn:
                 return self._put(txn, key, entry, now, now + ttl_s, size)
         except lmdb.MapFullError:
             log.warning('cache store full beyond its bytes; entry not stored')
             return False
+        except (lmdb.Error, OSError) as err:
+            raise Unavailable(f'local cache store: {err}') from None
 
     def _put(self, txn, key, entry, now, expires_at, size):
         total, count, evictions = _STATS.unpack_from(self._map)

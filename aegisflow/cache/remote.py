@@ -12,13 +12,11 @@ import zlib
 
 import redis
 
+from aegisflow.cache.errors import Unavailable
+
 log = logging.getLogger('aegisflow.cache')
 
 _STORED = struct.Struct('<d')
-
-
-class Unavailable(Exception):
-    """The cache's Redis did not answer."""
 
 
 class RedisStore:

@@ -4,7 +4,7 @@ emptying it, whole or a tenant's or a model's entries (DELETE, audited)."""
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from aegisflow.cache.remote import Unavailable
+from aegisflow.cache.errors import Unavailable
 from aegisflow.errors import InvalidRequest
 from aegisflow.errors import NotFound
 from aegisflow.errors import ServiceUnavailable

@@ -262,3 +262,19 @@ def _dead_pid():
     child = subprocess.Popen(['true'])
     child.wait()
     return child.pid
+
+
+def test_an_unreadable_local_store_is_a_miss_never_an_error(tmp_path):
+    """A store directory that cannot be opened (here: a file stands in its place)
+    costs the cache, never the request."""
+    config = parse_config(CONFIG % f'path: {tmp_path / "store"}', env={})
+    (tmp_path / 'store').write_text('not a directory')
+    cache = ResponseCache.build(config)
+    router = Router(config, build_providers(config))
+    ticket = cache.ticket(
+        'chat', Principal('acme'), router.resolve('mock'), None, None, BODY, None
+    )
+    assert cache.get(ticket) is None
+    cache.put(ticket, {'body': {}})
+    assert ticket.result == 'store-skipped'
+    assert cache.errors == 2
