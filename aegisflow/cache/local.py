@@ -219,8 +219,9 @@ def _ref(key):
 def _paused(marker):
     monkey = sys.modules.get('gevent.monkey')
     sleep = monkey.get_original('time', 'sleep') if monkey else time.sleep
-    with open(marker + '.paused', 'w') as f:
+    with open(marker + '.writing', 'w') as f:
         f.write(str(os.getpid()))
+    os.replace(marker + '.writing', marker + '.paused')  # ORDER: whole, then seen
     while True:
         sleep(3600)  # NOTE: the whole process stops here, holding the writer's lock
 
