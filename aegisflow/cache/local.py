@@ -28,6 +28,7 @@ import shutil
 import struct
 import sys
 import tempfile
+import threading
 import time
 
 import lmdb
@@ -47,6 +48,9 @@ _MAX_EVICT_STEPS = 4096
 PAUSE_ENV = 'AEGISFLOW_TEST_CACHE_PAUSE_FILE'
 
 
+_OPENING = threading.Lock()
+
+
 class LocalStore:
     backend = 'local'
 
@@ -63,6 +67,12 @@ class LocalStore:
         pid = os.getpid()
         if self._pid == pid:
             return self._env
+        with _OPENING:  # NOTE: one environment per process: threads open it once
+            if self._pid == pid:
+                return self._env
+            return self._open_now(pid)
+
+    def _open_now(self, pid):
         os.makedirs(self.path, exist_ok=True)
         env = lmdb.open(
             self.path,
