@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= conf/aegisflow.yaml
 
-.PHONY: install run test lint redis-server postgresql promtool wrk bench soak bench-check bench-baseline clean
+.PHONY: install run test lint redis-server postgresql promtool chromium wrk bench soak bench-check bench-baseline clean
 
 install: $(STAMP)
 
@@ -40,6 +40,14 @@ promtool:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends prometheus; }
 
+# the admin console's browser tests drive Debian's chromium through Playwright
+# (tests/support/browser.py); Playwright's own browser download is not needed
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo 'installing chromium'; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium fonts-dejavu-core; }
+
 lint: install
 	$(VENV)/bin/ruff check .
 
@@ -52,7 +60,7 @@ SERVING_TESTS := $(addprefix tests/integration/,test_serving.py test_slow_sender
   test_response_cache.py)
 OTHER_WORKER_CLASS := gthread
 
-test: install redis-server postgresql promtool lint
+test: install redis-server postgresql promtool chromium lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 	AEGISFLOW_TEST_WORKER_CLASS=$(OTHER_WORKER_CLASS) $(PY) -m pytest -q -p no:cacheprovider $(SERVING_TESTS)
 
@@ -66,11 +74,12 @@ wrk:
 # then 1,000 slow streams at once on the default class, then cache hits against
 # the in-process mock and the hit ratio of 4 workers, then 10,000 run-time keys
 # against 10.
-bench: install wrk redis-server
+bench: install wrk redis-server chromium
 	$(PY) bench/run.py --rounds 3 --duration 10 --worker-classes gevent,gthread,meinheld --append bench/RESULTS.md
 	$(PY) bench/streams.py --streams 1000 --worker-class gevent --append bench/RESULTS.md
 	$(PY) bench/cache.py --rounds 3 --duration 10 --append bench/RESULTS.md
 	$(PY) bench/keys.py --rounds 3 --duration 10 --append bench/RESULTS.md
+	$(PY) bench/console.py --rounds 7 --append bench/RESULTS.md
 	$(PY) -m pytest -q -p no:cacheprovider bench --benchmark-only
 
 # Steady load for at least 20 minutes and 1,000,000 requests: RSS and open file

@@ -16,7 +16,7 @@ setup(
     package_dir={'aegisflow.conf': 'conf'},
     package_data={
         'workers': ['gunicorn_conf.py'],
-        'aegisflow.web': ['openapi.yaml'],
+        'aegisflow.web': ['openapi.yaml', 'console/*'],
         'aegisflow.conf': ['*.yaml', '*.yml', '*.json', '*.service'],
         'aegisflow.conf.plugins': ['*.wat'],
     },

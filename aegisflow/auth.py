@@ -200,18 +200,22 @@ class KeyIndex:
         scopes.pop((row.tenant, row.name), None)
         self._parsed.pop((row.id, row.updated_ns), None)
 
-    def names(self, tenant_id):
-        """Names of the tenant's keys in use (config and run time)."""
+    def sync(self):
+        """Bring the index, the run-time tenants and their limits up to date with
+        the store (one shared read when nothing changed)."""
         if self._generation is not None and self._generation.get() != self._seen:
             self._refresh()
+
+    def names(self, tenant_id):
+        """Names of the tenant's keys in use (config and run time)."""
+        self.sync()
         return {
             p.key_name for _, p in self._by_digest.values() if p.tenant.id == tenant_id
         }
 
     def authenticate(self, authorization, api_key_header):
         """The `Principal` for the presented credentials, or `AuthenticationFailed`."""
-        if self._generation is not None and self._generation.get() != self._seen:
-            self._refresh()
+        self.sync()
         key = presented_key(authorization, api_key_header)
         digest = hashlib.sha256(key.encode('utf-8', 'surrogatepass')).digest()
         hit = self._by_digest.get(digest)

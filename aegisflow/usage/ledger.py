@@ -77,10 +77,12 @@ CREATE TABLE IF NOT EXISTS usage_hourly (
     cache_write_tokens INTEGER NOT NULL,
     reasoning_tokens INTEGER NOT NULL,
     cost_usd REAL NOT NULL,
+    duration_ms REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (hour_ns, tenant, key_name, model, provider)
 );
 """
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+_HOURLY_SINCE = 2  # the first schema with usage_hourly
 HOUR_NS = 3600 * 10**9
 ROLLUP_SUMS = (
     'requests',
@@ -91,6 +93,7 @@ ROLLUP_SUMS = (
     'cache_write_tokens',
     'reasoning_tokens',
     'cost_usd',
+    'duration_ms',  # summed: the average is duration_ms / requests
 )
 _ROLLUP_KEYS = ('hour_ns', 'tenant', 'key_name', 'model', 'provider')
 _UPSERT = (
@@ -106,7 +109,15 @@ _BACKFILL = (
     f'SELECT ts_ns - ts_ns % {HOUR_NS}, tenant, key_name, model, provider, COUNT(*), '
     f'SUM({ERROR_SQL}), SUM(prompt_tokens), SUM(completion_tokens), '
     'SUM(cached_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), '
-    'SUM(cost_usd) FROM usage GROUP BY 1, 2, 3, 4, 5'
+    'SUM(cost_usd), SUM(duration_ms) FROM usage GROUP BY 1, 2, 3, 4, 5'
+)
+# rollups written before they summed durations: filled from the rows still kept
+_FILL_DURATIONS = (
+    'UPDATE usage_hourly SET duration_ms = COALESCE((SELECT SUM(u.duration_ms) '
+    f'FROM usage u WHERE u.ts_ns >= usage_hourly.hour_ns AND u.ts_ns < '
+    f'usage_hourly.hour_ns + {HOUR_NS} AND u.tenant = usage_hourly.tenant AND '
+    'u.key_name = usage_hourly.key_name AND u.model = usage_hourly.model AND '
+    'u.provider = usage_hourly.provider), 0)'
 )
 COLUMNS = (
     'ts_ns',
@@ -138,6 +149,8 @@ _PG_ADDED = (
     "ALTER TABLE usage ADD COLUMN IF NOT EXISTS endpoint TEXT NOT NULL DEFAULT ''",
     'ALTER TABLE usage ADD COLUMN IF NOT EXISTS cache_hit INTEGER NOT NULL DEFAULT 0',
     'ALTER TABLE usage ADD COLUMN IF NOT EXISTS saved_usd REAL NOT NULL DEFAULT 0',
+    'ALTER TABLE usage_hourly ADD COLUMN IF NOT EXISTS duration_ms '
+    'DOUBLE PRECISION NOT NULL DEFAULT 0',
 )
 _AUDIT_INSERT = (
     'INSERT INTO audit (ts_ns, actor, action, tenant, target, detail) '
@@ -149,13 +162,16 @@ _INSERT = (
 )
 
 
-def _migrate(db):
-    """Bring a ledger written by an older release up to `SCHEMA`: columns added
-    since are added with their default (old rows keep their data), and the hourly
-    rollups are built from the rows already there. One transaction."""
+def _migrate(db, version):
+    """Bring a ledger written by an older release (schema `version`) up to
+    `SCHEMA`: columns added since are added with their default (old rows keep
+    their data); hourly rollups new to it are built from the rows there, and
+    rollups that predate summed durations get them from the rows still kept (hours
+    already pruned keep 0). One transaction."""
     db.execute('BEGIN IMMEDIATE')
     try:
         have = {row[1] for row in db.execute('PRAGMA table_info(usage)')}
+        hourly = {row[1] for row in db.execute('PRAGMA table_info(usage_hourly)')}
         if 'cache_write_tokens' not in have:
             db.execute(
                 'ALTER TABLE usage ADD COLUMN '
@@ -168,8 +184,16 @@ def _migrate(db):
                 'ALTER TABLE usage ADD COLUMN cache_hit INTEGER NOT NULL DEFAULT 0'
             )
             db.execute('ALTER TABLE usage ADD COLUMN saved_usd REAL NOT NULL DEFAULT 0')
-        db.execute('DELETE FROM usage_hourly')
-        db.execute(_BACKFILL)
+        if 'duration_ms' not in hourly:
+            db.execute(
+                'ALTER TABLE usage_hourly ADD COLUMN '
+                'duration_ms REAL NOT NULL DEFAULT 0'
+            )
+            if version >= _HOURLY_SINCE:
+                db.execute(_FILL_DURATIONS)
+        if version < _HOURLY_SINCE:
+            db.execute('DELETE FROM usage_hourly')
+            db.execute(_BACKFILL)
         db.execute(f'PRAGMA user_version = {SCHEMA_VERSION}')
         db.execute('COMMIT')
     except BaseException:
@@ -232,7 +256,7 @@ class Ledger:
                     (version,) = db.execute('PRAGMA user_version').fetchone()
                     database.create_schema(db, SCHEMA + KEYS_SCHEMA)
                     if version < SCHEMA_VERSION:
-                        _migrate(db)
+                        _migrate(db, version)
                 else:
                     database.create_schema(db, SCHEMA + KEYS_SCHEMA)
                     for statement in _PG_ADDED:

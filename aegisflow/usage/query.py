@@ -4,7 +4,9 @@ Filters are exact matches on ``tenant``, ``key``, ``model`` and ``provider``; ``
 and ``to`` take ISO 8601 dates or times (UTC when no offset is given) or unix seconds,
 ``from`` inclusive and ``to`` exclusive; ``group_by`` is a comma list of ``hour``,
 ``day``, ``tenant``, ``key``, ``model``, ``provider``. Every row sums requests, errors
-(status >= 400 or a broken stream), the five token counts and the cost.
+(status >= 400 or a broken stream), the five token counts, the cost and the
+requests' summed duration (``duration_ms``; its average is ``duration_ms /
+requests``).
 
 A query whose range starts and ends on whole hours (or is open) is answered from the
 hourly rollups, which outlive per-request retention; any other from the per-request
@@ -41,8 +43,20 @@ SUMS = ROLLUP_SUMS  # what every usage row sums
 _SELECT_SUMS = (
     f'COUNT(*), SUM({ERROR_SQL}), SUM(prompt_tokens), SUM(completion_tokens), '
     'SUM(cached_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), '
-    'SUM(cost_usd)'
+    'SUM(cost_usd), SUM(duration_ms)'
 )
+_ROUNDED = {
+    'cost_usd': lambda v: round(v, 9),
+    'duration_ms': lambda v: round(v, 3),
+}
+
+
+def rounded(name, value):
+    """A summed column as the API shows it: counts whole, cost to the nano-dollar,
+    durations to the microsecond."""
+    return _ROUNDED.get(name, int)(value or 0)
+
+
 _SELECT_ROLLUP_SUMS = ', '.join(f'SUM({c})' for c in ROLLUP_SUMS)
 
 
@@ -155,11 +169,11 @@ class UsageQuery:
                 continue
             row = dict(zip(self.group_by, keys, strict=True))
             for name, value in zip(SUMS, sums, strict=True):
-                value = value or 0
-                row[name] = round(value, 9) if name == 'cost_usd' else int(value)
+                row[name] = rounded(name, value)
                 totals[name] += row[name]
             rows.append(row)
-        totals['cost_usd'] = round(totals['cost_usd'], 9)
+        for name in _ROUNDED:
+            totals[name] = rounded(name, totals[name])
         return rows, totals
 
 
@@ -167,8 +181,9 @@ _SQLITE = Database.sqlite(':memory:')
 
 
 def run_usage(database, query):
-    """(rows, totals) of `query` on `database`; empty when there is no ledger yet.
-    Raises database.ERRORS when the ledger cannot be read."""
+    """What `query` answers on `database` (a `UsageQuery`: rows and totals; a
+    `SeriesQuery`: its series); empty when there is no ledger yet. Raises
+    database.ERRORS when the ledger cannot be read."""
     if not database.exists():
         return query.run_empty()
     try:

@@ -4,9 +4,13 @@ A tenant key is refused there (403, never data); no key or a wrong one is 401; w
 no admin key configured the admin API does not exist (404). Endpoints so far:
 
 - ``GET /admin/v1/usage``: the usage ledger with filters and grouping, JSON or CSV;
+- ``GET /admin/v1/usage/series``: usage as time series with a fixed step, for
+  charts (`aegisflow.usage.series`);
 - ``GET /admin/v1/config``: the config serving now (digest, source, counts);
 - ``POST /admin/v1/reload``: ask the master to re-read the config (as SIGHUP does);
-- ``GET|DELETE /admin/v1/cache``: the response cache (`admin_cache`).
+- ``GET|DELETE /admin/v1/cache``: the response cache (`admin_cache`);
+
+and the console the browser loads from ``/admin/`` (`admin_console`).
 """
 
 import hashlib
@@ -27,7 +31,9 @@ from aegisflow.usage.database import Database
 from aegisflow.usage.query import UsageQuery
 from aegisflow.usage.query import run_usage
 from aegisflow.usage.query import to_csv
+from aegisflow.usage.series import SeriesQuery
 from aegisflow.web.admin_cache import AdminCache
+from aegisflow.web.admin_console import AdminConsole
 from aegisflow.web.admin_keys import AdminAudit
 from aegisflow.web.admin_keys import AdminKey
 from aegisflow.web.admin_keys import AdminKeyRotate
@@ -98,7 +104,7 @@ class AdminUsage:
             raise InvalidRequest(
                 "Invalid 'format': expected json or csv.", param='format'
             )
-        rows, totals = self._run(query)
+        rows, totals = _run(self.database, query)
         if fmt == 'csv':
             resp.text = to_csv(rows, query.group_by)
             resp.content_type = 'text/csv; charset=utf-8'
@@ -113,15 +119,25 @@ class AdminUsage:
             }
         )
 
-    def _run(self, query):
-        try:
-            return run_usage(self.database, query)
-        except DB_ERRORS as exc:
-            raise ServiceUnavailable(
-                f'The usage ledger cannot be read right now ({type(exc).__name__}).',
-                code='ledger_unavailable',
-                headers={'Retry-After': '1'},
-            ) from None
+
+class AdminUsageSeries(AdminUsage):
+    __slots__ = ()
+
+    def on_get(self, req, resp):
+        self.auth.check(req)
+        query = SeriesQuery.from_params(single_params(req))
+        resp.data = orjson.dumps(_run(self.database, query))
+
+
+def _run(database, query):
+    try:
+        return run_usage(database, query)
+    except DB_ERRORS as exc:
+        raise ServiceUnavailable(
+            f'The usage ledger cannot be read right now ({type(exc).__name__}).',
+            code='ledger_unavailable',
+            headers={'Retry-After': '1'},
+        ) from None
 
 
 class AdminConfig(AdminResource):
@@ -167,6 +183,7 @@ class AdminReload(AdminResource):
 def add_routes(app, gw):
     auth = AdminAuth(gw)
     app.add_route('/admin/v1/usage', AdminUsage(gw, auth))
+    app.add_route('/admin/v1/usage/series', AdminUsageSeries(gw, auth))
     app.add_route('/admin/v1/config', AdminConfig(gw, auth))
     app.add_route('/admin/v1/reload', AdminReload(gw, auth))
     app.add_route('/admin/v1/tenants', AdminTenants(gw, auth))
@@ -178,3 +195,6 @@ def add_routes(app, gw):
     breakers = AdminBreakers(gw, auth)
     app.add_route('/admin/v1/breakers', breakers)
     app.add_route('/admin/v1/cache', AdminCache(gw, auth))
+    console = AdminConsole(gw)
+    app.add_route('/admin', console)
+    app.add_route('/admin/{name}', console)

@@ -1,7 +1,8 @@
 """Admin endpoints for keys created at run time and for the audit log.
 
 - ``GET /admin/v1/tenants/{id}/keys``: the tenant's keys, config and run-time, never
-  a secret;
+  a secret, a page at a time (``limit`` 1 to 1000, default 1000; ``offset``; ``q``,
+  a part of a key's name or id; ``total`` counts every match);
 - ``POST /admin/v1/tenants/{id}/keys`` ``{"name": "...", ...scope}``: a new key,
   shown once in the answer and stored only as its SHA-256; it works on every worker
   at its next request. Its scope (``allowed_models``, ``rate_limit``, ``budget``,
@@ -64,10 +65,29 @@ class AdminKeys(AdminResource):
 
     def on_get(self, req, resp, tenant_id):
         self.auth.check(req)
+        params = single_params(req)
+        limit = _bounded(params, 'limit', 1000, 1, 1000)
+        offset = _bounded(params, 'offset', 0, 0, 10**9)
         tenant = self._tenant(tenant_id)
         keys = [{'name': k.name, 'source': 'config'} for k in tenant.keys]
         keys += self.gw.keystore.listing(tenant.id)
-        resp.data = orjson.dumps({'tenant': tenant.id, 'keys': keys})
+        q = params.get('q')
+        if q:
+            q = q.lower()
+            keys = [
+                k
+                for k in keys
+                if q in k['name'].lower() or q in k.get('id', '').lower()
+            ]
+        resp.data = orjson.dumps(
+            {
+                'tenant': tenant.id,
+                'keys': keys[offset : offset + limit],
+                'total': len(keys),
+                'offset': offset,
+                'limit': limit,
+            }
+        )
 
     def on_post(self, req, resp, tenant_id):
         self.auth.check(req)
@@ -181,6 +201,15 @@ class AdminKeyRotate(AdminResource):
         )
 
 
+def _bounded(params, name, default, low, high):
+    value = params.get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise InvalidRequest(f"Invalid '{name}': expected {low} to {high}.", param=name)
+    return int(value)
+
+
 def _scope(body, extra):
     """The `KeyScope` in an admin body, or 400 naming the first field at fault,
     in the words the config file's check uses."""
@@ -211,14 +240,12 @@ class AdminAudit(AdminResource):
         params = single_params(req)
         start = parse_time(params['from'], 'from') if params.get('from') else None
         end = parse_time(params['to'], 'to') if params.get('to') else None
-        limit = params.get('limit', '1000')
-        if not limit.isdigit() or not 1 <= int(limit) <= 10000:
-            raise InvalidRequest("Invalid 'limit': expected 1 to 10000.", param='limit')
+        limit = _bounded(params, 'limit', 1000, 1, 10000)
         rows = self.gw.keystore.audit_rows(
             tenant=params.get('tenant'),
             action=params.get('action'),
             start=start,
             end=end,
-            limit=int(limit),
+            limit=limit,
         )
         resp.data = orjson.dumps({'entries': rows})

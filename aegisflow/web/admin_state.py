@@ -208,7 +208,8 @@ class AdminTenant(AdminResource):
 
 def all_tenants(gw):
     """{id: (TenantConfig, source)}: the config file's, then those made at run
-    time."""
+    time (the worker's limits learn of those first, so their counters show)."""
+    gw.keys.sync()
     out = {t.id: (t, 'config') for t in gw.config.tenants}
     for tenant_id, tenant in runtime_tenants(gw.keystore, out).items():
         out[tenant_id] = (tenant, 'admin')

@@ -18,6 +18,8 @@ from aegisflow.pipeline import Pipeline
 from aegisflow.telemetry import events as ev
 from aegisflow.telemetry.tracecontext import new_request_id
 from aegisflow.web import admin
+from aegisflow.web.admin_console import SECURITY_HEADERS
+from aegisflow.web.admin_console import is_admin
 from aegisflow.web.chat import chat_completions
 from aegisflow.web.client import ClientAddress
 from aegisflow.web.embeddings import Embeddings
@@ -72,8 +74,10 @@ class RequestTelemetry:
         client = self.client(req)
         resp.set_header('X-Request-ID', rid)
         path = req.path
-        if path in _UNCOUNTED or path.startswith('/admin/'):
+        if path in _UNCOUNTED or is_admin(path):
             ctx.request = self.pipeline.begin(rid, None, 0, client, counted=False)
+            if is_admin(path):
+                _admin_headers(path, resp)
             bind_request(rid)
             return
         route = _ROUTE_OF.get(path)
@@ -96,6 +100,13 @@ class RequestTelemetry:
         # NOTE: a stream finishes its request when it ends, not here
         if request is not None and not request.streaming:
             self.pipeline.finish(request, resp.status_code)
+
+
+def _admin_headers(path, resp):
+    for name, value in SECURITY_HEADERS:
+        resp.set_header(name, value)
+    if path.startswith('/admin/v1/'):  # NOTE: answers may hold a key shown once
+        resp.set_header('Cache-Control', 'no-store')
 
 
 def _render(req, resp, err):

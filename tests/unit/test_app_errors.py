@@ -89,3 +89,11 @@ def test_failure_before_first_chunk_is_a_status(client):
     assert r.status_code == 502
     assert r.json['error']['code'] == 'upstream_error'
     assert 'HTTP 503' in r.json['error']['message']
+
+
+def test_without_an_admin_key_there_is_no_console(client):
+    for path in ('/admin/', '/admin', '/admin/console.js'):
+        r = client.simulate_get(path)
+        assert r.status_code == 404, path
+        assert 'admin_key_env' in r.json['error']['message']
+        assert r.headers['X-Frame-Options'] == 'DENY'

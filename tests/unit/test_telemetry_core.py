@@ -261,10 +261,36 @@ def test_ledger_from_an_older_release_gains_cache_write_and_keeps_its_rows(tmp_p
         ('after', 3, 4, 'responses', 1, 0.5),
     ]
     hourly = sqlite3.connect(path).execute(
-        'SELECT requests, prompt_tokens, cached_tokens, cache_write_tokens '
-        'FROM usage_hourly'
+        'SELECT requests, prompt_tokens, cached_tokens, cache_write_tokens, '
+        'duration_ms FROM usage_hourly'
     )
-    assert hourly.fetchall() == [(2, 20, 6, 4)]  # the old row was rolled up too
+    assert hourly.fetchall() == [(2, 20, 6, 4, 2.0)]  # the old row was rolled up too
+
+
+def test_rollups_of_a_schema_4_ledger_keep_pruned_hours_and_gain_durations(tmp_path):
+    """Upgrading keeps the rollups of hours whose rows were pruned (they are the
+    only record left) and fills durations from the rows still kept."""
+    path = tmp_path / 'v4.sqlite'
+    ledger = Ledger(str(path))
+    hour = 3600 * 10**9
+    for ts, duration in ((5, 100.0), (hour + 5, 40.0), (hour + 6, 60.0)):
+        ledger.add(
+            (ts, f'r{ts}', 'acme', 'k', 'm', 'm', 'm', 'p', 200, 0, 'ok', 1, 1, 0, 0)
+            + (0.0, duration, None, 1, 0, 'chat', 0, 0.0)
+        )
+    assert ledger.flush() == 3
+    assert ledger.prune(hour) == 1  # the first hour survives only as its rollup
+    ledger.close()
+    db = sqlite3.connect(path)
+    db.execute('ALTER TABLE usage_hourly DROP COLUMN duration_ms')  # as schema 4 was
+    db.execute('PRAGMA user_version = 4')
+    db.commit()
+    db.close()
+    Ledger(str(path)).ensure()
+    rows = sqlite3.connect(path).execute(
+        'SELECT hour_ns, requests, duration_ms FROM usage_hourly ORDER BY hour_ns'
+    )
+    assert rows.fetchall() == [(0, 1, 0.0), (hour, 2, 100.0)]
 
 
 def test_cache_writes_are_counted_priced_and_carried_in_the_record():
