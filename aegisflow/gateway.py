@@ -1,8 +1,12 @@
 """Everything a worker derives from the config, built once and shared by its threads."""
 
+import shutil
+
 from aegisflow.auth import KeyIndex
 from aegisflow.authguard import FailedAuthGuard
 from aegisflow.cache import ResponseCache
+from aegisflow.cache import build_store
+from aegisflow.cache import verdicts_wanted
 from aegisflow.limits.limiter import Limiter
 from aegisflow.limits.local import LocalStore
 from aegisflow.policy import PolicyEngine
@@ -35,6 +39,9 @@ class Gateway:
         'policies',
         'responses',
         'cache',
+        'verdict_store',
+        'concurrency',
+        '_verdict_dir',
     )
 
     def __init__(
@@ -51,6 +58,16 @@ class Gateway:
         self.config = config
         # under Gunicorn the local response cache is the master's (directory, size)
         self.cache = ResponseCache.build(config, local=cache_store)
+        # guardrail verdicts live in the same store (made for them alone when the
+        # response cache is off)
+        self._verdict_dir = None
+        if self.cache is not None:
+            self.verdict_store = self.cache.store
+        elif verdicts_wanted(config):
+            self.verdict_store, self._verdict_dir = build_store(config, cache_store)
+        else:
+            self.verdict_store = None
+        self.concurrency = concurrency
         # Keys created through the admin API live beside the usage ledger; every
         # worker sees a change through the shared generation number.
         self.keystore = KeyStore(config.storage)
@@ -94,3 +111,7 @@ class Gateway:
             provider.close()
         if self.cache is not None:
             self.cache.close()
+        elif self.verdict_store is not None:
+            self.verdict_store.close()
+            if self._verdict_dir is not None:
+                shutil.rmtree(self._verdict_dir, ignore_errors=True)

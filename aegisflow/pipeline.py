@@ -39,6 +39,7 @@ from aegisflow.errors import InvalidRequest
 from aegisflow.errors import PermissionDenied
 from aegisflow.errors import RateLimited
 from aegisflow.errors import ServiceUnavailable
+from aegisflow.guardrails import Guards
 from aegisflow.limits.engine import reset_label
 from aegisflow.limits.plan import REASONS
 from aegisflow.limits.plan import SPEND
@@ -49,6 +50,8 @@ from aegisflow.policy.engine import blocked_message
 from aegisflow.policy.engine import check_embeddings
 from aegisflow.policy.engine import check_request
 from aegisflow.policy.engine import check_response
+from aegisflow.policy.walk import request_fields
+from aegisflow.policy.walk import response_fields
 from aegisflow.routing.dispatch import Dispatcher
 from aegisflow.routing.dispatch import call_chat
 from aegisflow.routing.dispatch import first_of
@@ -125,6 +128,36 @@ def check_model(principal, resolution):
         )
 
 
+class _Answer:
+    """What the chat path carries from the input stages to the answer: the request
+    (its chat form, as the input policies left it; the native one), the output
+    policies and the redactor, the output guardrails, the input guardrails' calls
+    still pending, the cache's ticket."""
+
+    __slots__ = (
+        'chat',
+        'native',
+        'relay',
+        'outputs',
+        'redactor',
+        'guards_out',
+        'pending',
+        'ticket',
+    )
+
+    def __init__(self, chat, native, relay):
+        self.chat, self.native, self.relay = chat, native, relay
+        self.outputs, self.redactor = (), None
+        self.guards_out, self.pending, self.ticket = (), None, None
+
+    @property
+    def guard(self):
+        """Whether output policies (or restores) read the answer."""
+        return bool(self.outputs) or (
+            self.redactor is not None and self.redactor.restore
+        )
+
+
 class Pipeline:
     __slots__ = (
         'gw',
@@ -135,6 +168,7 @@ class Pipeline:
         'recorder',
         'cache',
         'tenant_cache',
+        'guards',
     )
 
     def __init__(self, gw):
@@ -146,6 +180,7 @@ class Pipeline:
         self.recorder = gw.recorder
         self.cache = gw.cache
         self.tenant_cache = {t.id: t.cache for t in gw.config.tenants}
+        self.guards = Guards(gw, self.dispatcher) if gw.policies.guards_any else None
 
     # -- the ends of a request ------------------------------------------------------
 
@@ -322,82 +357,112 @@ class Pipeline:
             provider, model = plan[0].provider, plan[0].model
         user = chat.body.get('user') if ctx.user is None else ctx.user
         self._admit(ctx, resolution.model, provider, model, chat, user)
-        outputs, redactor = (), None
-        if self.policies.any:
-            inputs, outputs = self.policies.for_tenant(ctx.principal.tenant_id)
-            redactor = Redactor()
-            if inputs:
-                decision = check_request(
-                    native.body if relay else chat.body, inputs, redactor
-                )
-                self._decided(ctx, decision, 'input')
-                if relay and decision.rewritten:
-                    native.rewritten = True
-                    chat = native.chat_form()
-        obs = ctx.obs
+        a = self._inputs(ctx, _Answer(chat, native, relay))
+        chat = a.chat
+        body = native.body if relay else chat.body
         ticket, hit = self._lookup(
-            ctx,
-            resolution,
-            native.body if relay else chat.body,
-            relay and not native.cacheable,
+            ctx, resolution, body, relay and not native.cacheable
         )
         if hit is not None:
-            return self._chat_hit(ctx, hit, chat, redactor, native)
+            if a.pending:
+                self.guards.settle(ctx, a.pending)
+            return self._chat_hit(ctx, hit, chat, a.redactor, native)
+        a.ticket = ticket
         call = partial(_relay_or_call, native, chat) if relay else None
-        target, result = self.dispatcher.run(
-            obs, chat, resolution, call=call, plan=plan
-        )
+        try:
+            target, result = self.dispatcher.run(
+                ctx.obs, chat, resolution, call=call, plan=plan
+            )
+        except BaseException:
+            if a.pending:
+                self.guards.cancel(a.pending)
+            raise
         _dropped(ctx, native, target.provider)
-        guard = outputs or (redactor is not None and redactor.restore)
-        if not chat.stream:
-            if type(result) is Relayed:
-                return self._relayed(
-                    ctx, target, native, result, (guard, outputs, redactor), ticket
+        if chat.stream:
+            return self._streamed(ctx, target, result, a)
+        if type(result) is Relayed:
+            return self._relayed(ctx, target, result, a)
+        self._served_by(ctx, target, result.get('model'))
+        ctx.obs.usage(result.get('usage'))
+        if a.pending:
+            self._held(ctx, a.pending)
+        if a.guard:
+            decision = check_response(result, a.outputs, a.redactor)
+            self._decided(ctx, decision, 'output')
+        if a.guards_out:
+            self._guard_answer(ctx, a.guards_out, response_fields(result), chat)
+        if ticket is not None:
+            self._keep(ctx, ticket, target, result, a.redactor)
+        return result
+
+    def _inputs(self, ctx, a):
+        """The input policies (a block raises; a redaction rewrites the request),
+        then the input guardrails (those that run beside the call started)."""
+        if self.policies.any:
+            inputs, a.outputs = self.policies.for_tenant(ctx.principal.tenant_id)
+            a.redactor = Redactor()
+            if inputs:
+                native = a.native
+                decision = check_request(
+                    native.body if a.relay else a.chat.body, inputs, a.redactor
                 )
-            self._served_by(ctx, target, result.get('model'))
-            obs.usage(result.get('usage'))
-            if guard:
-                decision = check_response(result, outputs, redactor)
-                self._decided(ctx, decision, 'output')
-            if ticket is not None:
-                self._keep(ctx, ticket, target, result, redactor)
-            return result
+                self._decided(ctx, decision, 'input')
+                if a.relay and decision.rewritten:
+                    native.rewritten = True
+                    a.chat = native.chat_form()
+        if self.guards is not None:
+            guards_in, a.guards_out = self.policies.guards_for(ctx.principal.tenant_id)
+            if guards_in:
+                body = a.native.body if a.relay else a.chat.body
+                a.pending = self._guard_input(ctx, guards_in, body, a.chat)
+        return a
+
+    def _streamed(self, ctx, target, result, a):
+        obs, chat, native = ctx.obs, a.chat, a.native
         events, first = result
         obs.ttft_ns = time.perf_counter_ns() - obs.t0
+        if a.pending:
+            self._held_stream(ctx, a.pending, events, chat)
         items = chain((first,), events)
         if type(first) is Event:
             self._served_by(ctx, target, native.model_of(first))
             meter = native.meter()
-            if guard:
+            if a.guard:
                 items = native.guard(
-                    StreamGuard(outputs, redactor, partial(_stream_hit, obs))
+                    StreamGuard(a.outputs, a.redactor, partial(_stream_hit, obs))
                 ).filter(items)
         else:
             self._served_by(ctx, target, first.get('model'))
             meter = _chat_meter
-            if guard:
+            if a.guard:
                 items = StreamGuard(
-                    outputs, redactor, partial(_stream_hit, obs)
+                    a.outputs, a.redactor, partial(_stream_hit, obs)
                 ).filter(items)
+        if a.guards_out:
+            items = self._guard_stream(ctx, a.guards_out, items, meter, chat)
         ctx.streaming = True
-        keep = self._stream_keep(ctx, ticket, target, redactor, native, first)
+        keep = self._stream_keep(ctx, a.ticket, target, a.redactor, native, first)
         return Stream(
             self._stream(ctx, items, events, chat, meter, keep),
             partial(self._end_stream, ctx, events, chat, False, 0, ev.CLIENT_ABORT),
         )
 
-    def _relayed(self, ctx, target, native, result, policies, ticket):
-        guard, outputs, redactor = policies
+    def _relayed(self, ctx, target, result, a):
+        native = a.native
         data = result.data
         self._served_by(ctx, target, data.get('model'))
         ctx.obs.usage(native.usage(data))
-        if guard:
-            decision = check_response(data, outputs, redactor, native.fields)
+        if a.pending:
+            self._held(ctx, a.pending)
+        if a.guard:
+            decision = check_response(data, a.outputs, a.redactor, native.fields)
             self._decided(ctx, decision, 'output')
             if decision.rewritten:
                 result.raw = None
-        if ticket is not None:
-            self._keep(ctx, ticket, target, data, redactor, native.answer_kind)
+        if a.guards_out:
+            self._guard_answer(ctx, a.guards_out, native.fields(data), a.chat)
+        if a.ticket is not None:
+            self._keep(ctx, a.ticket, target, data, a.redactor, native.answer_kind)
         return result
 
     def _stream(self, ctx, items, source, chat, meter, keep=None):
@@ -457,6 +522,80 @@ class Pipeline:
             obs.completion = counted
         obs.attempts[-1].end(200)
         self.finish(ctx, 200, ev.STREAMED | flags)
+
+    # -- guardrails -----------------------------------------------------------------
+
+    def _guard_input(self, ctx, guards, body, chat):
+        """Judge the request with the tenant's input guardrails: those that run
+        ``before`` now (a block raises); the others started beside the call, their
+        verdicts waited for by `_held` (the pending calls, or None)."""
+        items = guard_items(request_fields(body), chat.messages)
+        if not items:
+            return None
+        inline = self.guards.spawner.inline  # NOTE: meinheld: no call beside
+        first = [g for g in guards if g.run == 'before' or inline]
+        if first:
+            self.guards.check(ctx, first, items)
+        later = [g for g in guards if g not in first]
+        return self.guards.start(ctx, later, items) if later else None
+
+    def _held(self, ctx, pending):
+        """Wait for the input guardrails' verdicts on a complete answer; a block
+        refuses it (its usage is kept, the request marked cancelled)."""
+        try:
+            self.guards.settle(ctx, pending)
+        except PolicyViolation:
+            ctx.obs.flags |= ev.CANCELLED
+            raise
+
+    def _held_stream(self, ctx, pending, events, chat):
+        """Hold a stream's first item for the input guardrails' verdicts; a block
+        closes the upstream stream before any byte reaches the client."""
+        try:
+            self.guards.settle(ctx, pending)
+        except PolicyViolation:
+            obs = ctx.obs
+            events.close()
+            obs.flags |= ev.CANCELLED
+            obs.prompt = prompt_tokens(chat.messages, chat.tools or None)
+            obs.attempts[-1].end(200)
+            raise
+
+    def _guard_answer(self, ctx, guards, fields, chat):
+        """Judge a complete answer with the tenant's output guardrails."""
+        texts = [f.text for f in fields if f.text]
+        if texts:
+            self.guards.check(ctx, guards, ['\n'.join(texts)], _last_user(chat))
+
+    def _guard_stream(self, ctx, guards, items, meter, chat):
+        """A stream's items released as the output guardrails allow: a window of
+        text at a time (``stream_window``: each window judged before it goes out),
+        or all at the end (``after``). A block ends the stream with an error."""
+        windowed = [g for g in guards if g.run == 'stream_window']
+        whole = [g for g in guards if g.run != 'stream_window']
+        size = min((g.window_chars for g in windowed), default=0)
+        context = _last_user(chat)
+        held, window, everything, filled = [], [], [], 0
+        for item in items:
+            held.append(item)
+            text = meter(item)[1]
+            if not text:
+                continue
+            window.append(text)
+            filled += len(text)
+            if whole:
+                everything.append(text)
+            if windowed and filled >= size:
+                self.guards.check(ctx, windowed, [''.join(window)], context)
+                window, filled = [], 0
+                if not whole:
+                    yield from held
+                    held = []
+        if windowed and window:
+            self.guards.check(ctx, windowed, [''.join(window)], context)
+        if whole and everything:
+            self.guards.check(ctx, whole, [''.join(everything)], context)
+        yield from held
 
     # -- the response cache ---------------------------------------------------------
 
@@ -651,6 +790,39 @@ class Pipeline:
         if ticket is not None:
             self._keep(ctx, ticket, target, result, None)
         return result
+
+
+def guard_items(fields, messages):
+    """What input guardrails judge: each text of the request (so a text seen
+    before, a system prompt, has its cached verdict), then each image a chat
+    message carries (``{'image_url': url}``: a moderation endpoint reads them)."""
+    items = [f.text for f in fields if f.text and not f.signed]
+    for message in messages or ():
+        content = message.get('content') if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            if isinstance(part, dict) and part.get('type') == 'image_url':
+                url = (part.get('image_url') or {}).get('url')
+                if isinstance(url, str) and url:
+                    items.append({'image_url': url})
+    return items
+
+
+def _last_user(chat):
+    """The text of the last user message (what an answer replies to)."""
+    for message in reversed(chat.messages or ()):
+        if isinstance(message, dict) and message.get('role') == 'user':
+            content = message.get('content')
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return ' '.join(
+                    p.get('text', '')
+                    for p in content
+                    if isinstance(p, dict) and isinstance(p.get('text'), str)
+                )
+    return ''
 
 
 def _chat_meter(chunk):

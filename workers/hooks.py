@@ -29,10 +29,27 @@ def _never_raises(fn):
 
 
 @_never_raises
+def start_warnings(config):
+    """What an operator should know at start about how `config` will run."""
+    out = []
+    if config.server.worker_class == 'meinheld':
+        parallel = [
+            p.name for p in config.policies if p.options.get('run') == 'parallel'
+        ]
+        if parallel:
+            out.append(
+                'meinheld runs one request at a time per worker: parallel '
+                f'guardrails run before the call ({", ".join(parallel)})'
+            )
+    return out
+
+
 def on_starting(server):
     logs.configure(state.current.telemetry)
     for name, reason in state.current.disabled:
         log.info('provider %s is switched off: %s', name, reason)
+    for warning in start_warnings(state.current):
+        log.warning(warning)
     log.info(
         'starting',
         extra={

@@ -82,22 +82,10 @@ class ResponseCache:
         """The cache of `config` (None when it is off). `local`: the local store's
         (directory, max_bytes), the master's under Gunicorn (sized at its start);
         None: a new directory, removed on `close` (an app on its own)."""
-        cc = config.cache
         if not wanted(config):
             return None
-        if cc.backend == 'redis':
-            store = RedisStore(
-                cc.redis_url, config.state.key_prefix, cc.redis_timeout_ms
-            )
-            return cls(cc, store, _policy_digests(config), None, config.policies)
-        owned = None
-        directory, max_bytes = local or (None, cc.max_bytes)
-        if cc.path is not None:
-            directory = cc.path
-        elif directory is None:
-            directory = owned = new_dir()
-        store = LocalStore(directory, max_bytes)
-        return cls(cc, store, _policy_digests(config), owned, config.policies)
+        store, owned = build_store(config, local)
+        return cls(config.cache, store, _policy_digests(config), owned, config.policies)
 
     # -- the request's ticket ------------------------------------------------------
 
@@ -229,6 +217,30 @@ class ResponseCache:
             shutil.rmtree(self.owned_dir, ignore_errors=True)
 
 
+def build_store(config, local=None):
+    """(the store of ``config.cache``'s backend, the directory to remove on close or
+    None). `local`: as for `ResponseCache.build`."""
+    cc = config.cache
+    if cc.backend == 'redis':
+        store = RedisStore(cc.redis_url, config.state.key_prefix, cc.redis_timeout_ms)
+        return store, None
+    owned = None
+    directory, max_bytes = local or (None, cc.max_bytes)
+    if cc.path is not None:
+        directory = cc.path
+    elif directory is None:
+        directory = owned = new_dir()
+    return LocalStore(directory, max_bytes), owned
+
+
+def verdicts_wanted(config):
+    """Whether a guardrail of `config` caches its verdicts (in the cache's store,
+    which then exists even with the response cache off)."""
+    return any(
+        p.options.get('cache_ttl_s') for p in config.policies if 'run' in p.options
+    )
+
+
 def wanted(config):
     """Whether `config` turns the cache on anywhere (the section, a route, a
     tenant)."""
@@ -239,8 +251,11 @@ def wanted(config):
 
 
 def local_wanted(config):
-    """Whether `config` needs the local store (the master makes its directory)."""
-    return wanted(config) and config.cache.backend == 'local'
+    """Whether `config` needs the local store (the master makes its directory): the
+    response cache, or guardrail verdicts, kept locally."""
+    return config.cache.backend == 'local' and (
+        wanted(config) or verdicts_wanted(config)
+    )
 
 
 def parse_control(value):

@@ -29,6 +29,10 @@ class RedisStore:
         )
         self.prefix = f'{prefix}:cache:'
 
+    def verdict_name(self, key):
+        """The name of a guardrail verdict (`key`: bytes, already a digest)."""
+        return self.prefix + key.decode()
+
     def name(self, key, tenant, model):
         return f'{self.prefix}{tag(tenant)}:{tag(model)}:{key.hex()}'
 

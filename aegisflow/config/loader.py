@@ -139,6 +139,9 @@ class _Builder(
         aliases = self.aliases(root.get('aliases'), routes, providers)
         tenants = self.tenants(root.get('tenants'))
         telemetry = self.telemetry(root.get('telemetry'))
+        # NOTE: guard policies name providers and models: they check against these
+        self.built_providers, self.built_routes = providers, routes
+        self.built_aliases = aliases
         policies = read_policies(self, root.get('policies'))
         known_policies = {p.name for p in policies}
         for ref, name in self.policy_refs:

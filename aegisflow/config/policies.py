@@ -13,7 +13,22 @@ import regex
 from aegisflow.policy.engine import ACTIONS
 from aegisflow.policy.pii import KINDS
 
-TYPES = ('keyword', 'regex', 'pii', 'injection', 'wasm', 'custom')
+TYPES = (
+    'keyword',
+    'regex',
+    'pii',
+    'injection',
+    'wasm',
+    'custom',
+    'moderation',
+    'guard_model',
+)
+GUARD_TYPES = ('moderation', 'guard_model')
+_GUARD_COMMON = ('run', 'timeout_ms', 'on_error', 'cache_ttl_s', 'window_chars')
+# when a guard runs, per phase (the first is the default)
+RUNS = {'input': ('parallel', 'before'), 'output': ('after', 'stream_window')}
+LLAMA_GUARD_CATEGORIES = tuple(f'S{i}' for i in range(1, 15))
+TEMPLATES = ('llama_guard_3', 'judge', 'custom')
 _COMMON = ('name', 'type', 'action', 'mode', 'restore')
 _TYPE_KEYS = {
     'keyword': ('keywords',),
@@ -22,6 +37,16 @@ _TYPE_KEYS = {
     'injection': ('threshold',),
     'wasm': ('path', 'timeout_ms', 'on_error', 'config', 'fuel', 'memory_limit_mb'),
     'custom': ('class', 'config'),
+    'moderation': ('provider', 'model', 'categories') + _GUARD_COMMON,
+    'guard_model': (
+        'model',
+        'template',
+        'categories',
+        'prompt',
+        'unsafe_pattern',
+        'max_tokens',
+    )
+    + _GUARD_COMMON,
 }
 _NAME = re.compile(r'[A-Za-z0-9_.\-]{1,64}\Z')
 
@@ -84,7 +109,15 @@ def _policy(builder, item, phase):
         item.get('action').fail(
             'block, warn or log for an injection policy on output', found='redact'
         )
+    if ptype in GUARD_TYPES and action == 'redact':
+        item.get('action').fail(
+            f'block, warn or log for a {ptype} policy (a guard judges a text '
+            'whole: it names no span to redact)',
+            found='redact',
+        )
     options = _OPTIONS[ptype](builder, item)
+    if options is not None and ptype in GUARD_TYPES:
+        options = _guard_common(item, phase, options)
     if options is None or name is None or action is None:
         return None
     return PolicyConfig(
@@ -193,6 +226,139 @@ def _custom(builder, item):
     return {'class': path, 'config': config.value if not config.missing else {}}
 
 
+def _guard_common(item, phase, options):
+    """When and how long a guard runs, what a failure does, the verdict cache."""
+    runs = RUNS[phase]
+    run = item.get('run').str(
+        runs[0], choices=runs, expected=f'{" or ".join(runs)} for an {phase} guard'
+    )
+    options.update(
+        run=run,
+        timeout_ms=item.get('timeout_ms').int(2000, min=1, max=120_000),
+        on_error=item.get('on_error').str('block', choices=('block', 'allow')),
+        cache_ttl_s=item.get('cache_ttl_s').int(300, min=0, max=30 * 86400),
+        window_chars=item.get('window_chars').int(1000, min=50, max=100_000),
+    )
+    return options if run is not None else None
+
+
+def _thresholds(node):
+    """{category: threshold} of a moderation policy (absent: None, the
+    endpoint's own ``flagged``)."""
+    if node.missing:
+        return None
+    if not isinstance(node.value, dict) or not node.value:
+        node.fail('a mapping of category names to thresholds from 0 to 1')
+        return None
+    out = {}
+    for name, _ in node.items():
+        value = node.get(name).num(min=0, max=1)
+        if not isinstance(name, str) or not name:
+            node.fail('category names as keys')
+            return None
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _guard_provider(builder, node):
+    """The name of a declared, enabled provider that serves /v1/moderations."""
+    name = node.str(
+        expected='the name of a provider of type openai or openai_compatible'
+    )
+    if name is None:
+        return None
+    found = next((p for p in builder.built_providers if p.name == name), None)
+    if found is None:
+        why = (
+            'switched off: its key is not set'
+            if name in {n for n, _ in builder.disabled}
+            else 'no such provider'
+        )
+        node.fail(
+            'the name of an enabled provider of type openai or openai_compatible',
+            found=f'{name!r} ({why})',
+        )
+        return None
+    if found.type not in ('openai', 'openai_compatible'):
+        node.fail(
+            'a provider of type openai or openai_compatible (they serve '
+            '/v1/moderations)',
+            found=f'{name!r} of type {found.type}',
+        )
+        return None
+    return name
+
+
+def _moderation(builder, item):
+    provider = _guard_provider(builder, item.get('provider'))
+    model = item.get('model').str('omni-moderation-latest', expected='a model name')
+    thresholds = _thresholds(item.get('categories'))
+    if provider is None or model is None:
+        return None
+    return {
+        'provider': provider,
+        'model': model,
+        'thresholds': thresholds,
+        'categories': tuple(thresholds) if thresholds else (),
+    }
+
+
+def _guard_model(builder, item):
+    from aegisflow.config.routes import servable
+
+    model_node = item.get('model')
+    model = model_node.str(expected='a model name the routes or aliases serve')
+    if model is not None and not servable(
+        model, builder.built_routes, builder.built_providers, builder.built_aliases
+    ):
+        model_node.fail(
+            'a model name the routes or aliases serve', found=f'{model!r} (none does)'
+        )
+        model = None
+    template = item.get('template').str('llama_guard_3', choices=TEMPLATES)
+    options = {
+        'model': model,
+        'template': template,
+        'max_tokens': item.get('max_tokens').int(64, min=1, max=4096),
+    }
+    node = item.get('categories')
+    categories = ()
+    if not node.missing:
+        names = [c.str(expected='a category name') for c in node.list(min_items=1)]
+        categories = tuple(n for n in names if n is not None)
+        if template == 'llama_guard_3':
+            for c, name in zip(node.list(), names, strict=False):
+                if name is not None and name not in LLAMA_GUARD_CATEGORIES:
+                    c.fail('a Llama Guard 3 category code, S1 to S14', found=repr(name))
+    elif template == 'llama_guard_3':
+        categories = LLAMA_GUARD_CATEGORIES
+    options['categories'] = categories
+    prompt, pattern = item.get('prompt'), item.get('unsafe_pattern')
+    if template == 'custom':
+        text = prompt.str(expected='a prompt template with {text} in it')
+        if text is not None and '{text}' not in text:
+            prompt.fail('a prompt template with {text} in it', found='no {text}')
+            text = None
+        expr = pattern.str(expected='a regular expression; a match means unsafe')
+        if expr is not None:
+            try:
+                re.compile(expr)
+            except re.error as exc:
+                pattern.fail(
+                    'a valid regular expression', found=f'{expr[:60]!r} ({exc})'
+                )
+                expr = None
+        if text is None or expr is None:
+            return None
+        options.update(prompt=text, unsafe_pattern=expr)
+    else:
+        for node in (prompt, pattern):
+            if not node.missing:
+                node.fail('only with template custom', found=f'template {template}')
+    return options if model is not None and template is not None else None
+
+
 _OPTIONS = {
     'keyword': _keyword,
     'regex': _regex,
@@ -200,4 +366,6 @@ _OPTIONS = {
     'injection': _injection,
     'wasm': _wasm,
     'custom': _custom,
+    'moderation': _moderation,
+    'guard_model': _guard_model,
 }

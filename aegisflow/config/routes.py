@@ -140,6 +140,14 @@ def _check_strategy_class(node, path):
         node.fail('a class with an order(targets, request) method', found=path)
 
 
+def servable(model, routes, providers, aliases=None):
+    """Whether a client asking for `model` would be served (an alias's name, or a
+    route with a target for it)."""
+    if aliases and model in aliases:
+        return True
+    return _servable(model, routes, providers)
+
+
 def _servable(model, routes, providers):
     serves = {p.name: GlobSet(p.models) for p in providers}
     for route in routes:

@@ -17,6 +17,7 @@ import time
 from aegisflow.limits.engine import Decision
 from aegisflow.limits.engine import StoreUnavailable
 from aegisflow.limits.engine import weight_of
+from aegisflow.limits.plan import SPEND
 from aegisflow.limits.plan import Planner
 from aegisflow.pricing import PriceTable
 
@@ -57,6 +58,24 @@ class Limiter:
         except StoreUnavailable:
             decision = self._unavailable(weighted, None, now_unix)
         return decision, reserve_tokens
+
+    def admit_spend(self, tenant, key_name, model, provider):
+        """A Decision over the tenant's and key's budgets alone (None: no budget
+        applies), for a call made on the tenant's behalf that its rate limits do
+        not count (a guardrail's); settle it with what the call cost."""
+        now_unix = time.time()
+        checks = [
+            c
+            for c in self.planner.checks(tenant, key_name, model, None, now_unix)
+            if c.kind == SPEND
+        ]
+        if not checks:
+            return None
+        weighted = [(c, 0) for c in checks]
+        try:
+            return self.store.admit(weighted, None, now_unix)
+        except StoreUnavailable:
+            return self._unavailable(weighted, None, now_unix)
 
     def _unavailable(self, weighted, now_ns, now_unix):
         if self.fail_closed:

@@ -55,6 +55,7 @@ class OpenAIProvider(HttpProvider):
         self._url = config.base_url + '/chat/completions' + query
         self._embeddings_url = config.base_url + '/embeddings' + query
         self._responses_url = config.base_url + '/responses' + query
+        self._moderations_url = config.base_url + '/moderations' + query
         self.relays = frozenset(('responses',)) if config.responses else frozenset()
 
     def relay(self, native, model, stream):
@@ -112,6 +113,16 @@ class OpenAIProvider(HttpProvider):
         data = self.post_json(self._embeddings_url, dict(request.body, model=model))
         if not isinstance(data.get('data'), list):
             raise UpstreamFailed(f"Provider '{self.name}' answered without embeddings.")
+        return data
+
+    def moderate(self, inputs, model):
+        """OpenAI's moderation answer for `inputs` (strings, or multimodal parts),
+        one result per input."""
+        data = self.post_json(self._moderations_url, {'model': model, 'input': inputs})
+        if not isinstance(data.get('results'), list):
+            raise UpstreamFailed(
+                f"Provider '{self.name}' answered a moderation without results."
+            )
         return data
 
     def stream(self, request, model):

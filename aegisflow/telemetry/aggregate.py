@@ -40,6 +40,8 @@ def outcome(event):
         return 'client_abort'
     if event.flags & ev.STREAM_ERROR:
         return 'stream_error'
+    if event.flags & ev.CANCELLED:
+        return 'cancelled'
     return 'ok' if 0 < event.status < 400 else 'error'
 
 
@@ -131,7 +133,10 @@ class Aggregator:
         self.records += 1
         names = self.labels
         dry = bool(event.flags & ev.DRY_RUN)
-        if self.ledger is not None:
+        # NOTE: a guardrail's verdict that let the request through, or only logged
+        # or warned, is a span and a count: the audit log holds blocks and redactions
+        audited = event.action in ('block', 'redact')
+        if self.ledger is not None and audited:
             key = names.keys.name(event.key)
             self.ledger.add_audit(
                 (
@@ -150,6 +155,14 @@ class Aggregator:
                             'start': event.start,
                             'end': event.end,
                             'dry_run': dry,
+                            **(
+                                {
+                                    'latency_ms': event.latency_ms,
+                                    'cached': bool(event.flags & ev.GUARD_CACHED),
+                                }
+                                if event.flags & ev.GUARD
+                                else {}
+                            ),
                         }
                     ).decode(),
                 )

@@ -16,11 +16,13 @@ Record (264 bytes payload, little-endian, `RECORD`, version 3):
 A REQUEST record is the server span of a request; an ATTEMPT record is one upstream
 call (a client span) whose parent is the request's span. A POLICY record (its own
 layout, `POLICY_RECORD`, same leading kind and version) is one block or redaction by
-a policy: the master writes it to the audit log and exports it as a guardrail span:
+a policy, or one guardrail's verdict (flag GUARD, whatever it was): the master writes
+blocks and redactions to the audit log and exports each as a guardrail span:
 
-    kind u16 (POLICY)  version u16  flags u32 (DRY_RUN)  ts_unix_ns u64
-    trace_id 16s  span_id 8s (the request's span)  tenant u16  key u16
-    action u8  phase u8  (pad) u16  start u32  end u32
+    kind u16 (POLICY)  version u16  flags u32 (DRY_RUN, GUARD, GUARD_CACHED)
+    ts_unix_ns u64  trace_id 16s  span_id 8s (the request's span)  tenant u16
+    key u16  action u8 (allow for a guardrail that let it pass)  phase u8
+    latency_ms u16 (a guardrail's)  start u32  end u32
     request_id 44s  policy 48s  finding 32s  field_path 64s Strings are UTF-8, truncated
 to their field's size (request_id 44 bytes, models 48), NUL-padded. ``cached`` counts
 prompt tokens read from a provider's prompt cache, ``cache_write`` those written to it;
@@ -57,7 +59,10 @@ STREAM_ERROR = 8
 REMOTE_PARENT = 16
 UNPRICED = 32
 DEGRADED = 64  # admitted without the limits store (fail open)
+CANCELLED = 128  # a guardrail blocked it after the upstream call began: cut short
 DRY_RUN = 1  # POLICY records: what a dry-run policy would have done
+GUARD = 4  # POLICY records: a guardrail's verdict (its latency in `latency_ms`)
+GUARD_CACHED = 8  # POLICY records: a guardrail's verdict from the verdict cache
 
 # the response cache's result of a request (X-AegisFlow-Cache)
 CACHE_RESULTS = ('hit', 'miss', 'bypass', 'store-skipped')
@@ -72,6 +77,7 @@ ROUTES = (
     'embeddings',
     'count_tokens',
     'responses',
+    'guardrail',  # a guardrail's own call (a moderation or guard model request)
 )
 UNLEDGERED = frozenset((ROUTES.index('count_tokens'),))  # counted, no usage row
 ROUTE_IDS = {name: i for i, name in enumerate(ROUTES)}
@@ -89,6 +95,8 @@ F_LIMITS = 7  # a=tenant b=model: [tokens reserved, degraded admissions]
 F_INFLIGHT = 8  # low 56 bits: a limiter entry; [parallel slots held] (not a metric)
 F_POLICY = 9  # a=tenant b=policy c=phase d=action<<1|dry_run: [decisions]
 F_CACHE = 10  # a=tenant b=model d=cache byte: [requests, saved cost_nano]
+F_GUARD = 11  # a=tenant b=policy c=category (0 none, 1.. configured, 1023 other)
+#               d=verdict<<1|cached: [verdicts, latency_us]
 FAMILIES = (
     F_REQUESTS,
     F_TOKENS,
@@ -100,6 +108,7 @@ FAMILIES = (
     F_INFLIGHT,
     F_POLICY,
     F_CACHE,
+    F_GUARD,
 )
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -139,6 +148,7 @@ FALLBACK_LIMITS = fallback(F_LIMITS)
 FALLBACK_INFLIGHT = fallback(F_INFLIGHT)
 FALLBACK_POLICY = fallback(F_POLICY)
 FALLBACK_CACHE = fallback(F_CACHE)
+FALLBACK_GUARD = fallback(F_GUARD)
 
 
 def duration_bucket(ns):
@@ -264,6 +274,7 @@ class PolicyEvent:
     __slots__ = (
         'flags',
         'ts_ns',
+        'latency_ms',
         'trace_id',
         'span_id',
         'tenant',
@@ -290,7 +301,7 @@ class PolicyEvent:
             self.key,
             action,
             phase,
-            _,
+            self.latency_ms,
             self.start,
             self.end,
             rid,

@@ -53,7 +53,14 @@ class Names:
 class LabelSpace:
     """Tenants, keys (``tenant/key``), models and providers known to the config."""
 
-    __slots__ = ('tenants', 'keys', 'models', 'providers', 'policies')
+    __slots__ = (
+        'tenants',
+        'keys',
+        'models',
+        'providers',
+        'policies',
+        'guard_categories',
+    )
 
     def __init__(self, config=None):
         self.tenants = Names(14)
@@ -61,6 +68,7 @@ class LabelSpace:
         self.models = Names(14)
         self.providers = Names(10)
         self.policies = Names(14)
+        self.guard_categories = {}  # guardrail name -> its categories (metrics)
         if config is not None:
             self.extend(config)
 
@@ -71,6 +79,11 @@ class LabelSpace:
                 self.keys.add(f'{tenant.id}/{key.name}')
         for policy in config.policies:
             self.policies.add(policy.name)
+            if 'run' in policy.options:  # a guardrail: its model and categories
+                from aegisflow.guardrails import categories_of
+
+                self.models.add(policy.options['model'])
+                self.guard_categories[policy.name] = categories_of(policy)
         for provider in config.providers:
             self.providers.add(provider.name)
             for model in provider.models:

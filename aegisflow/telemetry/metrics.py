@@ -185,6 +185,24 @@ class GatewayCollector:
                 'action',
                 'mode',
             ),
+            'guard': _counter(
+                'aegisflow_guardrail_verdicts',
+                'Guardrail verdicts (moderation endpoints, guard models) by '
+                'verdict (allow, block, error, timeout) and category (the '
+                "policy's configured names only; other for the rest), and "
+                'whether the verdict cache gave it.',
+                'tenant',
+                'policy',
+                'verdict',
+                'category',
+                'source',
+            ),
+            'guard_seconds': _counter(
+                'aegisflow_guardrail_seconds',
+                'Time spent waiting for guardrail calls (cached verdicts: none).',
+                'tenant',
+                'policy',
+            ),
             'degraded': _counter(
                 'aegisflow_limits_degraded',
                 'Requests admitted without the limits store (fail open).',
@@ -218,6 +236,10 @@ class GatewayCollector:
                         names.models.name(unkeyed[2]),
                     )
                     _add_cache(f, tenant, model, unkeyed[4], v)
+                elif unkeyed[0] == ev.F_GUARD:
+                    _, a, b, c, d = unkeyed
+                    names = self.labels
+                    _add_guard(f, names, names.tenants.name(a), b, c, d, v)
                 else:
                     self._sample(f, unkeyed, v)
         yield from f.values()
@@ -300,6 +322,20 @@ class GatewayCollector:
             f['upstream'].add_metric([provider, str(d)], v[0])
             if v[1]:
                 f['retries'].add_metric([provider], v[1])
+
+
+def _add_guard(f, names, tenant, policy_id, category, d, v):
+    from aegisflow.guardrails import VERDICTS
+    from aegisflow.guardrails import category_name
+
+    policy = names.policies.name(policy_id)
+    verdict = VERDICTS[d >> 1] if d >> 1 < len(VERDICTS) else 'other'
+    shown = category_name(names.guard_categories.get(policy, ()), category)
+    f['guard'].add_metric(
+        [tenant, policy, verdict, shown, 'cache' if d & 1 else 'guard'], v[0]
+    )
+    if v[1]:
+        f['guard_seconds'].add_metric([tenant, policy], v[1] / 1e6)
 
 
 def _add_cache(f, tenant, model, result, v):

@@ -83,6 +83,7 @@ class Observation:
         'policy_hits',
         'client',
         'cache',
+        'guard_runs',
     )
 
     def __init__(self, request_id, trace_id, parent_id, sampled, remote, route, client):
@@ -111,6 +112,7 @@ class Observation:
         self.policy_hits = None  # aegisflow.policy.engine.Hit, both phases
         self.client = client  # the client's address, packed (events.pack_address)
         self.cache = 0  # the response cache's result (events.CACHE_RESULTS), 1-based
+        self.guard_runs = None  # aegisflow.guardrails.GuardRun, both phases
 
     def usage(self, usage):
         """Take token counts from an OpenAI ``usage`` object."""
@@ -129,6 +131,9 @@ class Observation:
 
 def _int(value):
     return value if isinstance(value, int) and 0 <= value < 1 << 32 else 0
+
+
+_VERDICT = ('allow', 'block', 'error', 'timeout')
 
 
 class Recorder:
@@ -216,8 +221,8 @@ class Recorder:
         if obs.reject:
             b = cell(ev.F_REJECTS << 56 | tm | obs.reject, ev.FALLBACK_REJECTS)
             words[b] += 1
-        if obs.policy_hits:
-            self._policy(obs, rid)
+        if obs.policy_hits or obs.guard_runs:
+            self._decisions(obs, rid)
         for i, attempt in enumerate(obs.attempts):
             b = cell(
                 ev.F_UPSTREAM << 56 | attempt.provider << 18 | attempt.status,
@@ -272,6 +277,12 @@ class Recorder:
             )
         )
 
+    def _decisions(self, obs, rid):
+        if obs.policy_hits:
+            self._policy(obs, rid)
+        if obs.guard_runs:
+            self._guards(obs, rid)
+
     def _policy(self, obs, rid):
         """Count each policy decision; a record (audit row, guardrail span) for each
         block and redaction, at most `_AUDITED` per request (the count stays exact)."""
@@ -294,7 +305,8 @@ class Recorder:
                 ev.FALLBACK_POLICY,
             )
             words[b] += 1
-            if action < 3 or audited >= _AUDITED:
+            # NOTE: a guardrail's verdicts have records of their own (`_guards`)
+            if action < 3 or audited >= _AUDITED or hit.path == 'guard':
                 continue
             audited += 1
             sink.push(
@@ -316,6 +328,53 @@ class Recorder:
                     ev.fixed(policy.name),
                     ev.fixed(hit.kind, 32),
                     ev.fixed(hit.path, 64),
+                )
+            )
+
+    def _guards(self, obs, rid):
+        """Count each guardrail verdict by category, with its latency; a record
+        (a guardrail span; an audit row for a block) for each, at most `_AUDITED`
+        per request."""
+        sink = self.sink
+        words, cell = sink.words, sink.cell
+        now = time.time_ns()
+        sampled = obs.flags & ev.SAMPLED
+        for n, run in enumerate(obs.guard_runs):
+            policy, verdict = run.policy, run.verdict
+            cached = 1 if verdict.cached else 0
+            ids = [policy.category_id(c) for c in verdict.categories] or [0]
+            base = ev.F_GUARD << 56 | obs.tenant << 42 | policy.label << 28
+            for i, cid in enumerate(ids):
+                b = cell(
+                    base | cid << 18 | verdict.code << 1 | cached, ev.FALLBACK_GUARD
+                )
+                words[b] += 1
+                if i == 0:
+                    words[b + 1] += verdict.latency_ns // 1000
+            if n >= _AUDITED:
+                continue
+            flags = ev.GUARD | (ev.GUARD_CACHED if cached else 0) | sampled
+            sink.push(
+                ev.POLICY_RECORD.pack(
+                    ev.POLICY,
+                    ev.VERSION,
+                    flags | (ev.DRY_RUN if policy.dry_run else 0),
+                    now,
+                    obs.trace_id,
+                    obs.span_id,
+                    obs.tenant,
+                    obs.key,
+                    ev.POLICY_ACTIONS.index(run.action),
+                    0 if policy.phase == 'input' else 1,
+                    min(verdict.latency_ns // 1_000_000, 0xFFFF),
+                    0,
+                    0,
+                    rid,
+                    ev.fixed(policy.name),
+                    ev.fixed(
+                        ', '.join(verdict.categories) or _VERDICT[verdict.code], 32
+                    ),
+                    ev.fixed('guard', 64),
                 )
             )
 

@@ -142,9 +142,12 @@ class SpanBuilder:
         )
 
     def guardrail(self, event):
-        """A span for a policy's block or redaction, under the request's span."""
+        """A span for a policy's block or redaction, or a guardrail's verdict (as
+        long as its call took), under the request's span."""
         if not event.flags & ev.SAMPLED:
             return None
+        guard = bool(event.flags & ev.GUARD)
+        start = event.ts_ns - event.latency_ms * 1_000_000 if guard else event.ts_ns
         trace_id = int.from_bytes(event.trace_id, 'big')
         parent = SpanContext(
             trace_id, int.from_bytes(event.span_id, 'big'), False, _SAMPLED
@@ -166,10 +169,23 @@ class SpanBuilder:
                 'aegisflow.policy.finding': event.finding,
                 'aegisflow.policy.field': event.path,
                 'aegisflow.policy.dry_run': bool(event.flags & ev.DRY_RUN),
+                **(
+                    {
+                        'aegisflow.guardrail.verdict': event.finding
+                        if event.finding in ('allow', 'timeout', 'error')
+                        else 'block',
+                        'aegisflow.guardrail.latency_ms': event.latency_ms,
+                        'aegisflow.guardrail.cached': bool(
+                            event.flags & ev.GUARD_CACHED
+                        ),
+                    }
+                    if guard
+                    else {}
+                ),
             },
             kind=SpanKind.INTERNAL,
             status=Status(StatusCode.UNSET),
-            start_time=event.ts_ns,
+            start_time=start,
             end_time=event.ts_ns,
             instrumentation_scope=_SCOPE,
         )

@@ -207,4 +207,3 @@ def test_a_breaker_forced_open_then_closed_is_told_both_ways(gw, receiver_port):
         assert headers['X-AegisFlow-Event'] == 'breaker.opened'
     finally:
         receiver.stop()
-
