@@ -651,15 +651,7 @@ class Guards:
             raise
         finally:
             if spend is not None and spend.admitted:
-                gw.limiter.settle(
-                    spend,
-                    obs.priced_model,
-                    obs.provider_name,
-                    obs.prompt,
-                    obs.completion,
-                    obs.cached,
-                    obs.cache_write,
-                )
+                gw.limiter.settle_observed(spend, obs)
             gw.recorder.finish(obs, status)
 
     def _begin(self, ctx, policy, model):

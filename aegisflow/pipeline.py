@@ -204,15 +204,7 @@ class Pipeline:
                     ctx.limits, obs.priced_model, obs.provider_name, 0, 0, 0, 0
                 )
             else:
-                self.limiter.settle(
-                    ctx.limits,
-                    obs.priced_model,
-                    obs.provider_name,
-                    obs.prompt,
-                    obs.completion,
-                    obs.cached,
-                    obs.cache_write,
-                )
+                self.limiter.settle_observed(ctx.limits, obs)
             ctx.limits = None
         self.recorder.finish(obs, status, flags=flags)
 

@@ -31,18 +31,6 @@ from tests.support.browser import Browser  # noqa: E402
 from tests.support.gateway import GatewayProcess  # noqa: E402
 
 ADMIN = 'adm-bench-console'
-CONFIG = """
-server: {workers: 2, admin_key_env: BENCH_CONSOLE_ADMIN}
-state: {shm: {limit_entries: 65536, runtime_names: 16384}}
-providers:
-  - {name: mock, type: mock, models: ["*"]}
-routes: [{match: "*", targets: [mock]}]
-tenants:
-  - id: acme
-    keys: [{key: sk-acme-bench-console, name: config-key}]
-storage: {sqlite_path: usage.sqlite}
-telemetry: {log_level: warning, access_log: false}
-"""
 PAGES = (
     # (what, fragment, page id, the API call it waits on longest)
     (
@@ -111,7 +99,9 @@ def main():
         seeded = time.perf_counter()
         total = console_data.seed(Path(workdir) / 'usage.sqlite')
         seeded = time.perf_counter() - seeded
-        gw = GatewayProcess(CONFIG, workdir, env={'BENCH_CONSOLE_ADMIN': ADMIN}).start()
+        gw = GatewayProcess(
+            console_data.CONFIG, workdir, env={console_data.ADMIN_ENV: ADMIN}
+        ).start()
         try:
             with sync_playwright() as playwright:
                 browser = Browser(playwright, gw.url)

@@ -53,6 +53,23 @@ WORKER_ARGS = {
 }
 
 
+def process_group(pgid):
+    """[(pid, CPU ticks, RSS pages)] of every process in process group `pgid`."""
+    pids = []
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                stat = Path(f'/proc/{entry}/stat').read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(')', 1)[1].split()
+            if int(fields[2]) == pgid:
+                pids.append(
+                    (int(entry), int(fields[11]) + int(fields[12]), int(fields[21]))
+                )
+    return pids
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -146,19 +163,7 @@ class Target:
                 self.proc.wait(5)
 
     def group(self):
-        pids = []
-        for entry in os.listdir('/proc'):
-            if entry.isdigit():
-                try:
-                    stat = Path(f'/proc/{entry}/stat').read_text()
-                except OSError:
-                    continue
-                fields = stat.rsplit(')', 1)[1].split()
-                if int(fields[2]) == self.proc.pid:  # pgrp
-                    pids.append(
-                        (int(entry), int(fields[11]) + int(fields[12]), int(fields[21]))
-                    )
-        return pids
+        return process_group(self.proc.pid)
 
     def pids(self):
         return [pid for pid, _, _ in self.group()]

@@ -97,6 +97,18 @@ class Limiter:
                 pass
         return Decision(True, degraded=True, store=None)
 
+    def settle_observed(self, decision, obs):
+        """Settle `decision` with what a request's record says it used."""
+        self.settle(
+            decision,
+            obs.priced_model,
+            obs.provider_name,
+            obs.prompt,
+            obs.completion,
+            obs.cached,
+            obs.cache_write,
+        )
+
     def settle(
         self, decision, model, provider, prompt, completion, cached=0, cache_write=0
     ):

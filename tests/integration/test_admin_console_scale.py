@@ -9,18 +9,6 @@ import pytest
 from tests.support import console_data
 
 ADMIN_KEY = 'adm-console-scale'
-CONFIG = """
-server: {workers: 2, admin_key_env: SCALE_ADMIN}
-state: {shm: {limit_entries: 65536, runtime_names: 16384}}
-providers:
-  - {name: mock, type: mock, models: ["*"]}
-routes: [{match: "*", targets: [mock]}]
-tenants:
-  - id: acme
-    keys: [{key: sk-acme-scale, name: config-key}]
-storage: {sqlite_path: usage.sqlite}
-telemetry: {access_log: false}
-"""
 
 
 @pytest.fixture(scope='module')
@@ -35,7 +23,9 @@ def gw(seeded):
     from tests.support.gateway import GatewayProcess
 
     workdir, _ = seeded
-    gateway = GatewayProcess(CONFIG, workdir, env={'SCALE_ADMIN': ADMIN_KEY}).start()
+    gateway = GatewayProcess(
+        console_data.CONFIG, workdir, env={console_data.ADMIN_ENV: ADMIN_KEY}
+    ).start()
     yield gateway
     gateway.stop()
 

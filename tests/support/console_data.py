@@ -18,6 +18,20 @@ TENANTS = 100
 KEYS = 10_000
 DAYS = 30
 MODELS = ('gpt-4o-mini', 'claude-sonnet')
+# the gateway over the seeded ledger (the admin key in $CONSOLE_SCALE_ADMIN)
+CONFIG = """
+server: {workers: 2, admin_key_env: CONSOLE_SCALE_ADMIN}
+state: {shm: {limit_entries: 65536, runtime_names: 16384}}
+providers:
+  - {name: mock, type: mock, models: ["*"]}
+routes: [{match: "*", targets: [mock]}]
+tenants:
+  - id: acme
+    keys: [{key: sk-acme-scale, name: config-key}]
+storage: {sqlite_path: usage.sqlite}
+telemetry: {log_level: warning, access_log: false}
+"""
+ADMIN_ENV = 'CONSOLE_SCALE_ADMIN'
 KEY_SCOPE = orjson.dumps({'rate_limit': {'requests_per_minute': 60}}).decode()
 
 

@@ -36,6 +36,7 @@ class FakeGuard(FakeServer):
         self.gate = None
         self.started = threading.Event()
         self.lock = threading.Lock()
+        self.delay_s = 0.0  # the guard's own latency (benchmarks)
 
 
 def _flags(text):
@@ -65,6 +66,8 @@ def _moderation(item):
 
 
 class _GuardHandler(FakeHandler):
+    disable_nagle_algorithm = True  # NOTE: no delayed-ACK stall between writes
+
     def do_POST(self):
         try:
             self._answer()
@@ -80,6 +83,8 @@ class _GuardHandler(FakeHandler):
             fake.calls[self.path] += 1
         if fake.gate is not None:
             fake.gate.wait(GATE_S)
+        if fake.delay_s:
+            time.sleep(fake.delay_s)
         if self.path.endswith('/moderations'):
             inputs = (
                 body['input'] if isinstance(body['input'], list) else [body['input']]
@@ -164,6 +169,8 @@ SECRET = 'MAIN-ANSWER-SECRET'
 
 
 class _MainHandler(FakeHandler):
+    disable_nagle_algorithm = True
+
     def do_POST(self):
         length = int(self.headers.get('Content-Length', 0))
         body = json.loads(self.rfile.read(length))
