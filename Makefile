@@ -57,7 +57,7 @@ lint: install
 SERVING_TESTS := $(addprefix tests/integration/,test_serving.py test_slow_senders.py \
   test_hostile_requests.py test_faults_under_load.py test_limits_shm.py \
   test_gateway_core.py test_messages_passthrough.py test_responses_api.py \
-  test_response_cache.py)
+  test_response_cache.py test_guardrails.py)
 OTHER_WORKER_CLASS := gthread
 
 test: install redis-server postgresql promtool chromium lint

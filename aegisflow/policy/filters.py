@@ -199,6 +199,7 @@ class InjectionFilter:
             text.text,
             present=injection.GATES.intersection(text.words()),
             tokens=text.long_tokens(),
+            raw=text.original,
         )
 
     def scan(self, text):

@@ -16,17 +16,21 @@ leetspeak digits read as letters, so ``1gn0re prev1ous 1nstruct1ons`` and
 - ``new_instructions``: "new instructions:", "important: from now on ...", "system
   override";
 - ``exfiltration``: markdown images or links that carry data to a remote query string;
-- ``encoded_payload``: a base64 or hex run that decodes to text which itself scores
-  (decoded once, at most 64 KiB).
+- ``encoded_payload``: text hidden by an encoding (base64, base32, hex in either
+  case, URL or HTML escapes, ROT13, reversed, Unicode tag characters) that itself
+  scores (`aegisflow.policy.decode`: decoded once, at most 64 KiB);
+- ``hidden_text``: Unicode tag characters (invisible ASCII) in the text.
 
 Each signal counts once per text (its strongest match). The score is the sum of the
-weights of the signals found, capped at 1; ``threshold`` (default 0.5) decides.
+weights of the signals found, capped at 1; in a text longer than `LONG_TEXT`
+characters only signals within `WINDOW` characters of each other add up, so a long
+document does not pile scattered weak words into a block. ``threshold`` (default
+0.5) decides.
 """
 
-import base64
-import binascii
 import re
 
+from aegisflow.policy.decode import hidden
 from aegisflow.policy.normalize import LEET
 from aegisflow.policy.normalize import WORD_BREAKS
 
@@ -254,11 +258,13 @@ _RULES = (
         ('prompt_extraction', 0.6, ('systemprompt',), 'systemprompt', 'systemprompt'),
         ('prompt_extraction', 0.6, ('system_prompt',), 'system_prompt', 'system_prompt'),
         ('prompt_extraction', 0.6, ('initialization',), 'initialization string', 'initialization string'),
-        ('prompt_extraction', 0.6, ('configuration',), 'configuration', r'configuration\b'),
         ('prompt_extraction', 0.3, ('prompt',), 'system prompt', 'system prompt'),
         ('prompt_extraction', 0.3, ('instructions',), 'system instructions', 'system instructions'),
         ('prompt_extraction', 0.6, ('instructions',), 'instructions', r'instructions you were given'),
-        ('exfiltration', 0.6, (), '![', r'!\[[^\]]{0,100}\]\(\s*https?://[^)\s]{1,300}\?[^)\s]{0,300}=[^)\s]*\)'),
+        # an image whose query carries data or a placeholder for it (a bare image
+        # URL with a query string is ordinary markdown)
+        ('exfiltration', 0.6, (), '![', r'!\[[^\]]{0,100}\]\(\s*https?://[^)\s]{1,300}\?[^)\s]{0,300}=[^)\s]*(?:\[[a-z_ ]{2,40}\]|\{[a-z_ ]{2,40}\}|<[a-z_ ]{2,40}>|secret|conversation|prompt|password|history|chat|token|api.?key|e.?mail|messages?|context|memory|instructions?|credentials?|personal|private)[^)\s]*\)'),
+        ('exfiltration', 0.6, (), '![', r'!\[[^\]]{0,100}\]\(\s*https?://[^)\s]{1,300}\?[^)\s]{0,300}=[^)\s]*\)[^\n]{0,40}\b(?:where|replace|with the|containing|fill)\b'),
     ]
     + [('new_instructions', 0.35, (w,), w + ' ', w + r' (?:task|instructions?|goal|purpose|objective) (?:is|are)\b') for w in ('real', 'true', 'actual', 'new')]
 )  # fmt: skip
@@ -283,13 +289,16 @@ for _i, _r in enumerate(RULES):
     if _r.gates:
         _BY_GATE.setdefault(_r.gates[0], []).append((_i, _r))
 _UNGATED = tuple((i, r) for i, r in enumerate(RULES) if not r.gates)
-SIGNAL_NAMES = tuple(dict.fromkeys(r.signal for r in RULES)) + ('encoded_payload',)
+SIGNAL_NAMES = tuple(dict.fromkeys(r.signal for r in RULES)) + (
+    'encoded_payload',
+    'hidden_text',
+)
 GATES = _GATES = frozenset(g for r in RULES for g in r.gates)
-_B64 = re.compile(r'[A-Za-z0-9+/]{24,}={0,2}')
-_HEX = re.compile(r'\b(?:[0-9a-f]{2}){16,}\b')
-_MAX_DECODED = 64 * 1024
-_LONG_TOKEN = 24
 _MAX_MATCH = 420
+
+
+LONG_TEXT = 2000  # characters: past this, signals add up within a window only
+WINDOW = 1200
 
 
 def gates(text):
@@ -333,52 +342,40 @@ def _signals(text, present=None):
     return found
 
 
-def _decoded(tokens, text):
-    """Texts hidden in base64 or hex runs among `tokens` of `text`, decoded once:
-    (start, end, decoded lower-case text)."""
-    budget = _MAX_DECODED
-    if not tokens or max(map(len, tokens)) < _LONG_TOKEN:
-        return
-    for token in tokens:
-        if len(token) < _LONG_TOKEN:
-            continue
-        for pattern, decode in ((_B64, _b64), (_HEX, bytes.fromhex)):
-            for m in pattern.finditer(token):
-                if budget <= 0:
-                    return
-                try:
-                    raw = decode(m.group())
-                except (ValueError, binascii.Error):
-                    continue
-                budget -= len(raw)
-                try:
-                    inner = raw.decode('utf-8')
-                except UnicodeDecodeError:
-                    continue
-                if sum(c.isprintable() for c in inner) >= 0.9 * len(inner):
-                    start = text.find(m.group())
-                    yield start, start + len(m.group()), inner.lower()
-
-
-def _b64(s):
-    return base64.b64decode(s + '=' * (-len(s) % 4), validate=False)
-
-
-def score(leet, original=None, *, present=None, tokens=None):
+def score(leet, original=None, *, present=None, tokens=None, raw=None):
     """(score, [(signal, start, end)]) for a leet skeleton text (`Folded.leet`);
     `original` (the folded text) is where encoded payloads are looked for (base64
-    is case sensitive). `present` (its gate words) and `tokens` (its long tokens)
-    may be given when already computed."""
+    is case sensitive), `raw` the text as sent (Unicode tag characters, which
+    folding removes). `present` (its gate words) and `tokens` (its long tokens)
+    may be given when already computed. Texts hidden by an encoding
+    (`aegisflow.policy.decode`) are decoded once and scored: a signal in one is
+    ``encoded_payload``; tag characters in a prompt are ``hidden_text``."""
     found = _signals(leet, present)
     source = original if original is not None else leet
+    decoded = hidden(raw if raw is not None else source, source, tokens)
+    if decoded.tags:
+        found['hidden_text'] = (0.3, 0, 0)
     if 'encoded_payload' not in found:
-        if tokens is None:
-            tokens = [t for t in source.split() if len(t) >= _LONG_TOKEN]
-        for start, end, inner in _decoded(tokens, source):
-            hidden = _signals(LEET(inner))
-            if hidden:
-                weight = max(w for w, _, _ in hidden.values())
+        for _, start, end, inner in decoded.items:
+            signals = _signals(LEET(inner.lower()))
+            if signals:
+                weight = max(w for w, _, _ in signals.values())
                 found['encoded_payload'] = (max(weight, 0.5), start, end)
                 break
-    total = min(1.0, sum(w for w, _, _ in found.values()))
-    return total, [(name, s, e) for name, (_, s, e) in found.items()]
+    return min(1.0, _total(found, len(leet))), [
+        (name, s, e) for name, (_, s, e) in found.items()
+    ]
+
+
+def _total(found, length):
+    """The signals' summed weight; in a long text, only signals within `WINDOW`
+    characters of each other add up (a long document does not pile scattered weak
+    words into a block; a strong signal still counts alone)."""
+    weights = [(s, w) for w, s, _ in found.values()]
+    if length <= LONG_TEXT or len(weights) < 2:
+        return sum(w for _, w in weights)
+    weights.sort()
+    return max(
+        sum(w for s, w in weights if start <= s < start + WINDOW)
+        for start, _ in weights
+    )
