@@ -35,6 +35,18 @@ _ESCAPED_HEX = re.compile(r'(?:\\x[0-9a-fA-F]{2}){8,}')
 _URL = re.compile(r'(?:%[0-9a-fA-F]{2}){6,}')
 _ENTITY = re.compile(r'(?:&#x?[0-9a-fA-F]{1,6};){6,}')
 _WORD = re.compile(r'[a-z]+')
+_ROT13_WORDS = (
+    ' gur ',
+    ' naq ',
+    ' lbh',
+    ' nyy ',
+    ' gb ',
+    ' bs ',
+    ' vf ',
+    'vafgehpg',
+    'cebzcg',
+)
+_REVERSED = (' eht ', ' dna ', ' uoy ', ' ruoy ', ' lla ', ' ot ', ' fo ')
 _ROT13 = str.maketrans(
     'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ',
     'nopqrstuvwxyzabcdefghijklmNOPQRSTUVWXYZabcdefghijklm',
@@ -126,28 +138,72 @@ def hidden(original, folded, tokens=None):
     already known)."""
     out = Decoded()
     budget = MAX_DECODED
-    if not original.isascii():
-        for m in _TAG_RUN.finditer(original):
-            if m.start() and original[m.start() - 1] == _BLACK_FLAG:
-                continue  # NOTE: a subdivision flag (Scotland, Wales) is tags too
-            out.tags = True
-            text = ''.join(chr(ord(c) - 0xE0000) for c in m.group())
-            out.items.append(('tags', 0, 0, text))
-            budget -= len(text)
+    # PERF: folding deletes tag characters, so a text folding kept as long holds
+    # none (a search for them costs ~70 us per 4 KB)
+    if len(original) != len(folded) and _TAG.search(original):
+        budget -= _tags(original[:budget], out)
     if tokens is None:
         tokens = [t for t in folded.split() if len(t) >= MIN_RUN]
     if tokens:
         budget = _bytes(folded, tokens, out, budget)
-    if budget > 0 and ('\\x' in folded or _SPACED_HEX.search(folded)):
-        budget = _spaced(folded, out, budget)
-    if budget > 0 and ('%' in folded or '&#' in folded):
-        budget = _escapes(folded, out, budget)
+    if budget > 0 and '\\x' in folded:
+        budget = _led(folded, '\\x', _ESCAPED_HEX, _escaped, 'hex', out, budget)
+    if budget > 0 and '%' in folded:
+        budget = _led(folded, '%', _URL, _unquoted, 'url', out, budget)
+    if budget > 0 and '&#' in folded:
+        budget = _led(folded, '&#', _ENTITY, _unescaped, 'html', out, budget)
     if budget > 0:
-        _turned(folded, out, budget)
+        _lines(folded, out, budget)
     return out
 
 
+def _unquoted(run):
+    return urllib.parse.unquote(run).encode('utf-8', 'surrogatepass')
+
+
+def _unescaped(run):
+    return html.unescape(run).encode('utf-8', 'surrogatepass')
+
+
+def _led(text, lead, pattern, decode, kind, out, budget):
+    """Runs of `pattern`, looked for only where `lead` occurs (PERF: a scan of
+    the whole text by the pattern costs ~70 us per 4 KB)."""
+    i = text.find(lead)
+    while i >= 0 and budget > 0:
+        m = pattern.match(text, i)
+        if m is None:
+            i = text.find(lead, i + len(lead))
+            continue
+        try:
+            raw = decode(m.group()[: 8 * budget])
+        except (ValueError, UnicodeError):
+            raw = b''
+        budget -= len(raw)
+        if raw:
+            _add(out, kind, m.start(), m.end(), raw)
+        i = text.find(lead, m.end())
+    return budget
+
+
 _BLACK_FLAG = '\U0001f3f4'
+_TAG = re.compile('[\U000e0020-\U000e007e]')
+_FLAG_TAGS = re.compile('\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f?')
+
+
+def _tags(original, out):
+    """Tag characters read as the ASCII they stand for, in place (hidden letters
+    put back into words) and as runs (a hidden sentence); how many characters
+    that read."""
+    text = _FLAG_TAGS.sub('', original)  # NOTE: a subdivision flag is tags too
+    count = len(_TAG.findall(text))
+    if count < 4:
+        return 0
+    out.tags = True
+    shown = _TAG.sub(lambda m: chr(ord(m.group()) - 0xE0000), text)
+    out.items.append(('tags', 0, 0, shown))
+    for m in _TAG_RUN.finditer(text):
+        out.items.append(('tags', 0, 0, shown[m.start() : m.end()]))
+    return len(shown)
 
 
 def _add(out, kind, start, end, raw):
@@ -173,52 +229,41 @@ def _bytes(text, tokens, out, budget):
     return budget
 
 
-def _spaced(text, out, budget):
-    """Hex written as spaced bytes or ``\\x`` escapes."""
-    for pattern, decode in ((_SPACED_HEX, _hex), (_ESCAPED_HEX, _escaped)):
-        for m in pattern.finditer(text):
-            if budget <= 0:
-                return budget
-            try:
-                raw = decode(m.group()[: 4 * budget])
-            except ValueError:
-                continue
-            budget -= len(raw)
-            _add(out, 'hex', m.start(), m.end(), raw)
-    return budget
-
-
-def _escapes(text, out, budget):
-    for kind, pattern, decode in (
-        ('url', _URL, urllib.parse.unquote),
-        ('html', _ENTITY, html.unescape),
-    ):
-        for m in pattern.finditer(text):
-            if budget <= 0:
-                return budget
-            inner = decode(m.group()[: 8 * budget])[:budget]
-            budget -= len(inner)
-            out.items.append((kind, m.start(), m.end(), inner))
-    return budget
-
-
-def _turned(text, out, budget):
-    """ROT13 and reversal, line by line, for lines that read as no language (and
-    would once turned)."""
+def _lines(text, out, budget):
+    """Line by line: hex written as spaced bytes (on a line dense with spaces),
+    then ROT13 and reversal (on a line that reads as no language, and would once
+    turned)."""
     at = 0
     for line in text.split('\n'):
         start, at = at, at + len(line) + 1
         if len(line) < MIN_RUN or budget <= 0:
             continue
         line = line[:budget]
-        share, count = english(line)
-        if count < 4 or share >= 0.25:
-            continue
-        for kind, turned in (
-            ('rot13', line.translate(_ROT13)),
-            ('reversed', line[::-1]),
+        if line.count(' ') * 4 > len(line):  # NOTE: spaced bytes: one in three
+            for m in _SPACED_HEX.finditer(line):
+                raw = _hex(m.group())
+                budget -= len(raw)
+                _add(out, 'hex', start + m.start(), start + m.end(), raw)
+        lower = line.lower()
+        # PERF: turned only when its letters or words say so (cheap tests first):
+        # ROT13 English has its function words turned (gur, naq, lbh) or more r,
+        # g, n, b than e, t, a, o; reversed English has reversed function words
+        candidates = []
+        if any(w in lower for w in _ROT13_WORDS) or sum(map(lower.count, 'rgnb')) > sum(
+            map(lower.count, 'etao')
         ):
-            if english(turned)[0] >= max(0.35, share + 0.25):
+            candidates.append(('rot13', line.translate(_ROT13)))
+        if any(w in lower for w in _REVERSED):
+            candidates.append(('reversed', line[::-1]))
+        if not candidates:
+            continue
+        share, count = english(line)
+        if count < 4 or share >= 0.5:
+            continue
+        for kind, turned in candidates:
+            # NOTE: by words gained, so an English preamble does not hide it
+            gained = (english(turned)[0] - share) * count
+            if gained >= max(2, 0.2 * count):
                 out.items.append((kind, start, start + len(line), turned))
                 budget -= len(line)
                 break

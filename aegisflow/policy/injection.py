@@ -15,7 +15,15 @@ leetspeak digits read as letters, so ``1gn0re prev1ous 1nstruct1ons`` and
   ``[INST]``, ``<<SYS>>``, ``</system>``, fake ``system:`` / ``assistant:`` turns);
 - ``new_instructions``: "new instructions:", "important: from now on ...", "system
   override";
-- ``exfiltration``: markdown images or links that carry data to a remote query string;
+- ``exfiltration``: markdown images that carry data (or a placeholder for it) to a
+  remote query string;
+- ``reader_address``: text addressed to the model that reads it ("note for the AI",
+  "assistants processing this page", "if you are an LLM", "before you answer,
+  first");
+- ``policy_markup``: settings, markup or "policy updates" that switch safety off
+  (``content_filter: off``, "guardrails are suspended");
+- ``refusal_suppression``: instructions that forbid refusing ("never say I'm
+  sorry", "no disclaimers", "start every answer with Sure");
 - ``encoded_payload``: text hidden by an encoding (base64, base32, hex in either
   case, URL or HTML escapes, ROT13, reversed, Unicode tag characters) that itself
   scores (`aegisflow.policy.decode`: decoded once, at most 64 KiB);
@@ -263,10 +271,52 @@ _RULES = (
         ('prompt_extraction', 0.6, ('instructions',), 'instructions', r'instructions you were given'),
         # an image whose query carries data or a placeholder for it (a bare image
         # URL with a query string is ordinary markdown)
-        ('exfiltration', 0.6, (), '![', r'!\[[^\]]{0,100}\]\(\s*https?://[^)\s]{1,300}\?[^)\s]{0,300}=[^)\s]*(?:\[[a-z_ ]{2,40}\]|\{[a-z_ ]{2,40}\}|<[a-z_ ]{2,40}>|secret|conversation|prompt|password|history|chat|token|api.?key|e.?mail|messages?|context|memory|instructions?|credentials?|personal|private)[^)\s]*\)'),
+        ('exfiltration', 0.6, (), '![', r'!\[[^\]]{0,100}\]\(\s*https?://[^)\s]{1,300}\?[^)\s]{0,300}=[^)\s]*(?:\[[a-z_ ]{2,40}\]|\{[a-z_ ]{2,40}\}|<[a-z_ ]{2,40}>|secret|conversation|prompt|password|history|api.?key|e.?mail|memory|instructions?|credentials?)[^)\s]*\)'),
         ('exfiltration', 0.6, (), '![', r'!\[[^\]]{0,100}\]\(\s*https?://[^)\s]{1,300}\?[^)\s]{0,300}=[^)\s]*\)[^\n]{0,40}\b(?:where|replace|with the|containing|fill)\b'),
     ]
     + [('new_instructions', 0.35, (w,), w + ' ', w + r' (?:task|instructions?|goal|purpose|objective) (?:is|are)\b') for w in ('real', 'true', 'actual', 'new')]
+    # text addressed to the model that reads it (a document, a page, a tool result)
+    + [('reader_address', 0.5, (w,), w, w + r' (?:to|for) (?:the |any |all |an? )?(?:ai|assistants?|models?|llms?|language models?|agents?|bots?|chatbots?|summari[sz]ers?|ai (?:agents?|assistants?|tools?|systems?|models?))\b') for w in ('note', 'message', 'instructions', 'instruction', 'reminder', 'request', 'attention')]
+    + [('reader_address', 0.5, (w,), w, r'(?:ai|llms?|language models?|assistants?|agents?|models?|ai (?:agents?|assistants?|tools?|systems?)|automated (?:assistants?|agents?|systems?|tools?))\s' + w + r' (?:this|the (?:above|following))\b', 40) for w in ('reading', 'processing', 'summarizing', 'summarising', 'parsing', 'analyzing', 'analysing', 'seeing', 'transcribing', 'indexing')]
+    + [('reader_address', 0.5, (w,), 'if you', r'if you(?: are|\'re) (?:an? )?(?:ai|llm|language model|assistant|agent|chatbot|bot|automated)\b') for w in ('ai', 'llm', 'language', 'assistant', 'agent', 'chatbot', 'automated')]
+    + [('reader_address', 0.35, (w,), w, w + r',? (?:ai|assistant|model|agent|llm|bot)\b\s*[,:!]') for w in ('dear', 'hey', 'hi', 'hello', 'attention')]
+    + [('reader_address', 0.5, ('before',), 'before ', r'before (?:you )?(?:summari[sz]e|answer|respond|reply|solve|continue|proceed|complete|do)\w*\b[^.\n]{0,40}\b(?:first|you must|make sure to)\b')]
+    + [('reader_address', 0.5, (w,), w, w + r'\s*[,:]\s*(?:please )?(?:ignore|forward|send|delete|cancel|reveal|print|tell|say|replace|open|upload|run|close|recommend|rate|answer|include|append|email|share|disable|buy|transfer|stop)\b') for w in ('assistant', 'ai', 'agent', 'model', 'llm', 'chatbot', 'bot')]
+    + [('reader_address', 0.35, ('user',), 'user ', r'user (?:has (?:consented|agreed|been verified|authori[sz]ed)|is (?:an? )?(?:verified|authori[sz]ed) (?:admin|administrator|user))\b')]
+    # a persona built to drop the rules, without the usual jailbreak names
+    + [
+        ('role_hijack', 0.5, ('persona',), 'persona', r'persona\b[^.\n]{0,60}\b(?:no|never|without|unfiltered|unrestricted|obedien\w*|raw)\b'),
+        ('role_hijack', 0.5, ('new',), 'your new ', r'your new (?:persona|identity|role|character|name) is\b'),
+        ('role_hijack', 0.3, ('roleplay',), 'roleplay as', r'roleplay as\b'),
+        ('role_hijack', 0.3, ('role',), 'role-play as', r'role-?play as\b'),
+        ('role_hijack', 0.3, ('playing',), 'you are now playing', r'you are now playing\b'),
+        ('role_hijack', 0.5, ('answers',), 'answers ', r'answers (?:every|any|all) (?:questions?|requests?)\b[^.\n]{0,60}\b(?:whatever|no matter|regardless|in full|without)\b'),
+        ('role_hijack', 0.5, ('removed',), 'removed', r'(?:restrictions?|filters?|rules|limits|guidelines|safety)(?: \w+){0,2} (?:removed|lifted|uninstalled|turned off|switched off)\b', 40),
+        ('role_hijack', 0.5, ('uninstalled',), 'uninstalled', r'(?:filters?|safety|guardrails?)(?: \w+){0,3} (?:been )?uninstalled\b', 60),
+        ('role_hijack', 0.5, ('morality',), 'morality', r'(?:beyond|without|no|free (?:of|from)) (?:\w+ )?morality\b', 30),
+        ('role_hijack', 0.35, ('existed',), 'existed', r'(?:safety|rules|guidelines|restrictions|filters) existed\b', 40),
+    ]
+    # settings, markup or "policy updates" that switch safety off
+    + [('policy_markup', 0.5, (w,), w, w + r'\w*["\']?\s*[:=]\s*["\']?(?:off|none|disabled|false|0|never|block_none|permissive|unrestricted)\b(?=\s*(?:["\',;}\]\n]|$))') for w in ('safety', 'filter', 'content_filter', 'guardrails', 'refusals', 'refusal', 'censorship', 'moderation', 'disclaimers', 'compliance_level', 'restrictions', 'dangerous', 'harassment', 'refuse')]
+    + [('policy_markup', 0.5, (w,), w, r'(?:polic(?:y|ies)|guardrails?|filter(?:s|ing)?|safety|restrictions?|refusals?|moderation)(?: \w+){0,3} (?:is |are |been |were )?' + w + r'\b', 40) for w in ('suspended', 'disabled', 'lifted', 'deactivated')]
+    + [
+        ('policy_markup', 0.5, ('policy',), 'polic', r'(?:updated|new|latest) (?:\w+ )?(?:usage |content )?polic(?:y|ies)\b[^\n]{0,100}\b(?:may now|are (?:now )?allowed|is (?:now )?allowed|can now|permits?)\b', 20),
+        ('policy_markup', 0.35, ('note',), 'note', r'(?:operator|developer|admin|administrator|system) note\b', 20),
+        ('policy_markup', 0.35, ('authorization',), 'authorization', r'authorization (?:token|code)\b[^.\n]{0,60}\b(?:granted|comply|override|admin|without restriction)'),
+    ]
+    # instructions that forbid refusing
+    + [
+        ('refusal_suppression', 0.5, ('never',), 'never ', r'never (?:say|use|write|include|mention|apologi[sz]e|output)\b[^.\n]{0,30}["\'](?:i\'m sorry|i am sorry|sorry|i can\'t|i cannot|as an ai|unfortunately|i apologi[sz]e)'),
+        ('refusal_suppression', 0.5, ('apologize',), 'never apologize', r'never apologi[sz]e'),
+        ('refusal_suppression', 0.35, ('disclaimers',), 'disclaimer', r'(?:do not|don\'t|never|no|without|skip(?: the)?) (?:include |add |give |any |the )*disclaimers?\b', 30),
+        ('refusal_suppression', 0.35, ('warnings',), 'warning', r'(?:do not|don\'t|never|no|without|skip(?: the)?) (?:include |add |give |any |the )*warnings?\b', 30),
+        ('refusal_suppression', 0.35, ('caveats',), 'caveat', r'(?:do not|don\'t|never|no|without|skip(?: the)?) (?:include |add |any |the )*caveats?\b', 30),
+        ('refusal_suppression', 0.5, ('refusing',), 'refusing is not', r'refusing is not (?:an option|allowed|permitted)'),
+        ('refusal_suppression', 0.5, ('refusal',), 'refusal', r'(?:any )?refusals? (?:is|are|will be) (?:not (?:an option|allowed|permitted)|treated as)'),
+        ('refusal_suppression', 0.5, ('forbidden',), 'forbidden from', r'forbidden from (?:using|saying|refusing|mentioning)'),
+        ('refusal_suppression', 0.5, ('must',), 'must not refuse', r'must not refuse'),
+    ]
+    + [('refusal_suppression', 0.5, (w,), w, w + r' (?:your|every|each|all) (?:reply|response|answer)s? with ["\']?(?:sure|absolutely|yes|of course|certainly|here is|here\'s)') for w in ('begin', 'start')]
 )  # fmt: skip
 
 

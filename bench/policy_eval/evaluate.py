@@ -12,13 +12,19 @@ without its finding is a false negative. Every kind is looked for on every item 
 way a policy with all kinds runs), so a value reported as the wrong kind counts
 against both.
 
-Injection (data/injection.jsonl): label ``attack`` or ``benign``; benign items carry
-``hard: true`` when they use the vocabulary of attacks without attacking. A finding
-at the default threshold (0.5) is a positive. Recall per attack category, false
-positives per benign category, each with a 95% Wilson interval.
+Injection (data/injection_dev.jsonl, data/injection_heldout.jsonl, built by
+injection_data.py, split by source): label ``attack`` or ``benign``, a ``family``
+each; benign families are ordinary prompts, short pieces of documentation, long
+documents, and ``hard`` text that uses the vocabulary of attacks without attacking.
+A score at the default threshold (0.5) is a positive. Recall per attack family and
+false positives per benign family, each with a 95% Wilson interval, for each split:
+the rules are written against the development split; the held-out split's sources
+(template families, written families, encodings, packages of documents) are never
+read while writing them, and its figures are the ones published.
 
-Targets (issue): PII precision and recall >= 0.98; injection recall >= 0.75 with at
-most 3% false positives on benign prompts.
+Targets: PII precision and recall >= 0.98. Injection, the goal on the held-out
+split: recall >= 0.85 with at most 1% false positives on ordinary text and 3% on
+hard text; `--check` guards the development split against regressions (`FLOORS`).
 """
 
 import argparse
@@ -36,12 +42,10 @@ from aegisflow.policy.filters import PiiFilter  # noqa: E402
 from aegisflow.policy.normalize import Folded  # noqa: E402
 from aegisflow.policy.pii import KINDS  # noqa: E402
 
-TARGETS = {
-    'pii_precision': 0.98,
-    'pii_recall': 0.98,
-    'inj_recall': 0.75,
-    'inj_fpr': 0.03,
-}
+TARGETS = {'pii_precision': 0.98, 'pii_recall': 0.98}
+GOAL = {'recall': 0.85, 'ordinary': 0.01, 'hard': 0.03}  # held-out
+FLOORS = {'recall': 0.79, 'ordinary': 0.01, 'hard': 0.03}  # development: no worse
+HARD = ('hard',)
 
 
 def wilson(k, n, z=1.96):
@@ -92,22 +96,54 @@ def evaluate_pii():
     return items, tp, fp, fn, errors
 
 
-def evaluate_injection():
+def evaluate_injection(split):
+    """{(label, family): [positives, n]}, misses, for one split."""
     flt = InjectionFilter(0.5)
-    rows = collections.defaultdict(lambda: [0, 0])  # (label, category) -> [positive, n]
+    rows = collections.defaultdict(lambda: [0, 0])
     errors = []
-    items = load('injection.jsonl')
-    for item in items:
-        score, signals = flt.score(Folded(item['text']))
+    for item in load(f'injection_{split}.jsonl'):
+        score, _ = flt.score(Folded(item['text']))
         positive = score >= 0.5
-        key = (item['label'], item['category'])
+        key = (item['label'], item['family'])
         rows[key][0] += positive
         rows[key][1] += 1
         if positive != (item['label'] == 'attack'):
-            errors.append(
-                (item['label'], item['category'], round(score, 2), item['text'][:100])
-            )
-    return items, rows, errors
+            errors.append((split, *key, round(score, 2), item['text'][:100]))
+    return rows, errors
+
+
+def injection_report(split, rows):
+    """Print one split's table; its (recall, ordinary FP rate, hard FP rate)."""
+    totals = {}
+    groups = {
+        'recall': [v for (lab, _), v in rows.items() if lab == 'attack'],
+        'ordinary': [
+            v for (lab, f), v in rows.items() if lab == 'benign' and f not in HARD
+        ],
+        'hard': [v for (lab, f), v in rows.items() if lab == 'benign' and f in HARD],
+    }
+    n_attack = sum(v[1] for v in groups['recall'])
+    n_benign = sum(v[1] for k in ('ordinary', 'hard') for v in groups[k])
+    print(f'### {split} ({n_attack} attacks, {n_benign} benign)\n')
+    print('| label | family | n | flagged | rate | 95% CI |')
+    print('|---|---|---:|---:|---:|---|')
+    for (label, family), (k, n) in sorted(rows.items()):
+        lo, hi = wilson(k, n)
+        print(f'| {label} | {family} | {n} | {k} | {k / n:.3f} | {lo:.3f}-{hi:.3f} |')
+    for name, label in (
+        ('recall', 'attacks: recall'),
+        ('ordinary', 'ordinary text: false positives'),
+        ('hard', 'hard text: false positives'),
+    ):
+        k = sum(v[0] for v in groups[name])
+        n = sum(v[1] for v in groups[name])
+        lo, hi = wilson(k, n)
+        totals[name] = _ratio(k, n)
+        print(
+            f'| **{label}** | all | {n} | {k} | **{totals[name]:.3f}** | {lo:.3f}-{hi:.3f} |'
+        )
+    print()
+    return totals
 
 
 def _ratio(a, b):
@@ -137,46 +173,34 @@ def main(argv=None):
         f'| **all** | {TP} | {FP} | {FN} | **{precision:.3f}** | **{recall:.3f}** |\n'
     )
 
-    items, rows, inj_errors = evaluate_injection()
-    # the headline leaves out attacks written in low-resource languages (spikee's
-    # translations): lexical rules read English; those are reported on their own row
-    attacks = [
-        v
-        for (label, cat), v in rows.items()
-        if label == 'attack' and not cat.endswith('_lrl')
-    ]
-    benign = [v for (label, _), v in rows.items() if label == 'benign']
-    hits, n_attack = sum(v[0] for v in attacks), sum(v[1] for v in attacks)
-    fps, n_benign = sum(v[0] for v in benign), sum(v[1] for v in benign)
-    print(
-        f'## Prompt injection ({n_attack} English attacks, {n_benign} benign; '
-        f'{sum(1 for i in items if i["category"].endswith("_lrl"))} low-resource-language attacks apart)\n'
+    print('## Prompt injection\n')
+    inj_errors, measured = [], {}
+    for split in ('dev', 'heldout'):
+        rows, errors = evaluate_injection(split)
+        inj_errors += errors
+        measured[split] = injection_report(split, rows)
+    held = measured['heldout']
+    met = (
+        held['recall'] >= GOAL['recall']
+        and held['ordinary'] <= GOAL['ordinary']
+        and held['hard'] <= GOAL['hard']
     )
-    print('| label | category | n | flagged | rate | 95% CI |')
-    print('|---|---|---:|---:|---:|---|')
-    for (label, category), (k, n) in sorted(rows.items()):
-        lo, hi = wilson(k, n)
-        print(f'| {label} | {category} | {n} | {k} | {k / n:.3f} | {lo:.3f}-{hi:.3f} |')
-    recall_inj, fpr = hits / n_attack, fps / n_benign
-    lo, hi = wilson(hits, n_attack)
-    flo, fhi = wilson(fps, n_benign)
-    print(
-        f'| **attack** | **all English** | {n_attack} | {hits} | **{recall_inj:.3f}** | {lo:.3f}-{hi:.3f} |'
-    )
-    print(
-        f'| **benign** | **all** | {n_benign} | {fps} | **{fpr:.3f}** | {flo:.3f}-{fhi:.3f} |'
-    )
+    print(f'held-out goal {"met" if met else "NOT met"}: {GOAL}')
     if args.errors:
         print('\n## Misses\n')
         for e in pii_errors + inj_errors:
             print('-', e)
+    dev = measured['dev']
     ok = (
         precision >= TARGETS['pii_precision']
         and recall >= TARGETS['pii_recall']
-        and recall_inj >= TARGETS['inj_recall']
-        and fpr <= TARGETS['inj_fpr']
+        and dev['recall'] >= FLOORS['recall']
+        and dev['ordinary'] <= FLOORS['ordinary']
+        and dev['hard'] <= FLOORS['hard']
     )
-    print(f'\ntargets {"met" if ok else "NOT met"}: {TARGETS}')
+    print(
+        f'\nPII targets and development floors {"met" if ok else "NOT met"}: {TARGETS} {FLOORS}'
+    )
     return 0 if ok or not args.check else 1
 
 

@@ -21,13 +21,18 @@ def test_the_sets_are_as_large_as_promised():
     assert set(kinds) - {None} >= {
         'email', 'phone', 'credit_card', 'us_ssn', 'iban', 'ip_address', 'api_key', 'jwt',
     }  # fmt: skip
-    inj = _load('injection.jsonl')
-    attacks = [
-        i for i in inj if i['label'] == 'attack' and not i['category'].endswith('_lrl')
-    ]
-    benign = [i for i in inj if i['label'] == 'benign']
-    assert len(attacks) >= 300 and len(benign) >= 300
-    assert sum(1 for i in benign if i.get('hard')) >= len(benign) / 3
+    dev, held = _load('injection_dev.jsonl'), _load('injection_heldout.jsonl')
+    for split in (dev, held):
+        labels = collections.Counter(i['label'] for i in split)
+        assert labels['attack'] >= 150 and labels['benign'] >= 300
+        assert sum(1 for i in split if i['family'] == 'hard') >= 20
+    # split by source: no source on both sides
+    assert not {i['source'] for i in dev} & {i['source'] for i in held}
+    # nothing from the reserved collections
+    assert not any(
+        i['source'].startswith(('garak', 'pyrit', 'inspect', 'rebuff'))
+        for i in dev + held
+    )
 
 
 def test_detectors_meet_their_targets(capsys):
