@@ -29,7 +29,7 @@ _GUARD_COMMON = ('run', 'timeout_ms', 'on_error', 'cache_ttl_s', 'window_chars')
 RUNS = {'input': ('parallel', 'before'), 'output': ('after', 'stream_window')}
 LLAMA_GUARD_CATEGORIES = tuple(f'S{i}' for i in range(1, 15))
 TEMPLATES = ('llama_guard_3', 'judge', 'custom')
-_COMMON = ('name', 'type', 'action', 'mode', 'restore')
+_COMMON = ('name', 'type', 'action', 'mode', 'restore', 'fields')
 _TYPE_KEYS = {
     'keyword': ('keywords',),
     'regex': ('patterns', 'timeout_ms', 'max_match'),
@@ -59,6 +59,7 @@ class PolicyConfig:
     action: str
     dry_run: bool = False
     restore: bool = False
+    fields: frozenset | None = None  # the kinds of request field read (None: all)
     options: dict = field(default_factory=dict, hash=False, compare=False)
 
 
@@ -115,6 +116,7 @@ def _policy(builder, item, phase):
             'whole: it names no span to redact)',
             found='redact',
         )
+    fields = _fields(item.get('fields'), phase, ptype)
     options = _OPTIONS[ptype](builder, item)
     if options is not None and ptype in GUARD_TYPES:
         options = _guard_common(item, phase, options)
@@ -127,8 +129,28 @@ def _policy(builder, item, phase):
         action=action,
         dry_run=mode == 'dry_run',
         restore=restore,
+        fields=fields,
         options=options,
     )
+
+
+def _fields(node, phase, ptype):
+    """The kinds of request field an input policy reads (absent: all of them)."""
+    if node.missing:
+        return None
+    from aegisflow.policy.walk import FIELD_KINDS
+
+    if phase != 'input':
+        node.fail('fields only on an input policy (an answer is one kind of text)')
+        return None
+    if ptype in GUARD_TYPES:
+        node.fail(f'no fields for a {ptype} policy (it judges the request whole)')
+        return None
+    kinds = [
+        k.str(choices=FIELD_KINDS)
+        for k in node.list(min_items=1, what='a list of field kinds')
+    ]
+    return frozenset(k for k in kinds if k is not None) or None
 
 
 def _keyword(builder, item):

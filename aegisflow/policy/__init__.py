@@ -63,6 +63,7 @@ class PolicyEngine:
                     dry_run=pc.dry_run,
                     restore=pc.restore,
                     label=label,
+                    fields=pc.fields,
                 )
             )
         self.names = [p.name for p in self.policies + self.guards]

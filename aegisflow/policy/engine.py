@@ -32,6 +32,7 @@ from aegisflow.errors import PermissionDenied
 from aegisflow.policy.filters import Finding
 from aegisflow.policy.normalize import Folded
 from aegisflow.policy.walk import embedding_fields
+from aegisflow.policy.walk import field_kind
 from aegisflow.policy.walk import request_fields
 from aegisflow.policy.walk import response_fields
 
@@ -56,12 +57,31 @@ class PolicyViolation(PermissionDenied):
 class Policy:
     """One configured policy: a filter, an action, a phase."""
 
-    __slots__ = ('name', 'phase', 'action', 'dry_run', 'restore', 'filter', 'label')
+    __slots__ = (
+        'name',
+        'phase',
+        'action',
+        'dry_run',
+        'restore',
+        'filter',
+        'label',
+        'fields',
+    )
 
     def __init__(
-        self, name, phase, action, flt, *, dry_run=False, restore=False, label=0
+        self,
+        name,
+        phase,
+        action,
+        flt,
+        *,
+        dry_run=False,
+        restore=False,
+        label=0,
+        fields=None,
     ):
         self.name = name
+        self.fields = fields  # the kinds of request field it reads (None: all)
         self.phase = phase
         self.action = action
         self.dry_run = dry_run
@@ -196,14 +216,21 @@ def _apply(text, redactions, redactor):
     return ''.join(out)
 
 
-def _decide(fields, policies, redactor):
+def _decide(fields, policies, redactor, body=None):
+    """Scan `fields` (of `body`, when some policy reads only some kinds of
+    field) with `policies`; combine the verdicts."""
     decision = Decision()
     pending = []
+    scoped = body is not None and any(p.fields is not None for p in policies)
     for field in fields:
         if not field.text:
             continue
+        chosen = policies
+        if scoped:
+            kind = field_kind(body, field.path)
+            chosen = [p for p in policies if p.fields is None or kind in p.fields]
         redactions = _scan_field(
-            field.text, policies, field.path, decision.hits, field.signed
+            field.text, chosen, field.path, decision.hits, field.signed
         )
         if redactions:
             pending.append((field, redactions))
@@ -224,13 +251,15 @@ def _decide(fields, policies, redactor):
 
 def check_embeddings(request, policies, redactor):
     """Run input `policies` over the texts of an embeddings request."""
-    return _decide(embedding_fields(request), policies, redactor)
+    # NOTE: what is embedded is the user's text
+    chosen = [p for p in policies if p.fields is None or 'user' in p.fields]
+    return _decide(embedding_fields(request), chosen, redactor)
 
 
 def check_request(body, policies, redactor):
     """Run input `policies` over every text field of `body` (rewritten in place when
     a redaction applies)."""
-    return _decide(request_fields(body), policies, redactor)
+    return _decide(request_fields(body), policies, redactor, body)
 
 
 def check_response(result, policies, redactor, fields_of=response_fields):

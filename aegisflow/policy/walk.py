@@ -32,6 +32,8 @@ Responses: ``choices[i].message.content`` and its tool-call arguments; an
 Anthropic ``message``'s ``content`` blocks (`message_fields`).
 """
 
+import re
+
 import orjson
 
 
@@ -244,6 +246,56 @@ def request_fields(body, skip=()):
         elif isinstance(value, dict | list):
             _walk(value, key, out, key, key in _STRUCTURAL)
     return out
+
+
+# what a field of a request is, in the canonical chat form's words (every wire
+# format's fields map onto these): what an input policy's `fields` names
+FIELD_KINDS = ('system', 'user', 'assistant', 'tool_results', 'other')
+_ITEM = re.compile(r'(messages|input)\[(\d+)\](?:\.content\[(\d+)\])?')
+_TOOL_OUTPUTS = frozenset(
+    (
+        'function_call_output',
+        'custom_tool_call_output',
+        'computer_call_output',
+        'local_shell_call_output',
+        'mcp_call_output',
+    )
+)
+_ROLE_KINDS = {
+    'system': 'system',
+    'developer': 'system',
+    'user': 'user',
+    'assistant': 'assistant',
+    'tool': 'tool_results',
+    'function': 'tool_results',
+}
+
+
+def field_kind(body, path):
+    """The kind of the field at `path` of a request `body` (`FIELD_KINDS`): chat
+    messages by role (``tool`` results), Anthropic ``tool_result`` blocks,
+    Responses ``function_call_output`` items; system prompts and instructions;
+    everything else (tool definitions, settings) ``other``."""
+    if path.startswith(('system', 'instructions')):
+        return 'system'
+    if path == 'input' or path.startswith('input.'):
+        return 'user'  # NOTE: a Responses input given as one string
+    m = _ITEM.match(path)
+    items = body.get(m.group(1)) if m else None
+    if not isinstance(items, list) or int(m.group(2)) >= len(items):
+        return 'other'
+    item = items[int(m.group(2))]
+    if not isinstance(item, dict):
+        return 'user' if isinstance(item, str) else 'other'
+    if item.get('type') in _TOOL_OUTPUTS:
+        return 'tool_results'
+    block = m.group(3)
+    content = item.get('content')
+    if block is not None and isinstance(content, list) and int(block) < len(content):
+        part = content[int(block)]
+        if isinstance(part, dict) and part.get('type') == 'tool_result':
+            return 'tool_results'
+    return _ROLE_KINDS.get(item.get('role'), 'other')
 
 
 def embedding_fields(request):
