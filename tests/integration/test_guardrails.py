@@ -499,3 +499,35 @@ def test_under_meinheld_a_parallel_guard_runs_before_with_a_warning(
     assert not main.started.is_set()  # judged first: the main call never began
     assert ask(gw, 'sk-lg', 'clean under meinheld').choices
     main.reset()
+
+
+def test_verdicts_in_redis_are_shared_by_two_gateways_and_hold_no_text(
+    gateway_factory, fakes, collector, tmp_path_factory
+):
+    import redis
+
+    from tests.support.redis_server import RedisServer
+
+    main, guard = fakes
+    server = RedisServer(tmp_path_factory.mktemp('redis')).start()
+    try:
+        config = CONFIG.format(
+            main=main.base_url, guard=guard.base_url, collector=collector.endpoint
+        ) + (
+            f'cache: {{enabled: false, backend: redis, redis_url: "{server.url}"}}\n'
+            'state: {key_prefix: "guardtest"}\n'
+        )
+        first = gateway_factory(config, env={'GUARD_ADMIN': ADMIN_KEY})
+        second = gateway_factory(config, env={'GUARD_ADMIN': ADMIN_KEY})
+        text = 'a text judged by one gateway, known to the other'
+        assert ask(first, 'sk-lg', text).choices
+        calls = guard.calls['/v1/chat/completions']
+        assert ask(second, 'sk-lg', text).choices
+        assert guard.calls['/v1/chat/completions'] == calls  # judged once
+        client = redis.Redis.from_url(server.url)
+        names = [n.decode() for n in client.keys('*')]
+        assert names and all(n.startswith('guardtest:cache:verdict:') for n in names)
+        stored = b''.join(client.get(n) for n in names)
+        assert b'judged by one gateway' not in stored
+    finally:
+        server.stop()
