@@ -75,6 +75,10 @@ OTHER_ID = 1023  # the category id of anything not configured
 _MAX_TEXT = 100_000  # characters of one text sent to a guard
 
 
+class GuardCut(Exception):
+    """A guardrail's block came before the main call's answer: the call was cut."""
+
+
 class Verdict(NamedTuple):
     code: int  # ALLOW, BLOCK, ERROR, TIMEOUT
     categories: tuple = ()  # configured names (or OTHER) that made it a block
@@ -436,6 +440,49 @@ class Guards:
         for _, (task, _) in pending:
             task.cancel()
 
+    @property
+    def racing(self):
+        """Whether a block can cut the main call short (a cooperative worker: the
+        call is a greenlet that can be killed, closing its upstream socket)."""
+        return not self.spawner.inline and _cooperative()
+
+    def race(self, pending, run):
+        """`run()` (the main call) beside the pending verdicts: its result, or
+        `GuardCut` when a verdict that blocks comes first, or a guard that blocks
+        on error times out first (the call is killed, so its upstream connection
+        closes at once and no more tokens are made)."""
+        import gevent
+
+        main = gevent.spawn(run)
+        waiting = {
+            task.greenlet: (policy, started + policy.timeout_s)
+            for policy, (task, started) in pending
+            if isinstance(task, _Greenlet)
+        }
+        try:
+            while waiting:
+                due = min(d for _, d in waiting.values()) - time.perf_counter()
+                gevent.wait([main, *waiting], count=1, timeout=max(0.0, due))
+                if main.ready():
+                    break
+                now = time.perf_counter()
+                for greenlet, (policy, deadline) in list(waiting.items()):
+                    if greenlet.ready():
+                        ok = greenlet.successful()
+                        verdict = greenlet.value if ok else None
+                    elif now >= deadline:
+                        verdict = Verdict(TIMEOUT)
+                    else:
+                        continue
+                    del waiting[greenlet]
+                    if _blocks(policy, verdict):
+                        main.kill()
+                        raise GuardCut(policy.name)
+            return main.get()
+        except BaseException:
+            main.kill()  # NOTE: the client went away, the worker stops: no orphan
+            raise
+
     # -- one verdict ----------------------------------------------------------------
 
     def _task(self, ctx, policy, texts, context):
@@ -670,6 +717,15 @@ class Guards:
         obs.requested_model = model
         obs.model = self.gw.labels.models.id(model)
         return obs
+
+
+def _blocks(policy, verdict):
+    """Whether `verdict` (None: the guard failed) makes `policy` refuse."""
+    if policy.dry_run:
+        return False
+    if verdict is None or verdict.code in (ERROR, TIMEOUT):
+        return policy.on_error == 'block'
+    return verdict.code == BLOCK and policy.action == 'block'
 
 
 def _message(hit):

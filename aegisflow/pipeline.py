@@ -39,6 +39,7 @@ from aegisflow.errors import InvalidRequest
 from aegisflow.errors import PermissionDenied
 from aegisflow.errors import RateLimited
 from aegisflow.errors import ServiceUnavailable
+from aegisflow.guardrails import GuardCut
 from aegisflow.guardrails import Guards
 from aegisflow.limits.engine import reset_label
 from aegisflow.limits.plan import REASONS
@@ -361,14 +362,10 @@ class Pipeline:
             return self._chat_hit(ctx, hit, chat, a.redactor, native)
         a.ticket = ticket
         call = partial(_relay_or_call, native, chat) if relay else None
-        try:
-            target, result = self.dispatcher.run(
-                ctx.obs, chat, resolution, call=call, plan=plan
-            )
-        except BaseException:
-            if a.pending:
-                self.guards.cancel(a.pending)
-            raise
+        run = partial(
+            self.dispatcher.run, ctx.obs, chat, resolution, call=call, plan=plan
+        )
+        target, result = self._dispatch(ctx, a, run)
         _dropped(ctx, native, target.provider)
         if chat.stream:
             return self._streamed(ctx, target, result, a)
@@ -530,6 +527,29 @@ class Pipeline:
             self.guards.check(ctx, first, items)
         later = [g for g in guards if g not in first]
         return self.guards.start(ctx, later, items) if later else None
+
+    def _dispatch(self, ctx, a, run):
+        """(target, result) of the main call `run`; beside pending guardrails on a
+        cooperative worker, a race that a block can cut short."""
+        try:
+            if a.pending and self.guards.racing:
+                return self.guards.race(a.pending, run)
+            return run()
+        except GuardCut:
+            self._cut(ctx, a)
+        except BaseException:
+            if a.pending:
+                self.guards.cancel(a.pending)
+            raise
+
+    def _cut(self, ctx, a):
+        """The main call was cut by a block that came first: no usage came back,
+        so the prompt's estimate is recorded; the verdicts raise the refusal."""
+        obs = ctx.obs
+        obs.flags |= ev.CANCELLED
+        obs.prompt = prompt_tokens(a.chat.messages, a.chat.tools or None)
+        self.guards.settle(ctx, a.pending)
+        raise InternalError('A guardrail cut the call but gave no verdict.')
 
     def _held(self, ctx, pending):
         """Wait for the input guardrails' verdicts on a complete answer; a block

@@ -19,6 +19,7 @@ import requests
 from tests.support.fake_guard import SECRET
 from tests.support.fake_guard import FakeGuard
 from tests.support.fake_guard import FakeMain
+from tests.support.gateway import SERVING_CLASS
 from tests.support.gateway import wait_until
 from tests.support.ledger import usage_rows
 from tests.support.metrics import scrape
@@ -169,6 +170,28 @@ def test_a_verdict_after_the_answer_still_blocks_and_the_answer_never_leaves(
         ),
         timeout=10,
         what='the cancelled row',
+    )
+
+
+@pytest.mark.skipif(
+    SERVING_CLASS != 'gevent',
+    reason='a thread cannot be killed: under gthread the verdict waits for the answer',
+)
+def test_under_gevent_a_block_that_comes_first_cuts_the_main_call(gw, main, guard):
+    release = threading.Event()
+    main.gate = release  # the main upstream answers only once released
+    r = raw(gw, 'sk-lg', 'KILL-MARKER cut before the answer')
+    assert r.status_code == 403
+    assert not main.answered.is_set()  # refused while the call was still out
+    release.set()
+    assert main.closed.wait(10), 'the main call was left running'
+    wait_until(
+        lambda: any(
+            row[:2] == (403, 'cancelled') and row[2] > 0
+            for row in usage_rows(gw, 'lg', 0, columns='status, outcome, prompt_tokens')
+        ),
+        timeout=10,
+        what='the cut request in the ledger, with its prompt estimate',
     )
 
 

@@ -188,6 +188,14 @@ class _MainHandler(FakeHandler):
         text = f'{SECRET} echo: {user}' if 'HOLD' in user else f'echo: {user}'
         if body.get('stream'):
             return self._stream(body, text, hold='HOLD' in user)
+        try:
+            self._answer(body, text)
+        except OSError:
+            fake.closed.set()  # NOTE: the gateway hung up before the answer
+            return
+        fake.answered.set()
+
+    def _answer(self, body, text):
         self.send_json(
             200,
             {
@@ -209,7 +217,7 @@ class _MainHandler(FakeHandler):
                 },
             },
         )
-        fake.answered.set()
+        self.wfile.flush()
 
     def _stream(self, body, text, hold):
         """Chunks of the text; with `hold`, the first chunk, then keep-alives until
