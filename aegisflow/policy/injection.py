@@ -297,12 +297,29 @@ _RULES = (
         ('role_hijack', 0.35, ('existed',), 'existed', r'(?:safety|rules|guidelines|restrictions|filters) existed\b', 40),
     ]
     # settings, markup or "policy updates" that switch safety off
-    + [('policy_markup', 0.5, (w,), w, w + r'\w*["\']?\s*[:=]\s*["\']?(?:off|none|disabled|false|0|never|block_none|permissive|unrestricted)\b(?=\s*(?:["\',;}\]\n]|$))') for w in ('safety', 'filter', 'content_filter', 'guardrails', 'refusals', 'refusal', 'censorship', 'moderation', 'disclaimers', 'compliance_level', 'restrictions', 'dangerous', 'harassment', 'refuse')]
+    + [('policy_markup', 0.5, (w,), w, w + r'\w*["\']?\s*[:=]\s*["\']?(?:off|none|disabled|false|0|o|never|block_none|permissive|unrestricted)\b(?=\s*(?:["\',;}\]<]|$)|\s+[\w.]+\s*[:=])') for w in ('safety', 'filter', 'content_filter', 'guardrails', 'refusals', 'refusal', 'censorship', 'moderation', 'disclaimers', 'compliance_level', 'restrictions', 'dangerous', 'harassment', 'refuse')]
     + [('policy_markup', 0.5, (w,), w, r'(?:polic(?:y|ies)|guardrails?|filter(?:s|ing)?|safety|restrictions?|refusals?|moderation)(?: \w+){0,3} (?:is |are |been |were )?' + w + r'\b', 40) for w in ('suspended', 'disabled', 'lifted', 'deactivated')]
     + [
         ('policy_markup', 0.5, ('policy',), 'polic', r'(?:updated|new|latest) (?:\w+ )?(?:usage |content )?polic(?:y|ies)\b[^\n]{0,100}\b(?:may now|are (?:now )?allowed|is (?:now )?allowed|can now|permits?)\b', 20),
         ('policy_markup', 0.35, ('note',), 'note', r'(?:operator|developer|admin|administrator|system) note\b', 20),
         ('policy_markup', 0.35, ('authorization',), 'authorization', r'authorization (?:token|code)\b[^.\n]{0,60}\b(?:granted|comply|override|admin|without restriction)'),
+    ]
+    + [('policy_markup', 0.5, (w,), '<' + w, '<' + w + r'>\s*(?:disabled|off|none|false|never|all(?: \w+)?)\s*</') for w in ('refusals', 'refusal', 'safety', 'filter', 'filters', 'guardrails', 'censorship', 'moderation', 'allow')]
+    # "policy puppetry": a made-up interaction config that allows what it should not
+    + [('policy_markup', 0.5, (w,), w, w + r' (?:modes?|responses?|strings?)\s*:', 0) for w in ('allowed', 'blocked')]
+    + [('policy_markup', 0.5, ('interaction',), '<interaction', r'<interaction[-_ ]?(?:config|settings|rules)\b')]
+    # personas that exist to answer anything
+    + [
+        ('role_hijack', 0.5, ('two',), 'two ', r'two (?:characters|personas|bots|assistants|versions|modes)\b[^\n]{0,120}\b(?:answers? anything|no (?:rules|filters|restrictions|limits)|unfiltered|uncensored|without (?:rules|restrictions|filters|limits))'),
+        ('role_hijack', 0.5, ('obedience',), 'obedience', r'(?:only|sole) (?:value|purpose|goal|rule) is (?:total |complete |blind )?obedience\b', 30),
+        ('role_hijack', 0.5, ('obey',), 'obey', r'(?:only|sole) (?:value|purpose|goal|rule) is to (?:obey|comply)\b', 30),
+    ]
+    + [('role_hijack', 0.5, (w,), w, w + r' (?:grandma|grandmother|grandpa|grandfather|friend|mother|father|uncle|aunt)\b[^\n]{0,160}\b(?:synthesi[sz]\w*|napalm|explosives?|meth|poisons?|weapons?|bombs?)\b', 0) for w in ('late', 'deceased', 'dead')]
+    # a task framed as a test, an exercise or a dare, then the task itself
+    + [('pretext', 0.5, (w,), w, r'(?:you(?:[\'’]ve| have) been assigned (?:a|the|this|your) (?:new |special )?task|prove (?:that )?you(?:[\'’]re| are) (?:truly |really )?(?:intelligent|smart|capable|sentient)(?: by)?|experimental procedure|for testing purposes(?: only)?|priority task)\s*:\s*\w', 30) for w in ('assigned', 'prove', 'procedure', 'testing', 'priority')]
+    + [
+        ('instruction_override', 0.6, ('override',), 'override', r'override (?:your |the |all |any )?(?:safety|content|moderation|security|ethical) (?:settings|filters?|rules|protocols?|guidelines|measures|restrictions)\b'),
+        ('new_instructions', 0.5, ('new',), 'new ', r'new (?:important )?instructions?\s*[:\-]\s*(?:\w+ )?(?:reveal|print|output|ignore|say|tell|send|write|give|respond|answer|delete|forward|include|disregard|forget)\b'),
     ]
     # instructions that forbid refusing
     + [
