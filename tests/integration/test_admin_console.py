@@ -260,15 +260,51 @@ def test_the_usage_explorer_groups_and_downloads_csv(gw, signed_in):
     assert api.text.splitlines()[0] == csv[0]
 
 
+def test_a_tenant_made_in_the_console_serves_and_is_deleted_there(gw, signed_in):
+    b = signed_in
+    page = b.page
+    b.go('tenants')
+    page.click('#tenant-new')
+    form = page.locator('#tenant-create')
+    form.locator('input[name=id]').fill('acme')  # the config file's: refused
+    form.locator('button[type=submit]').click()
+    page.wait_for_selector(
+        '#tenant-create .notice:has-text("defined in the config file")'
+    )
+    form.locator('input[name=id]').fill('console-team')
+    form.locator('input[name=rpm]').fill('30')
+    form.locator('input[name=daily_usd]').fill('2')
+    form.locator('input[name=warn_at]').fill('0.5')
+    form.locator('button[type=submit]').click()
+    page.wait_for_selector('#tenant-counters')
+    assert page.locator('#tenant-id').inner_text() == 'console-team'
+    counters = page.locator('#tenant-counters').inner_text()
+    assert '30/min' in counters and '$2.00 a day' in counters
+    shown = requests.get(
+        f'{gw.url}/admin/v1/tenants/console-team', headers=ADMIN, timeout=5
+    ).json()
+    assert shown['rate_limit'] == {'requests_per_minute': 30}
+    assert shown['budget']['warn_at'] == 0.5
+    b.shot('tenant-created')
+    page.click('#tenant-delete')
+    page.click('#tenant-delete')  # asked once more
+    page.wait_for_selector('#tenant-table')
+    gone = requests.get(
+        f'{gw.url}/admin/v1/tenants/console-team', headers=ADMIN, timeout=5
+    )
+    assert gone.status_code == 404
+
+
 def test_a_refused_key_signs_out_and_nothing_left_for_another_host(gw, signed_in):
     b = signed_in
     page = b.page
     page.evaluate("sessionStorage.setItem('aegisflow.adminKey', 'stale-key')")
-    page.goto(b.origin + '/admin/#/tenants')
+    page.reload()  # NOTE: whatever page it is on, it asks the API again
     page.wait_for_selector('#login-error:has-text("sign in again")')
     assert page.evaluate("sessionStorage.getItem('aegisflow.adminKey')") is None
-    # the 401 a stale key got is the one console error expected: nothing else
-    errors = [e for e in b.errors if '401' not in e]
+    # the refused calls are the console errors expected (the stale key's 401, the
+    # config tenant's 409): nothing else
+    errors = [e for e in b.errors if ' 401 ' not in e and ' 409 ' not in e]
     assert errors == []
     assert b.foreign == []
     assert all(u.startswith(b.origin + '/admin') for u in b.requests), b.requests

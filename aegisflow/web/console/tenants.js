@@ -3,7 +3,7 @@
 
 import {api, query} from './api.js';
 import {budgetBar} from './chart.js';
-import {field, fmtInt, fmtNs, fmtUsd, h, pager, table} from './dom.js';
+import {clear, confirmButton, field, fmtInt, fmtNs, fmtUsd, h, notice, pager, table} from './dom.js';
 
 const PAGE = 50;
 
@@ -38,8 +38,12 @@ export async function tenants(view, params) {
   const go = (o, text) => { location.hash = '#/tenants?' + new URLSearchParams({q: text ?? q, offset: o}); };
   const search = h('input', {type: 'search', id: 'tenant-search', value: params.get('q') || '', placeholder: 'tenant id'});
   search.addEventListener('change', () => go(0, search.value));
+  const panel = h('div', {id: 'tenant-panel'});
+  const showCreate = () => clear(panel).append(h('h3', {}, 'New tenant'), tenantForm());
   view.append(
-    h('div', {class: 'toolbar'}, field('Find', search)),
+    h('div', {class: 'toolbar'}, field('Find', search),
+      h('button', {type: 'button', id: 'tenant-new', class: 'primary', onclick: showCreate}, 'New tenant')),
+    panel,
     table(['tenant', 'source', 'models', 'rate limit', 'budget', 'keys'], page.map((t) => [
       h('a', {href: '#/tenants/' + encodeURIComponent(t.id)}, t.id),
       t.source,
@@ -49,6 +53,51 @@ export async function tenants(view, params) {
       h('a', {href: '#/keys?' + new URLSearchParams({tenant: t.id})}, t.keys.length ? `${fmtInt(t.keys.length)} in config, more…` : 'keys…'),
     ]), {id: 'tenant-table'}),
     pager(offset - (offset % PAGE), PAGE, shown.length, (o) => go(o)));
+}
+
+const number = (form, name) => {
+  const text = form.elements[name].value.trim();
+  return text === '' ? null : Number(text);
+};
+
+// A tenant made at run time: its id, models, rate limit and budget (the API reads
+// them with the config file's rules and says which field is wrong).
+function tenantForm() {
+  const input = (name, attrs) => h('input', {name, ...(attrs || {})});
+  const status = h('div', {class: 'form-status'});
+  const form = h('form', {id: 'tenant-create', class: 'key-form'},
+    field('Id', input('id', {required: true, pattern: '[A-Za-z0-9][A-Za-z0-9_.\\-]{0,63}', placeholder: 'team-search'})),
+    field('Models (comma-separated globs; empty: all)', input('allowed_models')),
+    field('Requests/min', input('rpm', {type: 'number', min: 1})),
+    field('Tokens/min', input('tpm', {type: 'number', min: 1})),
+    field('Daily budget (USD)', input('daily_usd', {type: 'number', min: 0, step: 'any'})),
+    field('Monthly budget (USD)', input('monthly_usd', {type: 'number', min: 0, step: 'any'})),
+    field('Warn at (share of budget)', input('warn_at', {type: 'number', min: 0, max: 1, step: 'any', placeholder: '0.8'})),
+    h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, 'Create tenant')),
+    status);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clear(status);
+    const body = {id: form.elements.id.value.trim()};
+    const models = form.elements.allowed_models.value.split(',').map((m) => m.trim()).filter(Boolean);
+    if (models.length) body.allowed_models = models;
+    const rate = {};
+    if (number(form, 'rpm') !== null) rate.requests_per_minute = number(form, 'rpm');
+    if (number(form, 'tpm') !== null) rate.tokens_per_minute = number(form, 'tpm');
+    if (Object.keys(rate).length) body.rate_limit = rate;
+    const budget = {};
+    if (number(form, 'daily_usd') !== null) budget.daily_usd = number(form, 'daily_usd');
+    if (number(form, 'monthly_usd') !== null) budget.monthly_usd = number(form, 'monthly_usd');
+    if (Object.keys(budget).length && number(form, 'warn_at') !== null) budget.warn_at = number(form, 'warn_at');
+    if (Object.keys(budget).length) body.budget = budget;
+    try {
+      const made = await api('tenants', {method: 'POST', body});
+      location.hash = '#/tenants/' + encodeURIComponent(made.id);
+    } catch (err) {
+      status.append(notice(err.message));
+    }
+  });
+  return form;
 }
 
 export async function tenant(view, id) {
@@ -72,7 +121,21 @@ export async function tenant(view, id) {
       h('span', {class: 'mono'}, k.name), h('span', {class: 'mono'}, k.id || '–'), k.source,
       fmtNs(k.created_ns), k.revoked_ns ? 'revoked' : 'live']), {id: 'tenant-keys'}),
     h('p', {}, h('a', {href: '#/keys?' + new URLSearchParams({tenant: t.id})},
-      keys.total > keys.keys.length ? `All ${fmtInt(keys.total)} keys →` : 'Manage keys →')));
+      keys.total > keys.keys.length ? `All ${fmtInt(keys.total)} keys →` : 'Manage keys →')),
+    t.source === 'admin' ? deleteTenant(t.id) : h('p', {class: 'hint'}, 'Defined in the config file: change it there.'));
+}
+
+function deleteTenant(id) {
+  const status = h('div', {});
+  const button = confirmButton('Delete tenant', 'Delete it and revoke its keys?', async () => {
+    try {
+      await api('tenants/' + encodeURIComponent(id), {method: 'DELETE'});
+      location.hash = '#/tenants';
+    } catch (err) {
+      status.append(notice(err.message));
+    }
+  }, {id: 'tenant-delete'});
+  return h('div', {class: 'toolbar'}, button, status);
 }
 
 function counterRow(c, warnAt) {
