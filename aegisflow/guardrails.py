@@ -116,6 +116,7 @@ class GuardPolicy:
         'options',
         'digest',
         'filter',
+        'fields',
     )
 
     def __init__(self, pc, label):
@@ -137,6 +138,7 @@ class GuardPolicy:
             )
         ).digest()
         self.filter = None
+        self.fields = pc.fields  # the kinds of request field judged (None: all)
 
     def __repr__(self):
         return f'GuardPolicy({self.name!r}, {self.type}, {self.phase})'

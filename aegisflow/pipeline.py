@@ -51,6 +51,7 @@ from aegisflow.policy.engine import blocked_message
 from aegisflow.policy.engine import check_embeddings
 from aegisflow.policy.engine import check_request
 from aegisflow.policy.engine import check_response
+from aegisflow.policy.walk import field_kind
 from aegisflow.policy.walk import request_fields
 from aegisflow.policy.walk import response_fields
 from aegisflow.routing.dispatch import Dispatcher
@@ -517,16 +518,23 @@ class Pipeline:
     def _guard_input(self, ctx, guards, body, chat):
         """Judge the request with the tenant's input guardrails: those that run
         ``before`` now (a block raises); the others started beside the call, their
-        verdicts waited for by `_held` (the pending calls, or None)."""
-        items = guard_items(request_fields(body), chat.messages)
-        if not items:
-            return None
+        verdicts waited for by `_held` (the pending calls, or None). Each judges
+        the kinds of field its `fields` names (default all)."""
+        fields = request_fields(body)
         inline = self.guards.spawner.inline  # NOTE: meinheld: no call beside
-        first = [g for g in guards if g.run == 'before' or inline]
-        if first:
-            self.guards.check(ctx, first, items)
-        later = [g for g in guards if g not in first]
-        return self.guards.start(ctx, later, items) if later else None
+        pending = []
+        for scope in dict.fromkeys(g.fields for g in guards):
+            items = guard_items(_in_scope(fields, body, scope), chat.messages, scope)
+            if not items:
+                continue
+            group = [g for g in guards if g.fields == scope]
+            first = [g for g in group if g.run == 'before' or inline]
+            if first:
+                self.guards.check(ctx, first, items)
+            later = [g for g in group if g not in first]
+            if later:
+                pending += self.guards.start(ctx, later, items)
+        return pending or None
 
     def _dispatch(self, ctx, a, run):
         """(target, result) of the main call `run`; beside pending guardrails on a
@@ -804,11 +812,21 @@ class Pipeline:
         return result
 
 
-def guard_items(fields, messages):
+def _in_scope(fields, body, scope):
+    """The fields of `body` whose kind `scope` names (None: all of them)."""
+    if scope is None:
+        return fields
+    return [f for f in fields if field_kind(body, f.path) in scope]
+
+
+def guard_items(fields, messages, scope=None):
     """What input guardrails judge: each text of the request (so a text seen
-    before, a system prompt, has its cached verdict), then each image a chat
-    message carries (``{'image_url': url}``: a moderation endpoint reads them)."""
+    before, a system prompt, has its cached verdict), then each image a user's chat
+    message carries (``{'image_url': url}``: a moderation endpoint reads them)
+    when `scope` takes user text."""
     items = [f.text for f in fields if f.text and not f.signed]
+    if scope is not None and 'user' not in scope:
+        return items
     for message in messages or ():
         content = message.get('content') if isinstance(message, dict) else None
         if not isinstance(content, list):

@@ -143,9 +143,6 @@ def _fields(node, phase, ptype):
     if phase != 'input':
         node.fail('fields only on an input policy (an answer is one kind of text)')
         return None
-    if ptype in GUARD_TYPES:
-        node.fail(f'no fields for a {ptype} policy (it judges the request whole)')
-        return None
     kinds = [
         k.str(choices=FIELD_KINDS)
         for k in node.list(min_items=1, what='a list of field kinds')

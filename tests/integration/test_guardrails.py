@@ -56,6 +56,8 @@ policies:
     - {{name: judge, type: guard_model, model: judge-small, template: judge,
        action: block, categories: [violence, fraud]}}
     - {{name: warned, type: guard_model, model: llama-guard3, action: warn}}
+    - {{name: tool-mod, type: moderation, provider: guard, action: block,
+       fields: [tool_results], cache_ttl_s: 0}}
   output:
     - {{name: out-window, type: guard_model, model: llama-guard3, action: block,
        run: stream_window, window_chars: 60, cache_ttl_s: 0}}
@@ -69,6 +71,7 @@ tenants:
   - {{id: slowa, keys: [{{key: sk-slowa}}], policies: [slow-allow]}}
   - {{id: judge, keys: [{{key: sk-judge}}], policies: [judge]}}
   - {{id: warned, keys: [{{key: sk-warned}}], policies: [warned]}}
+  - {{id: toolmod, keys: [{{key: sk-toolmod}}], policies: [tool-mod]}}
   - {{id: window, keys: [{{key: sk-window}}], policies: [out-window]}}
   - {{id: after, keys: [{{key: sk-after}}], policies: [out-after]}}
   - {{id: limited, keys: [{{key: sk-limited}}], policies: [lg],
@@ -309,6 +312,29 @@ def test_warn_passes_with_a_header(gw, main, guard):
     r = raw(gw, 'sk-warned', 'KILL-MARKER but only warned')
     assert r.status_code == 200
     assert r.headers['X-AegisFlow-Policy-Warnings'] == 'warned'
+
+
+def test_a_guard_scoped_to_tool_results_reads_only_them(gw, main, guard):
+    user = raw(gw, 'sk-toolmod', 'KILL-MARKER typed by the user')
+    assert user.status_code == 200  # not its kind of text
+    messages = [
+        {'role': 'user', 'content': 'What did the tool say?'},
+        {
+            'role': 'assistant',
+            'content': None,
+            'tool_calls': [
+                {
+                    'id': 'c1',
+                    'type': 'function',
+                    'function': {'name': 'fetch', 'arguments': '{}'},
+                }
+            ],
+        },
+        {'role': 'tool', 'tool_call_id': 'c1', 'content': 'KILL-MARKER in the page'},
+    ]
+    tool = raw(gw, 'sk-toolmod', None, messages=messages)
+    assert tool.status_code == 403
+    assert "guardrail 'tool-mod' (violence)" in tool.json()['error']['message']
 
 
 def test_a_repeated_text_is_judged_once(gw, main, guard):
