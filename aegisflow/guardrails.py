@@ -38,6 +38,7 @@ import os
 import re
 import threading
 import time
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import orjson
@@ -637,71 +638,76 @@ class Guards:
 
     def _moderation_call(self, ctx, policy, provider, inputs):
         model = policy.options['model']
-        obs = self._begin(ctx, policy, model)
-        obs.priced_model, obs.provider_name = model, provider.name
-        obs.provider = self.gw.labels.providers.id(provider.name)
-        status = 200
-        try:
+        with self._recorded(ctx, policy, model) as obs:
+            obs.priced_model, obs.provider_name = model, provider.name
+            obs.provider = self.gw.labels.providers.id(provider.name)
             data = provider.moderate(inputs, model)
             results = data['results']
             if len(results) != len(inputs):
                 raise ValueError('a moderation answer without one result per input')
             return results
+
+    def _ask(self, ctx, policy, messages):
+        """The guard model's answer text to `messages`."""
+        gw = self.gw
+        model = policy.options['model']
+        with self._recorded(ctx, policy, model) as obs:
+            resolution = gw.router.resolve(model)
+            obs.model = gw.labels.models.id(resolution.model)
+            provider, priced = resolution.targets[0]
+            obs.provider = gw.labels.providers.id(provider.name)
+            obs.priced_model, obs.provider_name = priced, provider.name
+            chat = ChatRequest(
+                {
+                    'model': model,
+                    'messages': [
+                        dict(m, content=m['content'][:_MAX_TEXT]) for m in messages
+                    ],
+                    'max_tokens': policy.options['max_tokens'],
+                    'temperature': 0,
+                }
+            )
+            principal = ctx.principal
+            spend = gw.limiter.admit_spend(
+                principal.tenant_id, principal.key_name, resolution.model, provider.name
+            )
+            if spend is not None and not spend.admitted:
+                raise InsufficientQuota(spend.message)
+            try:
+                target, result = self.dispatcher.run(obs, chat, resolution)
+                obs.priced_model, obs.provider_name = target.model, target.provider.name
+                obs.provider = gw.labels.providers.id(target.provider.name)
+                obs.response_model = str(result.get('model') or target.model)
+                obs.usage(result.get('usage'))
+            finally:
+                if spend is not None:
+                    gw.limiter.settle_observed(spend, obs)
+            message = (result.get('choices') or [{}])[0].get('message') or {}
+            content = message.get('content')
+            if not isinstance(content, str):
+                raise ValueError('a guard answer without text')
+            return content
+
+    @contextmanager
+    def _recorded(self, ctx, policy, model):
+        """The record of one guard call (`_begin`), counted once whatever ends it:
+        its upstream's status, 502 for an answer the guard could not read, 499 for
+        a call cut short (a timeout's kill, the worker stopping)."""
+        obs = self._begin(ctx, policy, model)
+        status = 200
+        try:
+            yield obs
         except ApiError as err:
             status = err.status
             raise
         except Exception:
             status = 502
             raise
-        finally:
-            self.gw.recorder.finish(obs, status)
-
-    def _ask(self, ctx, policy, messages):
-        """The guard model's answer text to `messages`."""
-        gw = self.gw
-        model = policy.options['model']
-        obs = self._begin(ctx, policy, model)
-        resolution = gw.router.resolve(model)
-        obs.model = gw.labels.models.id(resolution.model)
-        provider, priced = resolution.targets[0]
-        obs.provider = gw.labels.providers.id(provider.name)
-        obs.priced_model, obs.provider_name = priced, provider.name
-        chat = ChatRequest(
-            {
-                'model': model,
-                'messages': [
-                    dict(m, content=m['content'][:_MAX_TEXT]) for m in messages
-                ],
-                'max_tokens': policy.options['max_tokens'],
-                'temperature': 0,
-            }
-        )
-        principal = ctx.principal
-        spend = None
-        status = 200
-        try:
-            spend = gw.limiter.admit_spend(
-                principal.tenant_id, principal.key_name, resolution.model, provider.name
-            )
-            if spend is not None and not spend.admitted:
-                raise InsufficientQuota(spend.message)
-            target, result = self.dispatcher.run(obs, chat, resolution)
-            obs.priced_model, obs.provider_name = target.model, target.provider.name
-            obs.provider = gw.labels.providers.id(target.provider.name)
-            obs.response_model = str(result.get('model') or target.model)
-            obs.usage(result.get('usage'))
-            message = (result.get('choices') or [{}])[0].get('message') or {}
-            content = message.get('content')
-            if not isinstance(content, str):
-                raise ValueError('a guard answer without text')
-            return content
-        except ApiError as err:
-            status = err.status
+        except BaseException:
+            status = 499
             raise
         finally:
-            if spend is not None and spend.admitted:
-                gw.limiter.settle_observed(spend, obs)
-            gw.recorder.finish(obs, status)
+            self.gw.recorder.finish(obs, status)
 
     def _begin(self, ctx, policy, model):
         """The record of a guard call: the tenant's, under the request's trace."""

@@ -4,7 +4,8 @@ retry_s}``."""
 
 from dataclasses import dataclass
 from dataclasses import field
-from urllib.parse import urlsplit
+
+from aegisflow.config.common import _valid_url
 
 EVENTS = (
     'budget.warning',
@@ -48,11 +49,3 @@ def read_alerts(builder, node):
             continue
         out.append(AlertTarget(url, secret, events, timeout_ms, retry_s))
     return tuple(out)
-
-
-def _valid_url(value):
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return False
-    return parts.scheme in ('http', 'https') and bool(parts.hostname)

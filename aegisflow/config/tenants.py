@@ -10,6 +10,7 @@ from aegisflow.config.cache import CacheOverride
 from aegisflow.config.cache import read_override
 from aegisflow.config.common import _NAME
 from aegisflow.config.scope import KEY_SCOPE_KEYS
+from aegisflow.config.scope import TENANT_KEYS
 from aegisflow.config.scope import Budget
 from aegisflow.config.scope import KeyScope
 from aegisflow.config.scope import RateLimit
@@ -18,17 +19,8 @@ from aegisflow.config.scope import read_key_scope
 from aegisflow.config.scope import read_model_limits
 from aegisflow.config.scope import read_rate_limit
 
-_TENANT_KEYS = (
-    'id',
-    'keys',
-    'allowed_models',
-    'rate_limit',
-    'user_rate_limit',
-    'model_limits',
-    'budget',
-    'policies',
-    'cache',
-)
+# a tenant of the file: what the admin API takes, plus its keys and cache override
+_TENANT_KEYS = ('id', 'keys') + TENANT_KEYS[1:] + ('cache',)
 _HEX64 = re.compile(r'[0-9a-fA-F]{64}\Z')
 
 

@@ -74,9 +74,10 @@ class RequestTelemetry:
         client = self.client(req)
         resp.set_header('X-Request-ID', rid)
         path = req.path
-        if path in _UNCOUNTED or is_admin(path):
+        admin = is_admin(path)
+        if admin or path in _UNCOUNTED:
             ctx.request = self.pipeline.begin(rid, None, 0, client, counted=False)
-            if is_admin(path):
+            if admin:
                 _admin_headers(path, resp)
             bind_request(rid)
             return
