@@ -573,9 +573,11 @@ class Pipeline:
         closes the upstream stream before any byte reaches the client."""
         try:
             self.guards.settle(ctx, pending)
-        except PolicyViolation:
+        except BaseException as exc:
+            events.close()  # NOTE: whatever ends the wait, the upstream stream closes
+            if not isinstance(exc, PolicyViolation):
+                raise
             obs = ctx.obs
-            events.close()
             obs.flags |= ev.CANCELLED
             obs.prompt = prompt_tokens(chat.messages, chat.tools or None)
             obs.attempts[-1].end(200)
