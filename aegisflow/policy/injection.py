@@ -163,9 +163,13 @@ _RULES = (
     + [('instruction_override', 0.5, (v,), v, v + r'\s+(?:\w+\s+){0,4}(?:above|before|previously|so far|prior)\b') for v in ('ignore', 'disregard', 'forget')]
     + [
         ('instruction_override', 0.5, ('forget',), 'forget', r'forget (?:everything|all)\b'),
-        ('instruction_override', 0.5, ('now',), 'from now on', r'from now on,? (?:you|ignore|disregard|your)\b'),
-        ('instruction_override', 0.5, ('henceforth',), 'henceforth', r'henceforth,? (?:you|ignore|disregard|your)\b'),
-        ('role_hijack', 0.5, ('you',), 'you are ', r'you are (?:now|no longer|free|going to be|about to)\b'),
+        ('instruction_override', 0.5, ('now',), 'from now on', r'from now on,? (?:ignore|disregard)\b'),
+        ('instruction_override', 0.5, ('henceforth',), 'henceforth', r'henceforth,? (?:ignore|disregard)\b'),
+        # a new role alone is how people ask for a tutor or a pirate: weak
+        ('instruction_override', 0.3, ('now',), 'from now on', r'from now on,? (?:you|your)\b'),
+        ('instruction_override', 0.3, ('henceforth',), 'henceforth', r'henceforth,? (?:you|your)\b'),
+        ('role_hijack', 0.3, ('you',), 'you are ', r'you are (?:now|no longer|going to be|about to)\b'),
+        ('role_hijack', 0.5, ('you',), 'you are ', r'you are (?:now )?free (?:from|of)\b'),
         ('role_hijack', 0.25, ('pretend',), 'pretend', r"pretend (?:to be|you are|that you|you're)\b"),
         ('role_hijack', 0.5, ('pretend',), 'pretend', r"pretend (?:to be|you are|that you|you're)\b[^.\n]{0,60}\b(?:no|without|unrestricted|unfiltered|uncensored|evil|dan|jailbr\w*|free from)\b"),
         ('role_hijack', 0.5, ('anything',), 'do anything now', 'do anything now'),
