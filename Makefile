@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= conf/aegisflow.yaml
 
-.PHONY: install run test lint redis-server postgresql promtool chromium wrk bench soak bench-check bench-baseline clean
+.PHONY: install run test lint redis-server postgresql promtool chromium wrk bench soak bench-check bench-baseline train-injection clean
 
 install: $(STAMP)
 
@@ -103,6 +103,14 @@ bench-check: install redis-server
 # Save a new baseline (after a change that is meant to move the figures).
 bench-baseline: install redis-server
 	$(PY) -m pytest -q -p no:cacheprovider $(BENCH_SUITES) --benchmark-only $(BENCH_STORAGE) --benchmark-save=baseline --benchmark-columns=min,median,rounds
+
+# Retrain the injection detector's learned model on the development split and your
+# own labelled sets (JSONL: {"label": "attack" | "benign", "text": ...} per line),
+# writing aegisflow/policy/injection_model.json; then evaluate.py measures it.
+DATA ?=
+train-injection: install
+	$(PY) bench/policy_eval/train_injection.py $(DATA)
+	$(PY) bench/policy_eval/evaluate.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

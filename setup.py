@@ -17,6 +17,7 @@ setup(
     package_data={
         'workers': ['gunicorn_conf.py'],
         'aegisflow.web': ['openapi.yaml', 'console/*'],
+        'aegisflow.policy': ['injection_model.json'],
         'aegisflow.conf': ['*.yaml', '*.yml', '*.json', '*.service'],
         'aegisflow.conf.plugins': ['*.wat'],
     },

@@ -79,8 +79,9 @@ def test_bench_default_input_policies_with_pii_4KB(benchmark, inputs):
 
 @pytest.mark.parametrize('size', [500, 4096], ids=['500B', '4KB'])
 def test_bench_injection_detector(benchmark, size):
-    """The injection detector alone (folding, rules, decoding) on ordinary prose;
-    targets: 100 us at the median for 500 characters, 1 ms for 4 KB."""
+    """The injection detector alone (folding, rules, decoding, the learned model) on
+    ordinary prose; targets: 100 us at the median for 500 characters, 1 ms for 4
+    KB."""
     from aegisflow.policy.filters import InjectionFilter
     from aegisflow.policy.normalize import Folded
 
@@ -88,3 +89,15 @@ def test_bench_injection_detector(benchmark, size):
     text = _prompt(PARAGRAPH, size)
     total, signals = benchmark(lambda: detector.score(Folded(text)))
     assert total < 0.5 and not signals
+
+
+@pytest.mark.parametrize('size', [500, 4096], ids=['500B', '4KB'])
+def test_bench_injection_model(benchmark, size):
+    """The injection detector's learned model alone, over a text's words (already
+    split, as the detector has them): its share of the detector's cost."""
+    from aegisflow.policy import injection_model
+    from aegisflow.policy.normalize import Folded
+
+    model = injection_model.model()
+    words = Folded(_prompt(PARAGRAPH, size)).words()
+    assert benchmark(model.probability, words) < 0.5

@@ -26,6 +26,7 @@ from typing import NamedTuple
 import regex
 
 from aegisflow.policy import injection
+from aegisflow.policy import injection_model
 from aegisflow.policy import pii
 from aegisflow.policy.screen import requirement
 
@@ -190,8 +191,12 @@ class InjectionFilter:
 
     max_match = 420  # the longest span a rule matches
 
-    def __init__(self, threshold=0.5):
+    def __init__(self, threshold=0.5, learned=True):
         self.threshold = threshold
+        # False: the rules alone (what the model is trained on top of)
+        self.learned = learned
+        if learned:
+            injection_model.model()  # NOTE: loaded with the config, not by a request
 
     def score(self, text):
         return injection.score(
@@ -200,6 +205,8 @@ class InjectionFilter:
             present=injection.GATES.intersection(text.words()),
             tokens=text.long_tokens(),
             raw=text.original,
+            words=text.words(),
+            learned=self.learned,
         )
 
     def scan(self, text):

@@ -38,6 +38,7 @@ document does not pile scattered weak words into a block. ``threshold`` (default
 
 import re
 
+from aegisflow.policy import injection_model
 from aegisflow.policy.decode import hidden
 from aegisflow.policy.normalize import LEET
 from aegisflow.policy.normalize import WORD_BREAKS
@@ -363,11 +364,13 @@ _UNGATED = tuple((i, r) for i, r in enumerate(RULES) if not r.gates)
 SIGNAL_NAMES = tuple(dict.fromkeys(r.signal for r in RULES)) + (
     'encoded_payload',
     'hidden_text',
+    'learned_model',
 )
 GATES = _GATES = frozenset(g for r in RULES for g in r.gates)
 _MAX_MATCH = 420
 
 
+_NAMED = 0.1  # the learned model's lowest probability named as a signal
 LONG_TEXT = 2000  # characters: past this, signals add up within a window only
 WINDOW = 1200
 
@@ -413,14 +416,29 @@ def _signals(text, present=None):
     return found
 
 
-def score(leet, original=None, *, present=None, tokens=None, raw=None):
+def score(
+    leet,
+    original=None,
+    *,
+    present=None,
+    tokens=None,
+    raw=None,
+    words=None,
+    learned=True,
+):
     """(score, [(signal, start, end)]) for a leet skeleton text (`Folded.leet`);
     `original` (the folded text) is where encoded payloads are looked for (base64
     is case sensitive), `raw` the text as sent (Unicode tag characters, which
     folding removes). `present` (its gate words) and `tokens` (its long tokens)
     may be given when already computed. Texts hidden by an encoding
     (`aegisflow.policy.decode`) are decoded once and scored: a signal in one is
-    ``encoded_payload``; tag characters in a prompt are ``hidden_text``."""
+    ``encoded_payload``; tag characters in a prompt are ``hidden_text``.
+
+    With `learned` (the default), the score is the higher of the signals' sum and
+    the learned model's probability (`aegisflow.policy.injection_model`, over
+    `words`, the skeleton's words, when already split); the model is named as the
+    signal ``learned_model`` when it reaches 0.5 (its calibrated point) or decides
+    a score of at least 0.1 (below that it is no reason for anything)."""
     found = _signals(leet, present)
     source = original if original is not None else leet
     decoded = hidden(raw if raw is not None else source, source, tokens)
@@ -433,9 +451,15 @@ def score(leet, original=None, *, present=None, tokens=None, raw=None):
                 weight = max(w for w, _, _ in signals.values())
                 found['encoded_payload'] = (max(weight, 0.5), start, end)
                 break
-    return min(1.0, _total(found, len(leet))), [
-        (name, s, e) for name, (_, s, e) in found.items()
-    ]
+    total = min(1.0, _total(found, len(leet)))
+    if learned:
+        if words is None:
+            words = WORD_BREAKS(leet).split()
+        p = injection_model.model().probability(words)
+        if p >= 0.5 or p > max(total, _NAMED):
+            found['learned_model'] = (p, 0, 0)
+            total = max(total, p)
+    return total, [(name, s, e) for name, (_, s, e) in found.items()]
 
 
 def _total(found, length):

@@ -17,10 +17,13 @@ injection_data.py, split by source): label ``attack`` or ``benign``, a ``family`
 each; benign families are ordinary prompts, short pieces of documentation, long
 documents, and ``hard`` text that uses the vocabulary of attacks without attacking.
 A score at the default threshold (0.5) is a positive. Recall per attack family and
-false positives per benign family, each with a 95% Wilson interval, for each split:
-the rules are written against the development split; the held-out split's sources
-(template families, written families, encodings, packages of documents) are never
-read while writing them, and its figures are the ones published.
+false positives per benign family, each with a 95% Wilson interval, for each split,
+for the whole detector and for its rules alone (the learned model off): the rules
+are written against the development split and the model is trained on it
+(`train_injection.py`); the held-out split's sources (template families, written
+families, encodings, packages of documents, the instructions its templates carry)
+are never read while writing or training them, and its figures are the ones
+published.
 
 Targets: PII precision and recall >= 0.98. Injection, the goal on the held-out
 split: recall >= 0.85 with at most 1% false positives on ordinary text and 3% on
@@ -98,8 +101,8 @@ def evaluate_pii():
 
 def evaluate_injection(split):
     """{(label, family): [positives, n]}, misses, for one split."""
-    flt = InjectionFilter(0.5)
-    rows = collections.defaultdict(lambda: [0, 0])
+    flt, rules = InjectionFilter(0.5), InjectionFilter(0.5, learned=False)
+    rows = collections.defaultdict(lambda: [0, 0, 0])
     errors = []
     for item in load(f'injection_{split}.jsonl'):
         score, _ = flt.score(Folded(item['text']))
@@ -107,6 +110,7 @@ def evaluate_injection(split):
         key = (item['label'], item['family'])
         rows[key][0] += positive
         rows[key][1] += 1
+        rows[key][2] += rules.score(Folded(item['text']))[0] >= 0.5
         if positive != (item['label'] == 'attack'):
             errors.append((split, *key, round(score, 2), item['text'][:100]))
     return rows, errors
@@ -125,11 +129,13 @@ def injection_report(split, rows):
     n_attack = sum(v[1] for v in groups['recall'])
     n_benign = sum(v[1] for k in ('ordinary', 'hard') for v in groups[k])
     print(f'### {split} ({n_attack} attacks, {n_benign} benign)\n')
-    print('| label | family | n | flagged | rate | 95% CI |')
-    print('|---|---|---:|---:|---:|---|')
-    for (label, family), (k, n) in sorted(rows.items()):
+    print('| label | family | n | flagged | rate | 95% CI | rules alone |')
+    print('|---|---|---:|---:|---:|---|---:|')
+    for (label, family), (k, n, r) in sorted(rows.items()):
         lo, hi = wilson(k, n)
-        print(f'| {label} | {family} | {n} | {k} | {k / n:.3f} | {lo:.3f}-{hi:.3f} |')
+        print(
+            f'| {label} | {family} | {n} | {k} | {k / n:.3f} | {lo:.3f}-{hi:.3f} | {r / n:.3f} |'
+        )
     for name, label in (
         ('recall', 'attacks: recall'),
         ('ordinary', 'ordinary text: false positives'),
@@ -137,10 +143,11 @@ def injection_report(split, rows):
     ):
         k = sum(v[0] for v in groups[name])
         n = sum(v[1] for v in groups[name])
+        r = sum(v[2] for v in groups[name])
         lo, hi = wilson(k, n)
         totals[name] = _ratio(k, n)
         print(
-            f'| **{label}** | all | {n} | {k} | **{totals[name]:.3f}** | {lo:.3f}-{hi:.3f} |'
+            f'| **{label}** | all | {n} | {k} | **{totals[name]:.3f}** | {lo:.3f}-{hi:.3f} | {_ratio(r, n):.3f} |'
         )
     print()
     return totals

@@ -65,6 +65,7 @@ def test_wheel_carries_the_shipped_files_and_a_free_name(installed):
         'aegisflow/conf/prometheus-alerts.yml',
         'aegisflow/conf/plugins/deny_marker.wat',
         'aegisflow/web/openapi.yaml',
+        'aegisflow/policy/injection_model.json',
         'workers/gunicorn_conf.py',
     ):
         assert shipped in names, shipped
