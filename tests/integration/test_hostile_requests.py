@@ -292,3 +292,36 @@ def test_a_body_left_unread_closes_only_a_connection_that_says_so(gw):
         second, out = _response(s)
         assert second.startswith('HTTP/1.1 200 ')
         assert json.loads(out)['data']
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent(gw):
+    """A client that waits for "100 Continue" before its body gets it at once,
+    then its answer."""
+    body = b'{"model":"mock",' + MSG.encode() + b'}'
+    with socket.create_connection(('127.0.0.1', gw.port), timeout=10) as s:
+        s.sendall(
+            b'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n' + H_AUTH
+            + b'Content-Type: application/json\r\nExpect: 100-continue\r\n'
+            b'Content-Length: %d\r\n\r\n' % len(body)
+        )  # fmt: skip
+        interim = b''
+        while b'\r\n\r\n' not in interim:
+            chunk = s.recv(65536)
+            assert chunk, 'closed before the interim response'
+            interim += chunk
+        assert interim.startswith(b'HTTP/1.1 100 Continue\r\n\r\n')
+        s.sendall(body)
+        head, out = _response(s)
+        assert head.startswith('HTTP/1.1 200 ')
+        assert json.loads(out)['choices'][0]['message']['content']
+
+
+def test_a_response_without_a_body_then_the_next_on_one_connection(gw):
+    with socket.create_connection(('127.0.0.1', gw.port), timeout=10) as s:
+        s.sendall(b'OPTIONS /v1/models HTTP/1.1\r\nHost: x\r\n' + H_AUTH + b'\r\n')
+        first, out = _response(s)
+        assert re.match(r'HTTP/1\.1 (200|204) ', first) and out == b''
+        s.sendall(b'GET /v1/models HTTP/1.1\r\nHost: x\r\n' + H_AUTH + b'\r\n')
+        second, out = _response(s)
+        assert second.startswith('HTTP/1.1 200 ')
+        assert json.loads(out)['data']
