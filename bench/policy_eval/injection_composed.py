@@ -387,26 +387,26 @@ BENIGN = {
 }
 
 
+def _unique(make, n):
+    """Up to `n` distinct texts from `make`, in the order made (20 tries each)."""
+    seen = []
+    for _ in range(n * 20):
+        if len(seen) == n:
+            break
+        text = make()
+        if text not in seen:
+            seen.append(text)
+    return seen
+
+
 def composed(attacks_each=36, benign_each=24):
     """[(label, family, text, source)]: each skeleton's attacks and harmless twins,
     without repeats."""
     out = []
     for name, make in ATTACKS.items():
-        seen = set()
-        for _ in range(attacks_each * 20):
-            if len(seen) == attacks_each:
-                break
-            text = make()
-            if text not in seen:
-                seen.add(text)
-                out.append(('attack', 'persona', text, f'composed:{name}'))
+        for text in _unique(make, attacks_each):
+            out.append(('attack', 'persona', text, f'composed:{name}'))
     for name, make in BENIGN.items():
-        seen = set()
-        for _ in range(benign_each * 20):
-            if len(seen) == benign_each:
-                break
-            text = make()
-            if text not in seen:
-                seen.add(text)
-                out.append(('benign', 'hard', text, f'composed:{name}'))
+        for text in _unique(make, benign_each):
+            out.append(('benign', 'hard', text, f'composed:{name}'))
     return out
