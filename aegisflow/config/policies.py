@@ -34,7 +34,7 @@ _TYPE_KEYS = {
     'keyword': ('keywords',),
     'regex': ('patterns', 'timeout_ms', 'max_match'),
     'pii': ('kinds',),
-    'injection': ('threshold',),
+    'injection': ('threshold', 'model'),
     'wasm': ('path', 'timeout_ms', 'on_error', 'config', 'fuel', 'memory_limit_mb'),
     'custom': ('class', 'config'),
     'moderation': ('provider', 'model', 'categories') + _GUARD_COMMON,
@@ -199,7 +199,26 @@ def _pii(builder, item):
 
 
 def _injection(builder, item):
-    return {'threshold': item.get('threshold').num(0.5, min=0.05, max=1.0)}
+    """`threshold`; `model`: the learned model, ``builtin`` (the shipped one),
+    ``off`` (the rules alone) or the path of a weights file written by ``make
+    train-injection``, read at startup."""
+    from aegisflow.policy.injection_model import load
+
+    options = {'threshold': item.get('threshold').num(0.5, min=0.05, max=1.0)}
+    node = item.get('model')
+    expected = "'builtin', 'off' or the path of a weights file (make train-injection)"
+    model = node.str('builtin', expected=expected)
+    if model is None or model in ('builtin', 'off'):
+        options['model'] = model or 'builtin'
+        return options
+    path = os.path.join(builder.base_dir, model)
+    try:
+        load(path)
+    except (OSError, ValueError) as exc:
+        node.fail('a weights file written by make train-injection', found=str(exc))
+        return None
+    options['model'] = path
+    return options
 
 
 def _wasm(builder, item):

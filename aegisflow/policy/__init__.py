@@ -1,5 +1,6 @@
 """The policy engine: normalised text, filters, verdicts, streams, plugins."""
 
+from aegisflow.policy import injection_model
 from aegisflow.policy.engine import Policy
 from aegisflow.policy.filters import InjectionFilter
 from aegisflow.policy.filters import KeywordFilter
@@ -18,7 +19,12 @@ def build_filter(pc):
     if pc.type == 'pii':
         return PiiFilter(o['kinds'])
     if pc.type == 'injection':
-        return InjectionFilter(o['threshold'])
+        model = o.get('model', 'builtin')
+        return InjectionFilter(
+            o['threshold'],
+            learned=model != 'off',
+            model=None if model in ('builtin', 'off') else injection_model.load(model),
+        )
     if pc.type == 'wasm':
         from aegisflow.policy.wasm import WasmFilter
 

@@ -191,12 +191,12 @@ class InjectionFilter:
 
     max_match = 420  # the longest span a rule matches
 
-    def __init__(self, threshold=0.5, learned=True):
+    def __init__(self, threshold=0.5, learned=True, model=None):
         self.threshold = threshold
-        # False: the rules alone (what the model is trained on top of)
-        self.learned = learned
-        if learned:
-            injection_model.model()  # NOTE: loaded with the config, not by a request
+        # the learned model: `model`, else the shipped one (loaded with the
+        # config, not by a request); none with `learned=False`: the rules alone
+        # (what the model is trained on top of)
+        self.model = (model or injection_model.model()) if learned else None
 
     def score(self, text):
         return injection.score(
@@ -206,7 +206,7 @@ class InjectionFilter:
             tokens=text.long_tokens(),
             raw=text.original,
             words=text.words(),
-            learned=self.learned,
+            model=self.model,
         )
 
     def scan(self, text):

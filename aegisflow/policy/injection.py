@@ -38,7 +38,6 @@ document does not pile scattered weak words into a block. ``threshold`` (default
 
 import re
 
-from aegisflow.policy import injection_model
 from aegisflow.policy.decode import hidden
 from aegisflow.policy.normalize import LEET
 from aegisflow.policy.normalize import WORD_BREAKS
@@ -424,7 +423,7 @@ def score(
     tokens=None,
     raw=None,
     words=None,
-    learned=True,
+    model=None,
 ):
     """(score, [(signal, start, end)]) for a leet skeleton text (`Folded.leet`);
     `original` (the folded text) is where encoded payloads are looked for (base64
@@ -434,9 +433,9 @@ def score(
     (`aegisflow.policy.decode`) are decoded once and scored: a signal in one is
     ``encoded_payload``; tag characters in a prompt are ``hidden_text``.
 
-    With `learned` (the default), the score is the higher of the signals' sum and
-    the learned model's probability (`aegisflow.policy.injection_model`, over
-    `words`, the skeleton's words, when already split); the model is named as the
+    With a learned `model` (`aegisflow.policy.injection_model`), the score is the
+    higher of the signals' sum and the model's probability (over `words`, the
+    skeleton's words, when already split); the model is named as the
     signal ``learned_model`` when it reaches 0.5 (its calibrated point) or decides
     a score of at least 0.1 (below that it is no reason for anything)."""
     found = _signals(leet, present)
@@ -452,10 +451,10 @@ def score(
                 found['encoded_payload'] = (max(weight, 0.5), start, end)
                 break
     total = min(1.0, _total(found, len(leet)))
-    if learned:
+    if model is not None:
         if words is None:
             words = WORD_BREAKS(leet).split()
-        p = injection_model.model().probability(words)
+        p = model.probability(words)
         if p >= 0.5 or p > max(total, _NAMED):
             found['learned_model'] = (p, 0, 0)
             total = max(total, p)

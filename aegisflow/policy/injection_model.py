@@ -53,9 +53,26 @@ class Model:
 
     @classmethod
     def load(cls, path=PATH):
+        """The model in a weights file; ValueError (or OSError) saying what is
+        wrong with it."""
         with open(path, encoding='utf-8') as f:
-            data = json.load(f)
-        return cls(data['words'], data['pairs'], data['bias'], data.get('meta'))
+            try:
+                data = json.load(f)
+            except ValueError as exc:
+                raise ValueError(f'not JSON ({exc})') from None
+        if not isinstance(data, dict) or not {'words', 'pairs', 'bias'} <= data.keys():
+            raise ValueError('no "words", "pairs" and "bias"')
+        words, pairs, bias = data['words'], data['pairs'], data['bias']
+        if not (
+            isinstance(words, dict)
+            and isinstance(pairs, dict)
+            and isinstance(bias, int | float)
+            and all(isinstance(v, int | float) for v in words.values())
+            and all(isinstance(v, int | float) for v in pairs.values())
+            and all(' ' in k for k in pairs)
+        ):
+            raise ValueError('"words" and "pairs" must map to numbers, "bias" a number')
+        return cls(words, pairs, float(bias), data.get('meta'))
 
     def logit(self, words):
         """The highest window's log-odds that `words` (a skeleton's words) attack."""
@@ -85,6 +102,7 @@ class Model:
 
 
 _MODEL = None
+_LOADED = {}
 
 
 def model():
@@ -93,3 +111,12 @@ def model():
     if _MODEL is None:
         _MODEL = Model.load()
     return _MODEL
+
+
+def load(path):
+    """The model in the weights file at `path` (a retrained one named by a
+    policy's ``model``), loaded once per process."""
+    found = _LOADED.get(path)
+    if found is None:
+        found = _LOADED[path] = Model.load(path)
+    return found
