@@ -25,7 +25,11 @@ ADMIN = {'Authorization': 'Bearer admin-policy-1'}
 
 
 @pytest.fixture(scope='module')
-def gw(gateway_factory, upstream):
+def gw(gateway_factory, upstream, tmp_path_factory):
+    # a retrained injection model (the shape `make train-injection` writes) that
+    # knows one word
+    fruit = tmp_path_factory.mktemp('model') / 'fruit.json'
+    fruit.write_text(json.dumps({'words': {'durian': 9.0}, 'pairs': {}, 'bias': -4.0}))
     return gateway_factory(
         f"""
 server: {{workers: 2, admin_key_env: ADMIN_KEY}}
@@ -38,6 +42,7 @@ routes:
 tenants:
   - {{id: acme, keys: [{{key: sk-acme-1, name: ci}}]}}
   - {{id: lax, keys: [{{key: sk-lax-1, name: dev}}], policies: [words-warn]}}
+  - {{id: fruit, keys: [{{key: sk-fruit-1, name: dev}}], policies: [fruit-model]}}
 policies:
   input:
     - {{name: no-secrets, type: pii, kinds: [api_key, credit_card], action: block}}
@@ -47,6 +52,7 @@ policies:
     - {{name: words-warn, type: keyword, keywords: [project falcon], action: warn}}
     - {{name: ssn-dry, type: pii, kinds: [us_ssn], action: block, mode: dry_run}}
     - {{name: marker, type: wasm, path: "{PLUGIN}", action: block, timeout_ms: 50}}
+    - {{name: fruit-model, type: injection, action: block, model: "{fruit}"}}
   output:
     - {{name: out-iban, type: pii, kinds: [iban], action: block}}
     - {{name: out-words, type: keyword, keywords: [classified], action: redact}}
@@ -376,3 +382,19 @@ def test_values_that_are_not_text_are_forwarded_unread(gw, upstream):
     assert r.status_code == 200, r.text
     _, sent = upstream.requests[-1]
     assert sent['messages'] == body['messages']
+
+
+def test_an_injection_policy_scores_with_the_model_file_it_names(gw):
+    """A policy naming a retrained weights file blocks what that model flags, with
+    the model as the reason, in every worker; the shipped model does not know it."""
+    fruit = openai.OpenAI(base_url=gw.base_url, api_key='sk-fruit-1', max_retries=0)
+    for _ in range(4):  # NOTE: both workers
+        with pytest.raises(openai.PermissionDeniedError) as exc:
+            fruit.chat.completions.create(
+                model='mock', messages=[{'role': 'user', 'content': 'durian season'}]
+            )
+        assert "policy 'fruit-model' (learned_model)" in str(exc.value)
+    ok = fruit.chat.completions.create(
+        model='mock', messages=[{'role': 'user', 'content': 'apple season'}]
+    )
+    assert ok.choices[0].message.content
