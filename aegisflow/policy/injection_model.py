@@ -101,22 +101,21 @@ class Model:
         return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
-_MODEL = None
-_LOADED = {}
+_LOADED = {}  # (path, mtime, size) -> Model
 
 
 def model():
     """The shipped model, loaded once per process."""
-    global _MODEL
-    if _MODEL is None:
-        _MODEL = Model.load()
-    return _MODEL
+    return load(PATH)
 
 
 def load(path):
-    """The model in the weights file at `path` (a retrained one named by a
-    policy's ``model``), loaded once per process."""
-    found = _LOADED.get(path)
+    """The model in the weights file at `path` (the shipped one, or a retrained
+    one a policy names), loaded once per process and again when the file changes
+    (a reload after retraining into the same file reads the new weights)."""
+    st = os.stat(path)
+    key = (path, st.st_mtime_ns, st.st_size)
+    found = _LOADED.get(key)
     if found is None:
-        found = _LOADED[path] = Model.load(path)
+        found = _LOADED[key] = Model.load(path)
     return found

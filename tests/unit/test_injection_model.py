@@ -65,7 +65,9 @@ def test_a_long_text_scores_its_strongest_window_not_its_sum():
 @pytest.fixture
 def banana_model(monkeypatch):
     """A model that knows one word: 'banana' (log-odds +10 against a bias of -5)."""
-    monkeypatch.setattr(injection_model, '_MODEL', Model({'banana': 10.0}, {}, -5.0))
+    monkeypatch.setattr(
+        injection_model, 'model', lambda: Model({'banana': 10.0}, {}, -5.0)
+    )
 
 
 def test_the_model_flags_what_no_rule_reads_and_is_named_as_the_reason(banana_model):
@@ -207,3 +209,13 @@ def test_a_weights_file_that_cannot_be_read_fails_at_startup_naming_the_key(
         'train-injection'
     ), problem
     assert found in problem
+
+
+def test_a_weights_file_rewritten_in_place_is_read_again(tmp_path):
+    path = tmp_path / 'ours.json'
+    path.write_text(json.dumps({'words': {'kiwi': 1.0}, 'pairs': {}, 'bias': 0.0}))
+    assert injection_model.load(str(path)).words == {'kiwi': 1.0}
+    assert injection_model.load(str(path)) is injection_model.load(str(path))
+    path.write_text(json.dumps({'words': {'kiwi': 2.5}, 'pairs': {}, 'bias': 0.0}))
+    os.utime(path, ns=(1, 1))  # NOTE: a different mtime even within one tick
+    assert injection_model.load(str(path)).words == {'kiwi': 2.5}
