@@ -60,12 +60,27 @@ _OVERRIDE_TAIL = (
     r'|developer|given|existing|current|safety|default|last|first)\s+){0,2}'
     r'(?:(?:and|or)\s+(?:\w+\s+){0,2})?' + _OBJECTS
 )
-_EXTRACT_TAIL = (
-    r'\b[^.\n?]{0,40}\b(?:(?:your|the|its|my) (?:\w+ )?(?:system prompt|system message|initial prompt|initial instructions)'
-    r'|(?:your|the) (?:hidden|secret|original|internal|developer|previous|above|initial|first|prior) (?:prompt|instructions?|rules|message|text|directives?|guidelines)'
-    r'|instructions? (?:above|you were given|you received)|your (?:instructions|prompt|rules|guidelines|directives|configuration)'
-    r'|everything (?:above|before)|(?:the )?(?:text|words) (?:above|before this)|pre-?prompt|prompt above)'
+# what the model was told: its own prompt, instructions or setup
+_EXTRACT_OWN = (
+    r'(?:your|the|its|my) (?:\w+ )?(?:system prompt|system message|initial prompt|initial instructions)'
+    r'|(?:your|the) (?:hidden|secret|original|internal|developer|initial|first) (?:prompt|instructions?|rules|message|text|directives?|guidelines)'
+    r'|instructions? you (?:were given|received)|your (?:instructions|prompt|rules|guidelines|directives|configuration)'
+    r'|pre-?prompt|a copy of (?:the|your) (?:full|entire|whole|complete) (?:system |initial |original )?prompt'
+    r'|(?:the|your) (?:full|entire|whole|complete) (?:system |initial |original )?prompt (?:text|so far|above)|your initiali[sz]ation'
+    r'|(?:sentences|instructions|commands|words|text) (?:you (?:received|saw|were given|have (?:seen|received|come across))'
+    r'|(?:in|from) (?:the|this|our|your) (?:context(?=\s*(?:[.,;:!?\n]|and\b|$))|previous command|previous task|last task|instructions?\b))'
+    r'|everything in (?:this|your) (?:prompt|context|instructions?)'
 )
+# what came before in the text: a user's own pasted text is ordinary to translate or
+# summarise, so those verbs read only the model's own setup (`_EXTRACT_OWN`)
+_EXTRACT_NEAR = (
+    r'|(?:your|the) (?:previous|above|prior) (?:prompt|instructions?|rules|message|text|directives?|guidelines)'
+    r'|instructions? above|everything (?:above|before)|(?:the )?(?:text|words) (?:above|before this)|prompt above'
+    r'|all (?:the )?text before ["\'“]'
+)
+_EXTRACT_TAIL = r'\b[^.\n?]{0,40}\b(?:' + _EXTRACT_OWN + _EXTRACT_NEAR + ')'
+_EXTRACT_OWN_TAIL = r'\b[^.\n?]{0,40}\b(?:' + _EXTRACT_OWN + ')'
+_SUMMARY_VERBS = ('translate', 'summarize', 'summarise')
 _OVERRIDE_VERBS = (
     'ignore',
     'disregard',
@@ -94,13 +109,11 @@ _EXTRACT_VERBS = (
     'leak',
     'spell',
     'recite',
+    'recount',
     'echo',
     'return',
     'paste',
     'copy',
-    'translate',
-    'summarize',
-    'summarise',
 )
 _AS_VERBS = (
     'act',
@@ -192,6 +205,7 @@ _RULES = (
     + [('role_hijack', 0.5, (w,), w + ' as', w + r' as (?:if you (?:are|were)|an?|my)\b[^.\n]{0,80}\b(?:without|no|free of|unfiltered|uncensored|unrestricted)\b') for w in _AS_VERBS]
     + [('role_hijack', 0.5, (w, 'mode'), w, w + r' (?:to |into |the )?(?:\w+ )?(?:developer|dan|jailbreak|god|unrestricted|unfiltered|uncensored|debug|maintenance|admin|sudo|evil|dev|chaos|opposite) mode\b') for w in _MODE_VERBS]
     + [('prompt_extraction', 0.6, (v,), v, v + _EXTRACT_TAIL) for v in _EXTRACT_VERBS]
+    + [('prompt_extraction', 0.6, (v,), v, v + _EXTRACT_OWN_TAIL) for v in _SUMMARY_VERBS]
     + [
         ('prompt_extraction', 0.6, ('write',), 'write out', 'write out' + _EXTRACT_TAIL),
         ('prompt_extraction', 0.6, ('what',), 'what ', r'what (?:is|are|was|were) (?:your (?:system prompt|initial instructions|original instructions|instructions|rules|hidden)|the system prompt)'),
@@ -324,6 +338,14 @@ _RULES = (
     + [
         ('instruction_override', 0.6, ('override',), 'override', r'override (?:your |the |all |any )?(?:safety|content|moderation|security|ethical) (?:settings|filters?|rules|protocols?|guidelines|measures|restrictions)\b'),
         ('new_instructions', 0.5, ('new',), 'new ', r'new (?:important )?instructions?\s*[:\-]\s*(?:\w+ )?(?:reveal|print|output|ignore|say|tell|send|write|give|respond|answer|delete|forward|include|disregard|forget)\b'),
+    ]
+    # a task dropped for another, in words other than "ignore the instructions"
+    + [('instruction_override', 0.35, (v,), v, v + r'\b[^.\n]{0,30}\b(?:(?:previous|prior|preceding|earlier|former) |all (?:the |your |of the )?)(?:tasks|assignments|information)\b') for v in ('forget', 'ignore', 'disregard', 'leave', 'remove', 'drop', 'abandon')]
+    + [('prompt_extraction', 0.6, (v,), v, v + r' everything in the previous section\b') for v in ('repeat', 'output', 'print', 'copy', 'recite')]
+    + [
+        ('instruction_override', 0.35, ('mind',), 'changed my mind', r"changed my mind\b[^.\n]{0,20}\b(?:do not|don't|dont|stop)\b[^.\n]{0,40}\b(?:task|instructions?)\b"),
+        ('prompt_extraction', 0.6, ('written',), 'written at the', r'written at the (?:beginning|start|top) of (?:this|the|your) (?:prompt|conversation|context|instructions)'),
+        ('new_instructions', 0.35, ('section',), 'new section', r'new section\s*(?:\n|$)'),
     ]
     # instructions that forbid refusing
     + [

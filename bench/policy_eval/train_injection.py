@@ -7,7 +7,8 @@ and write ``aegisflow/policy/injection_model.json``.
 Each line of a set is ``{"label": "attack" | "benign", "text": ...}``, optionally with
 a ``family`` (benign ``hard`` text gets the looser false-positive budget) and a
 ``source`` (items from one source are kept in one fold: near-duplicates must not
-leak between a fold and the rest). The held-out split is never read.
+leak between a fold and the rest); an item with ``"learn": false`` is measured by
+`evaluate.py` but not trained on. The held-out split is never read.
 
 What it does, deterministically: logistic regression with L2 over each window's
 word and word-pair counts (the runtime's own `features`), classes weighted
@@ -180,7 +181,8 @@ def load(paths):
     for path in paths:
         name = os.path.relpath(path, ROOT)
         with open(path, encoding='utf-8') as f:
-            items += [Item(json.loads(line), name) for line in f if line.strip()]
+            rows = [json.loads(line) for line in f if line.strip()]
+        items += [Item(row, name) for row in rows if row.get('learn', True)]
     return items
 
 
