@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONFIG ?= conf/aegisflow.yaml
 
-.PHONY: install run test lint redis-server postgresql promtool chromium wrk bench soak bench-check bench-baseline train-injection clean
+.PHONY: install run test lint redis-server postgresql promtool chromium openssl wrk bench soak bench-check bench-baseline train-injection clean
 
 install: $(STAMP)
 
@@ -48,6 +48,12 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    chromium fonts-dejavu-core; }
 
+# the upstream client's TLS test makes a throwaway certificate with openssl
+openssl:
+	@command -v openssl >/dev/null 2>&1 || { \
+	  echo 'installing openssl'; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl; }
+
 lint: install
 	$(VENV)/bin/ruff check .
 
@@ -57,10 +63,10 @@ lint: install
 SERVING_TESTS := $(addprefix tests/integration/,test_serving.py test_slow_senders.py \
   test_hostile_requests.py test_faults_under_load.py test_limits_shm.py \
   test_gateway_core.py test_messages_passthrough.py test_responses_api.py \
-  test_response_cache.py test_guardrails.py)
+  test_response_cache.py test_guardrails.py test_tls_upstream.py)
 OTHER_WORKER_CLASS := gthread
 
-test: install redis-server postgresql promtool chromium lint
+test: install redis-server postgresql promtool chromium openssl lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 	AEGISFLOW_TEST_WORKER_CLASS=$(OTHER_WORKER_CLASS) $(PY) -m pytest -q -p no:cacheprovider $(SERVING_TESTS)
 

@@ -31,10 +31,9 @@ from aegisflow.providers.scrub import Scrubber
 def iter_lines(resp, size=65536):
     """Lines of a streaming response as soon as they arrive.
 
-    NOTE: urllib3's own line iterator reads fixed-size blocks, which for a stream
-    without chunked encoding waits for the whole block (or the end) before the first
-    line: the first token would reach the client only at the end. ``read1`` returns
-    whatever has arrived.
+    NOTE: ``read1`` returns whatever has arrived: a reader of fixed-size blocks
+    would wait, on a stream without chunked encoding, for the whole block (or the
+    end) before the first line, and the first token would reach the client last.
     """
     pending = b''
     while True:

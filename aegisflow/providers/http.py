@@ -1,21 +1,24 @@
-"""What every provider reached over HTTP shares: a keep-alive urllib3 pool sized to
-the worker's concurrency, timeouts, and one mapping of transport failures and
-upstream error statuses to the gateway's errors.
+"""What every provider reached over HTTP shares: a keep-alive pool sized to the
+worker's concurrency (`aegisflow.providers.transport`), timeouts, and one mapping
+of transport failures and upstream error statuses to the gateway's errors.
 
 A subclass sets its URLs and authentication headers and translates bodies; it calls
 `post_json` for a complete answer and `post_stream` plus `lines` for a stream.
 """
 
+import urllib.parse
 from contextlib import contextmanager
 
 import orjson
-import urllib3
 
 from aegisflow.errors import UpstreamFailed
 from aegisflow.errors import UpstreamTimeout
 from aegisflow.providers.base import Provider
 from aegisflow.providers.base import iter_lines
 from aegisflow.providers.base import upstream_error
+from aegisflow.providers.transport import Pool
+from aegisflow.providers.transport import Timeout
+from aegisflow.providers.transport import TransportError
 
 
 class HttpProvider(Provider):
@@ -26,20 +29,17 @@ class HttpProvider(Provider):
             **(headers or {}),
             **dict(config.headers),
         }
-        self._timeout = urllib3.Timeout(
-            connect=config.connect_timeout_s, read=config.timeout_s
-        )
         # PERF: one pool for the provider's one origin, called with a path: no URL
         # parsing or pool lookup per request (every URL is the base URL's origin
         # plus a path)
-        self._pool = urllib3.connection_from_url(
+        self._pool = Pool(
             config.base_url,
-            maxsize=max(1, self.concurrency),
-            block=False,
-            retries=False,
+            maxsize=self.concurrency,
+            connect_timeout=config.connect_timeout_s,
+            read_timeout=config.timeout_s,
         )
         self._base_url = config.base_url
-        self._base_path = (urllib3.util.parse_url(config.base_url).path or '').rstrip(
+        self._base_path = (urllib.parse.urlsplit(config.base_url).path or '').rstrip(
             '/'
         )
 
@@ -62,21 +62,18 @@ class HttpProvider(Provider):
     def _request(self, method, url, *, body=None, headers=None, stream=False):
         assert url.startswith(self._base_url), 'a provider URL outside its base URL'
         try:
-            return self._pool.urlopen(
+            return self._pool.request(
                 method,
                 self._base_path + url[len(self._base_url) :],
                 body=body,
                 headers=headers or self._headers,
-                timeout=self._timeout,
-                preload_content=not stream,
-                redirect=False,
-                retries=False,
+                preload=not stream,
             )
-        except urllib3.exceptions.TimeoutError:
+        except Timeout:
             raise UpstreamTimeout(
                 f"Provider '{self.name}' did not answer in time."
             ) from None
-        except urllib3.exceptions.HTTPError as exc:
+        except TransportError as exc:
             raise UpstreamFailed(
                 f"Provider '{self.name}' could not be reached ({type(exc).__name__})."
             ) from None
@@ -159,7 +156,11 @@ class HttpProvider(Provider):
         resp = self._post(url, body, stream=True, headers=headers)
         if resp.status >= 400:
             try:
-                self._raise_for(resp, resp.read())
+                data = resp.read()
+            except TransportError:
+                data = b''  # NOTE: the status is the error; its text was cut
+            try:
+                self._raise_for(resp, data)
             finally:
                 resp.release_conn()
         return resp
@@ -170,11 +171,11 @@ class HttpProvider(Provider):
         it is closed, and a stream that simply stopped is an error."""
         try:
             yield from iter_lines(resp)
-        except urllib3.exceptions.TimeoutError:
+        except Timeout:
             raise UpstreamTimeout(
                 f"Provider '{self.name}' stalled mid-stream."
             ) from None
-        except urllib3.exceptions.HTTPError as exc:
+        except TransportError as exc:
             raise UpstreamFailed(
                 f"Provider '{self.name}' broke the stream ({type(exc).__name__})."
             ) from None

@@ -1,0 +1,480 @@
+"""The upstream call's HTTP/1.1 client: one keep-alive pool per provider origin.
+
+Why not urllib3 here: an upstream call through urllib3 costs about 200 µs of CPU
+on this machine (its connection checks, ``http.client``'s header parsing through
+the ``email`` package, its response wrappers), the largest single cost of a
+request through the gateway; this client does the same exchange in about 45 µs
+(``bench/RESULTS.md``). It speaks only what the gateway sends and what providers
+answer: a request with a ``Content-Length`` body (or none), and an answer framed by
+``Content-Length``, chunked encoding or the end of the connection, over TCP or TLS
+(the system's trust store, the host's name checked). It runs on whatever sockets
+the process has: under the cooperative worker (gevent's patched ``socket`` and
+``ssl``) every wait yields.
+
+Connections: a pool keeps at most ``maxsize`` idle connections and never blocks
+for one (a request finding none opens one). A connection goes back to the pool
+only after its answer was read to the end and the upstream did not ask to close
+it. Before a pooled connection is used again it is checked for the upstream
+having closed it while idle (one non-blocking peek); and if a pooled connection
+still fails before a single byte of an answer arrives (the upstream closed it in
+the instant between), the request is sent once more on a new connection: the
+upstream never read it.
+
+Errors: every failure is a `TransportError`; `Timeout` (also a ``TimeoutError``)
+for a connect or a read that outlasted its timeout, `ConnectError` for an upstream
+that could not be reached, `ProtocolError` for an answer that is not HTTP/1.x or
+ends early. No error text holds a header value (the keys travel in headers).
+"""
+
+import select
+import socket
+import ssl
+import urllib.parse
+
+from aegisflow import __version__
+
+USER_AGENT = f'aegisflow/{__version__}'
+MAX_HEAD = 65536  # bytes of a status line and headers
+MAX_HEADERS = 200
+RECV = 65536
+_NO_BODY = frozenset((204, 304))
+
+
+class TransportError(Exception):
+    """The upstream exchange failed."""
+
+
+class Timeout(TransportError, TimeoutError):
+    """A connect or a read outlasted its timeout."""
+
+
+class ConnectError(TransportError, ConnectionError):
+    """The upstream could not be reached."""
+
+
+class ProtocolError(TransportError):
+    """The upstream's answer is not HTTP/1.x, or it ended early."""
+
+
+class Headers(dict):
+    """A response's headers, by lower-case name (repeated ones joined by ", ")."""
+
+    __slots__ = ()
+
+    def get(self, name, default=None):
+        return dict.get(self, name.lower(), default)
+
+    def __getitem__(self, name):
+        return dict.__getitem__(self, name.lower())
+
+    def __contains__(self, name):
+        return dict.__contains__(self, name.lower())
+
+
+class _Connection:
+    """A socket and what was read from it but not yet consumed."""
+
+    __slots__ = ('sock', 'buf', 'tls', 'reused')
+
+    def __init__(self, sock, tls):
+        self.sock = sock
+        self.buf = b''
+        self.tls = tls
+        self.reused = False
+
+    def fill(self):
+        """Read what has arrived into the buffer; False at the end of the stream."""
+        try:
+            data = self.sock.recv(RECV)
+        except TimeoutError:
+            raise Timeout('the upstream did not answer in time') from None
+        except OSError as exc:
+            raise ProtocolError(f'reading failed ({type(exc).__name__})') from None
+        if not data:
+            return False
+        self.buf += data
+        return True
+
+    def line(self, limit):
+        """One CRLF-terminated line without its terminator."""
+        while True:
+            end = self.buf.find(b'\n')
+            if end >= 0:
+                line, self.buf = self.buf[:end], self.buf[end + 1 :]
+                return line[:-1] if line.endswith(b'\r') else line
+            if len(self.buf) > limit:
+                raise ProtocolError('a line of the answer is too long')
+            if not self.fill():
+                raise ProtocolError('the upstream closed the connection mid-answer')
+
+    def take(self, n):
+        """Up to `n` bytes: the buffer's, else what one read brings (b'' at EOF)."""
+        if not self.buf and not self.fill():
+            return b''
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def idle_closed(self):
+        """Whether the upstream closed (or wrote on) this idle connection."""
+        if self.buf:
+            return True
+        sock = self.sock
+        if self.tls:
+            # NOTE: a TLS socket cannot peek; a readable idle TLS connection holds
+            # a close alert or stray bytes: unusable either way
+            try:
+                return bool(select.select([sock], [], [], 0)[0])
+            except (OSError, ValueError):
+                return True
+        timeout = sock.gettimeout()
+        sock.settimeout(0.0)
+        try:
+            sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False  # nothing to read: still open
+        except OSError:
+            return True
+        finally:
+            sock.settimeout(timeout)
+        return True  # EOF, or bytes nobody asked for
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Response:
+    """An answer: `status`, `headers`, and its body read at once (`data`, `read`)
+    or as it arrives (`read1`). `release_conn` gives the connection back to its pool
+    when the body was read to the end, and closes it otherwise; `close` closes it."""
+
+    __slots__ = (
+        'status',
+        'reason',
+        'headers',
+        '_conn',
+        '_pool',
+        '_left',
+        '_chunked',
+        '_keep',
+        '_done',
+        '_data',
+    )
+
+    def __init__(self, pool, conn, method):
+        self._pool, self._conn = pool, conn
+        self._data = None
+        version, self.status, self.reason = self._status_line()
+        while 100 <= self.status < 200 and self.status != 101:
+            self._head()  # NOTE: an interim answer (100 Continue): the next follows
+            version, self.status, self.reason = self._status_line()
+        self.headers = headers = self._head()
+        tokens = headers.get('connection', '').lower()
+        if version == 11:
+            self._keep = 'close' not in tokens
+        else:
+            self._keep = 'keep-alive' in tokens
+        self._chunked = 'chunked' in headers.get('transfer-encoding', '').lower()
+        self._left = None  # bytes left of a Content-Length body, None: no length
+        if method == 'HEAD' or self.status in _NO_BODY or self.status < 200:
+            self._done = True
+            return
+        self._done = False
+        if not self._chunked:
+            length = headers.get('content-length')
+            if length is not None:
+                try:
+                    self._left = int(length.split(',')[0])
+                except ValueError:
+                    raise ProtocolError(
+                        'the answer has an invalid Content-Length'
+                    ) from None
+                if self._left < 0:
+                    raise ProtocolError('the answer has an invalid Content-Length')
+                self._done = self._left == 0
+            else:
+                self._keep = False  # NOTE: the body ends with the connection
+
+    def _status_line(self):
+        line = self._conn.line(MAX_HEAD)
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b'HTTP/1.'):
+            raise ProtocolError('the upstream did not answer in HTTP/1.x')
+        try:
+            status = int(parts[1])
+        except ValueError:
+            raise ProtocolError('the answer has an invalid status') from None
+        if not 100 <= status <= 999:
+            raise ProtocolError('the answer has an invalid status')
+        reason = parts[2].decode('latin-1') if len(parts) > 2 else ''
+        return (11 if parts[0] == b'HTTP/1.1' else 10), status, reason
+
+    def _head(self):
+        headers = Headers()
+        size = 0
+        while True:
+            line = self._conn.line(MAX_HEAD)
+            if not line:
+                return headers
+            size += len(line)
+            if size > MAX_HEAD or len(headers) >= MAX_HEADERS:
+                raise ProtocolError("the answer's headers are too large")
+            name, sep, value = line.partition(b':')
+            if not sep:
+                continue  # NOTE: not a header (obsolete folding or noise): skipped
+            name = name.strip().lower().decode('latin-1')
+            value = value.strip().decode('latin-1')
+            old = dict.get(headers, name)
+            dict.__setitem__(headers, name, value if old is None else f'{old}, {value}')
+
+    # -- the body ------------------------------------------------------------------
+
+    @property
+    def data(self):
+        """The whole body (read once, then the connection released)."""
+        if self._data is None:
+            self._data = self.read()
+            self.release_conn()
+        return self._data
+
+    def read(self):
+        """The rest of the body."""
+        parts = []
+        while True:
+            piece = self.read1(RECV)
+            if not piece:
+                return b''.join(parts)
+            parts.append(piece)
+
+    def read1(self, n=RECV):
+        """Some of the body, as soon as any has arrived; b'' at its end."""
+        if self._done:
+            return b''
+        conn = self._conn
+        if self._chunked:
+            if not self._left:
+                self._left = self._chunk_size()
+                if self._left == 0:
+                    self._end_chunks()
+                    return b''
+            data = conn.take(min(n, self._left))
+            if not data:
+                raise ProtocolError('the upstream closed the connection mid-chunk')
+            self._left -= len(data)
+            if not self._left:
+                if conn.line(64):
+                    raise ProtocolError('a chunk of the answer is not followed by CRLF')
+            return data
+        if self._left is None:  # until the connection closes
+            data = conn.take(n)
+            if not data:
+                self._done = True
+            return data
+        data = conn.take(min(n, self._left))
+        if not data:
+            raise ProtocolError(
+                f'the upstream closed the connection {self._left} bytes short'
+            )
+        self._left -= len(data)
+        self._done = not self._left
+        return data
+
+    def _chunk_size(self):
+        line = self._conn.line(1024)
+        try:
+            size = int(line.split(b';', 1)[0].strip(), 16)
+        except ValueError:
+            raise ProtocolError('the answer has an invalid chunk size') from None
+        if size < 0:
+            raise ProtocolError('the answer has an invalid chunk size')
+        return size
+
+    def _end_chunks(self):
+        while self._conn.line(MAX_HEAD):
+            pass  # NOTE: trailers, not used
+        self._left = 0
+        self._done = True
+
+    def release_conn(self):
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if self._done and self._keep:
+            self._pool._put(conn)
+        else:
+            conn.close()
+
+    def close(self):
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+class Pool:
+    """Keep-alive connections to one origin (``http://host:port`` or https)."""
+
+    __slots__ = (
+        'host',
+        'port',
+        'tls',
+        'maxsize',
+        'connect_timeout',
+        'read_timeout',
+        '_idle',
+        '_host_header',
+        '_context',
+        '_closed',
+    )
+
+    def __init__(self, base_url, *, maxsize, connect_timeout, read_timeout):
+        url = urllib.parse.urlsplit(base_url)
+        if url.scheme not in ('http', 'https') or not url.hostname:
+            raise ValueError(f'not an http(s) URL: {base_url!r}')
+        self.tls = url.scheme == 'https'
+        self.host = url.hostname
+        default = 443 if self.tls else 80
+        self.port = url.port or default
+        name = f'[{self.host}]' if ':' in self.host else self.host
+        self._host_header = name if self.port == default else f'{name}:{self.port}'
+        self.maxsize = max(1, maxsize)
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self._idle = []
+        self._context = None
+        self._closed = False
+
+    def request(self, method, path, *, body=None, headers=None, preload=True):
+        """Send a request; its `Response` (the body read and the connection
+        released already when `preload`)."""
+        head = self._head(method, path, body, headers or {})
+        conn = self._get()
+        try:
+            resp = self._exchange(conn, method, head, body)
+        except TransportError:
+            conn.close()
+            raise
+        if preload:
+            try:
+                resp.data  # noqa: B018 (reads the body, releases the connection)
+            except TransportError:
+                resp.close()
+                raise
+        return resp
+
+    def _exchange(self, conn, method, head, body):
+        try:
+            if body is not None and len(body) <= RECV:
+                conn.sock.sendall(head + body)
+            else:
+                conn.sock.sendall(head)
+                if body:
+                    conn.sock.sendall(body)
+        except TimeoutError:
+            raise Timeout('the upstream did not take the request in time') from None
+        except OSError as exc:
+            if conn.reused:
+                return self._again(conn, method, head, body)
+            raise ProtocolError(f'sending failed ({type(exc).__name__})') from None
+        try:
+            answered = bool(conn.buf) or conn.fill()
+        except Timeout:
+            raise  # NOTE: the upstream has the request: never sent twice
+        except ProtocolError:
+            answered = False  # reset before a byte of an answer
+        if not answered:
+            if conn.reused:
+                return self._again(conn, method, head, body)
+            raise ProtocolError('the upstream closed the connection without answering')
+        return Response(self, conn, method)  # NOTE: on error, the caller closes conn
+
+    def _again(self, conn, method, head, body):
+        # NOTE: a pooled connection the upstream closed in the instant before this
+        # request, which it therefore never read: sent once more, on a new one
+        conn.close()
+        fresh = self._connect()
+        try:
+            return self._exchange(fresh, method, head, body)
+        except TransportError:
+            fresh.close()
+            raise
+
+    def _head(self, method, path, body, headers):
+        lines = [f'{method} {path} HTTP/1.1', f'Host: {self._host_header}']
+        agent = False
+        for name, value in headers.items():
+            value = str(value)
+            if '\n' in value or '\r' in value or '\n' in name or '\r' in name:
+                raise ProtocolError(f'header {name!r} holds a line break')
+            agent = agent or name.lower() == 'user-agent'
+            lines.append(f'{name}: {value}')
+        if not agent:
+            lines.append(f'User-Agent: {USER_AGENT}')
+        if body is not None:
+            lines.append(f'Content-Length: {len(body)}')
+        lines.append('\r\n')
+        try:
+            return '\r\n'.join(lines).encode('latin-1')
+        except UnicodeEncodeError:
+            raise ProtocolError('a header holds characters HTTP cannot carry') from None
+
+    def _get(self):
+        idle = self._idle
+        while idle:
+            try:
+                conn = idle.pop()
+            except IndexError:  # NOTE: another thread took the last one
+                break
+            if conn.idle_closed():
+                conn.close()
+                continue
+            conn.reused = True
+            return conn
+        return self._connect()
+
+    def _connect(self):
+        try:
+            sock = socket.create_connection(
+                (self.host, self.port), timeout=self.connect_timeout
+            )
+        except TimeoutError:
+            raise Timeout(f'connecting took over {self.connect_timeout} s') from None
+        except OSError as exc:
+            raise ConnectError(f'connecting failed ({type(exc).__name__})') from None
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls:
+                sock = self._tls().wrap_socket(sock, server_hostname=self.host)
+            sock.settimeout(self.read_timeout)
+        except TimeoutError:
+            sock.close()
+            raise Timeout('the TLS handshake did not finish in time') from None
+        except OSError as exc:
+            sock.close()
+            raise ConnectError(f'TLS failed ({type(exc).__name__})') from None
+        return _Connection(sock, self.tls)
+
+    def _tls(self):
+        # NOTE: made at the first TLS connection, after the worker's sockets are
+        # what they will be (the cooperative worker patches ssl before this)
+        if self._context is None:
+            context = ssl.create_default_context()
+            context.set_alpn_protocols(['http/1.1'])
+            self._context = context
+        return self._context
+
+    def _put(self, conn):
+        if self._closed or len(self._idle) >= self.maxsize:
+            conn.close()
+        else:
+            conn.reused = False
+            self._idle.append(conn)
+
+    def close(self):
+        self._closed = True
+        while self._idle:
+            try:
+                self._idle.pop().close()
+            except IndexError:
+                break

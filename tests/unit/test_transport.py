@@ -1,0 +1,332 @@
+"""The upstream HTTP client against real sockets: framing (length, chunks, the end
+of the connection), keep-alive and its limits, a pooled connection the upstream
+closed, timeouts never resent, broken answers, and TLS with the host's name
+checked."""
+
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+
+import pytest
+
+from aegisflow.providers.transport import ConnectError
+from aegisflow.providers.transport import Pool
+from aegisflow.providers.transport import ProtocolError
+from aegisflow.providers.transport import Timeout
+
+OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}'
+
+
+class Upstream:
+    """A loopback server that runs `script(conn, request)` for each request it
+    reads; it records the requests (head and body) and counts connections."""
+
+    def __init__(self, script, tls=None):
+        self.script = script
+        self.requests = []
+        self.connections = 0
+        self.listener = socket.create_server(('127.0.0.1', 0))
+        self.port = self.listener.getsockname()[1]
+        self.tls = tls
+        self._stop = False
+        self._threads = []
+        self.accepting = threading.Thread(target=self._accept, daemon=True)
+        self.accepting.start()
+
+    def _accept(self):
+        while not self._stop:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _serve(self, conn):
+        try:
+            if self.tls:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            conn.settimeout(10)
+            buf = b''
+            while True:
+                while b'\r\n\r\n' not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, _, buf = buf.partition(b'\r\n\r\n')
+                length = 0
+                for line in head.split(b'\r\n')[1:]:
+                    name, _, value = line.partition(b':')
+                    if name.strip().lower() == b'content-length':
+                        length = int(value)
+                while len(buf) < length:
+                    buf += conn.recv(65536)
+                body, buf = buf[:length], buf[length:]
+                self.requests.append((head.decode('latin-1'), body))
+                if self.script(conn, len(self.requests)) == 'close':
+                    conn.close()
+                    return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def pool(self, *, read_timeout=5.0, maxsize=4, scheme='http'):
+        return Pool(
+            f'{scheme}://127.0.0.1:{self.port}/v1',
+            maxsize=maxsize,
+            connect_timeout=5.0,
+            read_timeout=read_timeout,
+        )
+
+    def close(self):
+        self._stop = True
+        self.listener.close()
+
+
+@pytest.fixture
+def upstream():
+    servers = []
+
+    def start(script, **kwargs):
+        server = Upstream(script, **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _ok(conn, n):
+    conn.sendall(OK)
+
+
+def test_a_json_answer_and_the_connection_kept_for_the_next(upstream):
+    up = upstream(_ok)
+    pool = up.pool()
+    for _ in range(3):
+        resp = pool.request('POST', '/v1/chat', body=b'{"a":1}', headers={'X-K': 'v'})
+        assert (resp.status, resp.data) == (200, b'{}')
+        assert resp.headers['content-type'] == resp.headers.get('Content-Type')
+    assert up.connections == 1
+    head, body = up.requests[0]
+    assert head.startswith('POST /v1/chat HTTP/1.1\r\n')
+    assert f'Host: 127.0.0.1:{up.port}' in head and 'X-K: v' in head
+    assert 'Content-Length: 7' in head and 'User-Agent: aegisflow/' in head
+    assert body == b'{"a":1}'
+
+
+def test_chunks_are_handed_on_as_they_arrive(upstream):
+    second = threading.Event()
+
+    def chunked(conn, n):
+        conn.sendall(
+            b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'
+            b'6;ext=1\r\ndata:1\r\n'
+        )
+        second.wait(10)  # NOTE: the client must have had the first chunk by now
+        conn.sendall(b'6\r\ndata:2\r\n0\r\nX-Trailer: t\r\n\r\n')
+
+    up = upstream(chunked)
+    pool = up.pool()
+    resp = pool.request('POST', '/v1/s', body=b'{}', preload=False)
+    assert resp.read1() == b'data:1'  # NOTE: would hang if it waited for more
+    second.set()
+    assert resp.read1() == b'data:2'
+    assert resp.read1() == b''
+    resp.release_conn()
+    assert pool.request('POST', '/v1/s2', body=b'{}', preload=False).status == 200
+    assert up.connections == 1  # read to its end: the connection was reused
+
+
+def test_a_body_that_ends_with_the_connection_is_read_whole_and_not_reused(upstream):
+    def http10(conn, n):
+        conn.sendall(b'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it')
+        return 'close'
+
+    up = upstream(http10)
+    pool = up.pool()
+    assert pool.request('POST', '/v1/x', body=b'').data == b'all of it'
+    assert pool.request('POST', '/v1/x', body=b'').data == b'all of it'
+    assert up.connections == 2
+
+
+def test_connection_close_is_honoured(upstream):
+    def closing(conn, n):
+        conn.sendall(
+            b'HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx'
+        )
+        return 'close'
+
+    up = upstream(closing)
+    pool = up.pool()
+    assert [pool.request('GET', '/v1/m').data for _ in range(2)] == [b'x', b'x']
+    assert up.connections == 2
+
+
+def test_an_interim_100_continue_is_skipped(upstream):
+    def interim(conn, n):
+        conn.sendall(b'HTTP/1.1 100 Continue\r\n\r\n' + OK)
+
+    up = upstream(interim)
+    resp = up.pool().request('POST', '/v1/x', body=b'{}')
+    assert (resp.status, resp.data) == (200, b'{}')
+
+
+def test_a_pooled_connection_closed_while_idle_is_replaced_unseen(upstream):
+    def once(conn, n):
+        conn.sendall(OK)
+        return 'close'  # NOTE: keep-alive announced, then closed while idle
+
+    up = upstream(once)
+    pool = up.pool()
+    assert pool.request('POST', '/v1/x', body=b'1').data == b'{}'
+    deadline = threading.Event()
+    for _ in range(100):  # NOTE: until the server's close has reached this side
+        if pool._idle and pool._idle[0].idle_closed():
+            break
+        deadline.wait(0.01)
+    assert pool.request('POST', '/v1/x', body=b'2').data == b'{}'
+    assert [body for _, body in up.requests] == [b'1', b'2']
+    assert up.connections == 2
+
+
+def test_a_pooled_connection_dropped_before_any_answer_is_sent_once_more(upstream):
+    def drop_second(conn, n):
+        if n == 2:
+            return 'close'  # NOTE: as if it closed the idle connection just then
+        conn.sendall(OK)
+
+    up = upstream(drop_second)
+    pool = up.pool()
+    assert pool.request('POST', '/v1/x', body=b'a').data == b'{}'
+    assert pool.request('POST', '/v1/x', body=b'b').data == b'{}'
+    assert [body for _, body in up.requests] == [b'a', b'b', b'b']
+    assert up.connections == 2
+
+
+def test_a_new_connection_dropped_before_any_answer_is_an_error_not_a_resend(
+    upstream,
+):
+    up = upstream(lambda conn, n: 'close')
+    with pytest.raises(ProtocolError, match='without answering'):
+        up.pool().request('POST', '/v1/x', body=b'once')
+    assert len(up.requests) == 1
+
+
+def test_a_read_timeout_is_never_resent_even_on_a_pooled_connection(upstream):
+    release = threading.Event()
+
+    def stall_second(conn, n):
+        if n == 2:
+            release.wait(10)
+        conn.sendall(OK)
+
+    up = upstream(stall_second)
+    pool = up.pool(read_timeout=0.3)
+    assert pool.request('POST', '/v1/x', body=b'a').data == b'{}'
+    with pytest.raises(Timeout) as caught:
+        pool.request('POST', '/v1/x', body=b'b')
+    release.set()
+    assert isinstance(caught.value, TimeoutError)
+    assert [body for _, body in up.requests] == [b'a', b'b']
+
+
+@pytest.mark.parametrize(
+    ('answer', 'match'),
+    [
+        (b'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort', '5 bytes short'),
+        (b'SSH-2.0-OpenSSH_9.6\r\n\r\n', 'HTTP/1.x'),
+        (b'HTTP/1.1 abc OK\r\n\r\n', 'invalid status'),
+        (b'HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n', 'Content-Length'),
+        (b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 'chunk size'),
+        (b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab', 'mid-chunk'),
+        (b'HTTP/1.1 200 OK\r\nX: ' + b'a' * 70000, 'too long'),
+    ],
+)
+def test_a_broken_answer_is_a_protocol_error(upstream, answer, match):
+    def broken(conn, n):
+        conn.sendall(answer)
+        return 'close'
+
+    with pytest.raises(ProtocolError, match=match):
+        upstream(broken).pool().request('POST', '/v1/x', body=b'{}')
+
+
+def test_an_unreachable_upstream_is_a_connect_error():
+    with socket.create_server(('127.0.0.1', 0)) as s:
+        port = s.getsockname()[1]
+    pool = Pool(
+        f'http://127.0.0.1:{port}', maxsize=1, connect_timeout=2, read_timeout=2
+    )
+    with pytest.raises(ConnectError) as caught:
+        pool.request('GET', '/')
+    assert 'ConnectionRefusedError' in str(caught.value)
+
+
+def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(upstream):
+    up = upstream(_ok)
+    with pytest.raises(ProtocolError, match='line break') as caught:
+        up.pool().request('POST', '/v1/x', body=b'', headers={'X-A': 'v\r\nX-B: w'})
+    assert 'v\r\n' not in str(caught.value)  # NOTE: a value is never echoed
+    assert up.connections == 0
+
+
+def test_idle_connections_are_bounded_by_maxsize(upstream):
+    up = upstream(_ok)
+    pool = up.pool(maxsize=2)
+    answers = [pool.request('POST', '/v1/x', body=b'', preload=False) for _ in range(4)]
+    for resp in answers:
+        assert resp.read() == b'{}'
+        resp.release_conn()
+    assert len(pool._idle) == 2 and up.connections == 4
+    pool.close()
+    assert pool._idle == []
+
+
+def test_an_unfinished_answer_is_not_pooled(upstream):
+    def big(conn, n):
+        conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n' + b'x' * 10)
+
+    up = upstream(big)
+    pool = up.pool()
+    resp = pool.request('POST', '/v1/x', body=b'', preload=False)
+    assert resp.read1()
+    resp.release_conn()
+    assert pool._idle == []
+
+
+@pytest.fixture(scope='module')
+def certificate(tmp_path_factory):
+    if not shutil.which('openssl'):
+        pytest.fail('openssl is needed (make test installs it)')
+    where = tmp_path_factory.mktemp('tls')
+    key, cert = where / 'key.pem', where / 'cert.pem'
+    subprocess.run(
+        ['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+         '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1',
+         '-keyout', str(key), '-out', str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    return server, cert
+
+
+def test_tls_checks_the_certificate_and_speaks_once_trusted(upstream, certificate):
+    server, cert = certificate
+    up = upstream(_ok, tls=server)
+    pool = up.pool(scheme='https')
+    with pytest.raises(ConnectError, match='SSLCertVerificationError'):
+        pool.request('POST', '/v1/x', body=b'{}')  # NOTE: self-signed: not trusted
+    trusting = ssl.create_default_context(cafile=str(cert))
+    pool._context = trusting
+    for _ in range(2):
+        assert pool.request('POST', '/v1/x', body=b'{}').data == b'{}'
+    assert up.connections == 2  # the refused handshake, then one kept connection
