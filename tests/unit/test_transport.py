@@ -11,6 +11,7 @@ import threading
 
 import pytest
 
+from aegisflow.providers import transport
 from aegisflow.providers.transport import ConnectError
 from aegisflow.providers.transport import Pool
 from aegisflow.providers.transport import ProtocolError
@@ -195,6 +196,56 @@ def test_a_pooled_connection_closed_while_idle_is_replaced_unseen(upstream):
     assert pool.request('POST', '/v1/x', body=b'2').data == b'{}'
     assert [body for _, body in up.requests] == [b'1', b'2']
     assert up.connections == 2
+
+
+class _Spy:
+    """A socket that records what is sent on it."""
+
+    def __init__(self, sock):
+        self.sock, self.sent = sock, []
+
+    def sendall(self, data):
+        self.sent.append(data)
+        return self.sock.sendall(data)
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+def test_a_connection_idle_past_the_check_is_peeked_and_never_written(
+    upstream, monkeypatch
+):
+    monkeypatch.setattr(transport, 'IDLE_CHECK_S', 0.0)
+
+    def once(conn, n):
+        conn.sendall(OK)
+        return 'close'
+
+    up = upstream(once)
+    pool = up.pool()
+    assert pool.request('POST', '/v1/x', body=b'1').data == b'{}'
+    stale = pool._idle[0]
+    stale.sock = spy = _Spy(stale.sock)
+    pause = threading.Event()
+    for _ in range(100):  # NOTE: until the server's close has reached this side
+        if stale.idle_closed():
+            break
+        pause.wait(0.01)
+    assert pool.request('POST', '/v1/x', body=b'2').data == b'{}'
+    assert spy.sent == []  # dropped at the check, not found out by a failed send
+    assert pool._idle and pool._idle[0] is not stale
+
+
+def test_a_connection_used_a_moment_ago_is_not_peeked(upstream, monkeypatch):
+    def never(self):
+        raise AssertionError('peeked')
+
+    monkeypatch.setattr(transport._Connection, 'idle_closed', never)
+    up = upstream(_ok)
+    pool = up.pool()
+    for _ in range(3):
+        assert pool.request('POST', '/v1/x', body=b'').data == b'{}'
+    assert up.connections == 1
 
 
 def test_a_pooled_connection_dropped_before_any_answer_is_sent_once_more(upstream):
