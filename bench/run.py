@@ -68,6 +68,44 @@ GOALS = (
 )
 
 
+# a cooperative class against gthread, same round: (what, goal, op, value of a round)
+CLASS_GOALS = (
+    ("req/s via the upstream, JSON, 64 conns, over gthread's", 1.8, '>=', 'rps'),
+    ("CPU ms/req via the upstream, JSON, 64 conns, over gthread's", 0.55, '<=', 'cpu'),
+    (
+        'aegisflow-upstream / passthrough req/s (same class), JSON, 64 conns',
+        0.75,
+        '>=',
+        'pass',
+    ),
+    ('aegisflow-upstream p50 - direct p50 (ms), JSON, 1 conn', 1.0, '<=', 'p50'),
+)
+
+
+def class_goal_values(results, wc, rounds):
+    """Per round, `wc` against gthread on the issue's targets for a worker class."""
+    out = []
+    for i in range(rounds):
+
+        def at(cls, name, conns, i=i):
+            return results[(cls, name, 'json', conns)][i]
+
+        mine, theirs = (
+            at(wc, 'aegisflow-upstream', 64),
+            at('gthread', 'aegisflow-upstream', 64),
+        )
+        out.append(
+            {
+                'rps': mine['rps'] / theirs['rps'],
+                'cpu': mine['cpu_ms'] / theirs['cpu_ms'],
+                'pass': mine['rps'] / at(wc, 'passthrough', 64)['rps'],
+                'p50': at(wc, 'aegisflow-upstream', 1)['p50']
+                - results[('direct', 'direct', 'json', 1)][i]['p50'],
+            }
+        )
+    return out
+
+
 class Other(Target):
     """A gateway this script did not start: measured at its URL, and its CPU and
     RSS read from its process group when given."""
@@ -149,6 +187,25 @@ def report(results, args, conns, worker_classes):
             values = goal_values(results, wc, args.rounds)
             for j, (what, goal, op) in enumerate(GOALS):
                 per = [v[j] for v in values]
+                m = med(per)
+                met = m >= goal if op == '>=' else m <= goal
+                lines.append(
+                    f'| {wc} | {what} | {op} {goal:g} | '
+                    f'{", ".join(f"{x:.2f}" for x in per)} | {m:.2f} | '
+                    f'{"yes" if met else "**no**"} |'
+                )
+    others = [wc for wc in worker_classes if wc != 'gthread']
+    if 1 in conns and 64 in conns and 'gthread' in worker_classes and others:
+        lines += [
+            '',
+            '| worker class | target against gthread (one round) | goal | per round '
+            '| median | met |',
+            '|---|---|---:|---|---:|---|',
+        ]
+        for wc in others:
+            values = class_goal_values(results, wc, args.rounds)
+            for what, goal, op, key in CLASS_GOALS:
+                per = [v[key] for v in values]
                 m = med(per)
                 met = m >= goal if op == '>=' else m <= goal
                 lines.append(

@@ -28,6 +28,7 @@ that could not be reached, `ProtocolError` for an answer that is not HTTP/1.x or
 ends early. No error text holds a header value (the keys travel in headers).
 """
 
+import ipaddress
 import select
 import socket
 import ssl
@@ -331,6 +332,7 @@ class Pool:
         '_host_header',
         '_context',
         '_closed',
+        '_family',
     )
 
     def __init__(self, base_url, *, maxsize, connect_timeout, read_timeout):
@@ -343,6 +345,11 @@ class Pool:
         self.port = url.port or default
         name = f'[{self.host}]' if ':' in self.host else self.host
         self._host_header = name if self.port == default else f'{name}:{self.port}'
+        try:  # PERF: an address needs no resolver (gevent's runs in a thread)
+            version = ipaddress.ip_address(self.host).version
+            self._family = socket.AF_INET6 if version == 6 else socket.AF_INET
+        except ValueError:
+            self._family = None
         self.maxsize = max(1, maxsize)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -443,9 +450,18 @@ class Pool:
 
     def _connect(self):
         try:
-            sock = socket.create_connection(
-                (self.host, self.port), timeout=self.connect_timeout
-            )
+            if self._family is None:
+                sock = socket.create_connection(
+                    (self.host, self.port), timeout=self.connect_timeout
+                )
+            else:
+                sock = socket.socket(self._family, socket.SOCK_STREAM)
+                try:
+                    sock.settimeout(self.connect_timeout)
+                    sock.connect((self.host, self.port))
+                except BaseException:
+                    sock.close()
+                    raise
         except TimeoutError:
             raise Timeout(f'connecting took over {self.connect_timeout} s') from None
         except OSError as exc:

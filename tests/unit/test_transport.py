@@ -381,3 +381,13 @@ def test_tls_checks_the_certificate_and_speaks_once_trusted(upstream, certificat
     for _ in range(2):
         assert pool.request('POST', '/v1/x', body=b'{}').data == b'{}'
     assert up.connections == 2  # the refused handshake, then one kept connection
+
+
+def test_a_host_name_is_resolved_and_named_in_the_host_header(upstream):
+    up = upstream(_ok)
+    pool = Pool(
+        f'http://localhost:{up.port}/v1', maxsize=1, connect_timeout=5, read_timeout=5
+    )
+    assert pool._family is None  # NOTE: resolved per connection, not an address
+    assert pool.request('POST', '/v1/x', body=b'').data == b'{}'
+    assert f'Host: localhost:{up.port}\r\n' in up.requests[0][0] + '\r\n'
