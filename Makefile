@@ -48,11 +48,13 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    chromium fonts-dejavu-core; }
 
-# the upstream client's TLS test makes a throwaway certificate with openssl
+# the upstream client's TLS test makes a throwaway certificate with openssl; a
+# serving test reads the listening socket's backlog with ss (iproute2)
 openssl:
-	@command -v openssl >/dev/null 2>&1 || { \
-	  echo 'installing openssl'; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl; }
+	@command -v openssl >/dev/null 2>&1 && command -v ss >/dev/null 2>&1 || { \
+	  echo 'installing openssl and iproute2'; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    openssl iproute2; }
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -64,6 +64,7 @@ def gunicorn_settings():
         'worker_class': WORKER_CLASSES[server.worker_class],
         'threads': server.threads,
         'worker_connections': server.worker_connections,
+        'backlog': server.backlog,
         'timeout': server.timeout_s,
         'graceful_timeout': server.graceful_timeout_s,
         'keepalive': server.keepalive_s,

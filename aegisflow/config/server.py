@@ -23,6 +23,9 @@ class ServerConfig:
     # 1024, so that a worker whose every thread is busy still keeps its idle
     # clients' connections
     worker_connections: int = 10000
+    # connections the kernel queues before a worker accepts them (capped by
+    # net.core.somaxconn): a burst of new streams waits there, not refused
+    backlog: int = 4096
     max_body_bytes: int = 8 * 1024 * 1024
     timeout_s: int = 120
     graceful_timeout_s: int = 30
@@ -86,6 +89,7 @@ class ServerSection:
                 min=threads + 1 if gthread else 1,
                 max=1000000,
             ),
+            backlog=node.get('backlog').int(d.backlog, min=1, max=65535),
             max_body_bytes=node.get('max_body_bytes').int(d.max_body_bytes, min=1024),
             timeout_s=node.get('timeout_s').int(d.timeout_s, min=1),
             graceful_timeout_s=node.get('graceful_timeout_s').int(

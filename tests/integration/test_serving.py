@@ -21,9 +21,14 @@ from tests.support.load import steady
 @pytest.mark.parametrize('worker_class', ['gevent', 'gthread', 'meinheld'])
 def test_worker_class_serves_requests_and_streams(gateway_factory, worker_class):
     config = ACCEPTANCE_CONFIG.replace(
-        'workers: 2}', f'workers: 2, worker_class: {worker_class}}}'
+        'workers: 2}', f'workers: 2, worker_class: {worker_class}, backlog: 321}}'
     )
     gw = gateway_factory(config)
+    # the listening socket's queue is the configured backlog (ss: its Send-Q)
+    listening = subprocess.run(
+        ['ss', '-ltnH', f'sport = :{gw.port}'], capture_output=True, text=True
+    ).stdout.split()
+    assert listening[0] == 'LISTEN' and listening[2] == '321', listening
     used = {
         'gevent': 'workers.gevent.GeventWorker',
         'gthread': 'workers.gthread.ThreadWorker',

@@ -48,6 +48,7 @@ def test_config_defaults():
     # cooperative: a greenlet per connection, ten thousand per worker
     assert config.server.worker_class == 'gevent'
     assert config.server.worker_connections == 10000
+    assert config.server.backlog == 4096
     gthread = parse_config(doc(server='{worker_class: gthread}'), env={}).server
     # a thread per stream: 2 workers hold 1,000 slow streams at once
     # (bench/streams.py), with room left for idle keep-alive connections
@@ -131,6 +132,10 @@ def test_config_shipped_default_switches_providers_on_from_env():
             doc(server='{worker_class: gthread, threads: 64, worker_connections: 64}'),
             'server.worker_connections: expected an integer from 65 to 1000000, '
             'found 64 (integer)',
+        ),
+        (
+            doc(server='{backlog: 0}'),
+            'server.backlog: expected an integer from 1 to 65535, found 0 (integer)',
         ),
         (
             doc(server='{worker_class: sync}'),
