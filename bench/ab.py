@@ -74,6 +74,7 @@ def main():
                         print(
                             f'round {rnd + 1} {name} {r["rps"]:>8,.0f} req/s '
                             f'cpu {r["cpu_ms"]:.3f} ms/req p50 {r["p50"]:.2f} ms '
+                            f'p99 {r["p99"]:.2f} ms '
                             f'bad {r["bad"]}',
                             flush=True,
                         )
@@ -83,12 +84,12 @@ def main():
     finally:
         nginx.stop()
     for name, rs in results.items():
-        rps, cpu, p50 = (
-            statistics.median(r[k] for r in rs) for k in ('rps', 'cpu_ms', 'p50')
+        rps, cpu, p50, p99 = (
+            statistics.median(r[k] for r in rs) for k in ('rps', 'cpu_ms', 'p50', 'p99')
         )
         print(
             f'{name} ({trees[name]}): median {rps:,.0f} req/s, '
-            f'{cpu:.3f} ms CPU/req, p50 {p50:.2f} ms'
+            f'{cpu:.3f} ms CPU/req, p50 {p50:.2f} ms, p99 {p99:.2f} ms'
         )
 
 
