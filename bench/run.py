@@ -158,6 +158,16 @@ def goal_values(results, wc, rounds):
     return out
 
 
+def _goal_row(wc, what, goal, op, per):
+    """A target's table row: its value in each round, their median, met or not."""
+    m = statistics.median(per)
+    met = m >= goal if op == '>=' else m <= goal
+    return (
+        f'| {wc} | {what} | {op} {goal:g} | {", ".join(f"{x:.2f}" for x in per)} '
+        f'| {m:.2f} | {"yes" if met else "**no**"} |'
+    )
+
+
 def report(results, args, conns, worker_classes):
     med = statistics.median
     lines = [
@@ -186,14 +196,7 @@ def report(results, args, conns, worker_classes):
         for wc in worker_classes:
             values = goal_values(results, wc, args.rounds)
             for j, (what, goal, op) in enumerate(GOALS):
-                per = [v[j] for v in values]
-                m = med(per)
-                met = m >= goal if op == '>=' else m <= goal
-                lines.append(
-                    f'| {wc} | {what} | {op} {goal:g} | '
-                    f'{", ".join(f"{x:.2f}" for x in per)} | {m:.2f} | '
-                    f'{"yes" if met else "**no**"} |'
-                )
+                lines.append(_goal_row(wc, what, goal, op, [v[j] for v in values]))
     others = [wc for wc in worker_classes if wc != 'gthread']
     if 1 in conns and 64 in conns and 'gthread' in worker_classes and others:
         lines += [
@@ -205,14 +208,7 @@ def report(results, args, conns, worker_classes):
         for wc in others:
             values = class_goal_values(results, wc, args.rounds)
             for what, goal, op, key in CLASS_GOALS:
-                per = [v[key] for v in values]
-                m = med(per)
-                met = m >= goal if op == '>=' else m <= goal
-                lines.append(
-                    f'| {wc} | {what} | {op} {goal:g} | '
-                    f'{", ".join(f"{x:.2f}" for x in per)} | {m:.2f} | '
-                    f'{"yes" if met else "**no**"} |'
-                )
+                lines.append(_goal_row(wc, what, goal, op, [v[key] for v in values]))
     stamp = datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')
     cmd = ' '.join(['python bench/run.py'] + sys.argv[1:])
     return (
