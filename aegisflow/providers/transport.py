@@ -362,15 +362,18 @@ class Pool:
         released already when `preload`)."""
         head = self._head(method, path, body, headers or {})
         conn = self._get()
+        # NOTE: whatever ends the call (an error, or a kill: a greenlet killed by a
+        # guardrail's block, a worker stopping) closes its connection at once, so
+        # the upstream stops making what nobody will read
         try:
             resp = self._exchange(conn, method, head, body)
-        except TransportError:
+        except BaseException:
             conn.close()
             raise
         if preload:
             try:
                 resp.data  # noqa: B018 (reads the body, releases the connection)
-            except TransportError:
+            except BaseException:
                 resp.close()
                 raise
         return resp
@@ -414,7 +417,7 @@ class Pool:
         fresh = self._connect()
         try:
             return self._exchange(fresh, method, head, body)
-        except TransportError:
+        except BaseException:
             fresh.close()
             raise
 

@@ -32,6 +32,7 @@ class Upstream:
         self.port = self.listener.getsockname()[1]
         self.tls = tls
         self._stop = False
+        self.hung_up = threading.Event()  # a connection's peer closed it
         self._threads = []
         self.accepting = threading.Thread(target=self._accept, daemon=True)
         self.accepting.start()
@@ -57,6 +58,7 @@ class Upstream:
                 while b'\r\n\r\n' not in buf:
                     data = conn.recv(65536)
                     if not data:
+                        self.hung_up.set()
                         return
                     buf += data
                 head, _, buf = buf.partition(b'\r\n\r\n')
@@ -391,3 +393,41 @@ def test_a_host_name_is_resolved_and_named_in_the_host_header(upstream):
     assert pool._family is None  # NOTE: resolved per connection, not an address
     assert pool.request('POST', '/v1/x', body=b'').data == b'{}'
     assert f'Host: localhost:{up.port}\r\n' in up.requests[0][0] + '\r\n'
+
+
+class _Killed(BaseException):
+    """What a killed greenlet or a stopping worker raises inside a call."""
+
+
+@pytest.mark.parametrize('where', ['waiting', 'reading'])
+def test_a_call_ended_by_a_kill_closes_its_connection_at_once(
+    upstream, monkeypatch, where
+):
+    def half(conn, n):
+        conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab')
+        if conn.recv(1) == b'':  # NOTE: waits for the client to close (or 10 s)
+            up.hung_up.set()
+        return 'close'
+
+    up = upstream(half)
+    pool = up.pool()
+    if where == 'waiting':
+
+        def sleep(_):
+            raise _Killed
+
+        monkeypatch.setattr(transport, 'time', type('T', (), {'sleep': sleep}))
+        with pytest.raises(_Killed):
+            pool.request('POST', '/v1/x', body=b'{}')
+    else:
+        resp = pool.request('POST', '/v1/x', body=b'{}', preload=False)
+
+        def fill(self):
+            raise _Killed
+
+        monkeypatch.setattr(transport._Connection, 'fill', fill)
+        with pytest.raises(_Killed):
+            resp.read(), resp.data  # noqa: B018
+        resp.close()  # NOTE: what a reader's finally does (HttpProvider.lines)
+    assert up.hung_up.wait(5)  # the upstream saw the connection close
+    assert pool._idle == []
