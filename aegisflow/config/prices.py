@@ -11,6 +11,9 @@ from aegisflow.config.reader import Node
 
 _PRICES = 'prices.yaml'  # the shipped price table
 _PRICE_KEYS = ('input', 'output', 'cached_input', 'cache_write_input')
+# USD per million tokens: a request's cost (up to 2^32 tokens of each kind) stays
+# within the u64 of nano-USD the ring and the spend counters keep
+PRICE_MAX = 10**5
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +71,10 @@ class PricesSection:
         for model, child in node.items():
             if not child.mapping(_PRICE_KEYS):
                 continue
-            inp = child.get('input').num(min=0)
-            outp = child.get('output').num(min=0)
-            cached = child.get('cached_input').num(None, min=0)
-            written = child.get('cache_write_input').num(None, min=0)
+            inp = child.get('input').num(min=0, max=PRICE_MAX)
+            outp = child.get('output').num(min=0, max=PRICE_MAX)
+            cached = child.get('cached_input').num(None, min=0, max=PRICE_MAX)
+            written = child.get('cache_write_input').num(None, min=0, max=PRICE_MAX)
             if inp is not None and outp is not None:
                 out[str(model)] = Price(
                     input=inp,

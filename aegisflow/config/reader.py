@@ -10,6 +10,7 @@ Values read with ``secret=True`` are never echoed back in a problem.
 
 import difflib
 from dataclasses import dataclass
+from math import isfinite
 
 MISSING = object()
 REQUIRED = object()
@@ -181,6 +182,8 @@ class Node:
             return self._absent(default, expected)
         value = self.value
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        # NOTE: YAML writes .inf and .nan; an int past a float's range is not one
+        ok = ok and (abs(value) < 1e300 if isinstance(value, int) else isfinite(value))
         if (
             not ok
             or (min is not None and value < min)

@@ -21,6 +21,8 @@ RATE_KEYS = (
     'token_burst',
 )
 BUDGET_KEYS = ('daily_usd', 'monthly_usd', 'max_usd', 'budget_duration', 'warn_at')
+# a budget's limit is kept in nano-USD in a u64 word (shared memory, the ring)
+USD_MAX = 10**9
 _DURATION = re.compile(r'([1-9][0-9]{0,3})([dh])\Z')
 KEY_SCOPE_KEYS = ('allowed_models', 'rate_limit', 'budget', 'expires_at', 'metadata')
 METADATA_MAX_BYTES = 2048
@@ -95,9 +97,9 @@ def read_rate_limit(node):
 def read_budget(node):
     if node.missing or not node.mapping(BUDGET_KEYS):
         return None
-    daily = node.get('daily_usd').num(None, min=0)
-    monthly = node.get('monthly_usd').num(None, min=0)
-    most = node.get('max_usd').num(None, min=0)
+    daily = node.get('daily_usd').num(None, min=0, max=USD_MAX)
+    monthly = node.get('monthly_usd').num(None, min=0, max=USD_MAX)
+    most = node.get('max_usd').num(None, min=0, max=USD_MAX)
     duration = node.get('budget_duration').str(
         None,
         check=_DURATION.match,

@@ -23,6 +23,7 @@ import re
 import orjson
 
 from aegisflow.auth import runtime_tenants
+from aegisflow.config.scope import KEY_SCOPE_KEYS
 from aegisflow.config.scope import scope_from_json
 from aegisflow.config.scope import scope_to_json
 from aegisflow.errors import ApiError
@@ -31,6 +32,7 @@ from aegisflow.errors import NotFound
 from aegisflow.usage.query import parse_time
 from aegisflow.web.admin_resource import AdminResource
 from aegisflow.web.admin_resource import single_params
+from aegisflow.web.admin_resource import the_change
 from aegisflow.web.body import read_json
 
 _NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z')
@@ -135,7 +137,7 @@ class AdminKey(AdminResource):
         merged = {**current, **body}
         merged = {k: v for k, v in merged.items() if v is not None}
         # NOTE: the change itself first, so an error names its field (null: removed)
-        _scope({k: v for k, v in body.items() if v is not None}, ())
+        _scope(the_change(body, KEY_SCOPE_KEYS), ())
         scope = scope_to_json(_scope(merged, ()))
         if self.gw.keystore.update(key_id, scope) is None:
             raise _no_key(key_id)

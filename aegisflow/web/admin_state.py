@@ -8,6 +8,7 @@ import orjson
 
 from aegisflow.auth import runtime_tenants
 from aegisflow.config.model import TenantConfig
+from aegisflow.config.scope import TENANT_KEYS
 from aegisflow.config.scope import tenant_from_json
 from aegisflow.config.scope import tenant_to_json
 from aegisflow.errors import InvalidRequest
@@ -22,6 +23,7 @@ from aegisflow.routing.resilience import shown_state
 from aegisflow.web.admin_keys import Conflict
 from aegisflow.web.admin_keys import audit
 from aegisflow.web.admin_resource import AdminResource
+from aegisflow.web.admin_resource import the_change
 from aegisflow.web.body import read_json
 
 
@@ -90,6 +92,8 @@ def _shown(gw, tenant, detail):
         out['budget'] = {
             'daily_usd': tenant.budget.daily_usd,
             'monthly_usd': tenant.budget.monthly_usd,
+            'max_usd': tenant.budget.max_usd,
+            'budget_duration': tenant.budget.budget_duration,
             'warn_at': tenant.budget.warn_at,
         }
     limiter = gw.limiter
@@ -165,9 +169,7 @@ class AdminTenant(AdminResource):
         self.auth.check(req)
         current = self._runtime(tenant_id)
         body = read_json(req, 16384, self.gw.config.server.body_timeout_s)
-        _tenant_fields(
-            self.gw, {k: v for k, v in body.items() if v is not None}, require_id=False
-        )
+        _tenant_fields(self.gw, the_change(body, TENANT_KEYS), require_id=False)
         merged = {k: v for k, v in {**current, **body}.items() if v is not None}
         merged.pop('id', None)
         fields = _tenant_fields(self.gw, merged, require_id=False)

@@ -120,12 +120,15 @@ def test_usage_as_csv(gw):
         ({'colour': 'blue'}, 'colour'),
         ({'format': 'xml'}, 'format'),
         ({'from': '2030-01-02', 'to': '2030-01-01'}, 'to'),
+        ('tenant=acme&tenant=globex', 'tenant'),
+        ('tenant=&model=m', 'tenant'),
+        ('group_by', 'group_by'),
+        ('step=', 'step'),
     ],
 )
 def test_usage_bad_parameters(gw, params, param):
-    r = requests.get(
-        gw.url + '/admin/v1/usage', params=params, headers=ADMIN, timeout=5
-    )
+    path = '/admin/v1/usage/series' if params == 'step=' else '/admin/v1/usage'
+    r = requests.get(gw.url + path, params=params, headers=ADMIN, timeout=5)
     assert r.status_code == 400 and r.json()['error']['param'] == param
 
 

@@ -55,6 +55,11 @@ api_key = "{TENANT}"
 bearer = "{ADMIN}"
 [auth.openapi.adminApiKey]
 api_key = "{ADMIN}"
+# a body too large for its operation is refused before it is read: 413 refuses it
+[checks.negative_data_rejection]
+expected-statuses = [
+  "400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429"
+]
 """
 # cases per operation and phase; about a minute for both runs on two cores
 EXAMPLES = int(os.environ.get('AEGISFLOW_CONTRACT_EXAMPLES', '25'))

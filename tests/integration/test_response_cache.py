@@ -347,6 +347,11 @@ def test_admin_shows_the_cache_and_deletes_by_tenant_or_whole(gw, upstream):
         gw.url + '/admin/v1/cache', params={'colour': 'red'}, headers=ADMIN, timeout=10
     )
     assert r.status_code == 400 and r.json()['error']['param'] == 'colour'
+    # ?tenant= from a script whose variable was unset: refused, not a purge of all
+    r = requests.delete(gw.url + '/admin/v1/cache?tenant=', headers=ADMIN, timeout=10)
+    assert r.status_code == 400 and r.json()['error']['param'] == 'tenant'
+    assert "Query parameter 'tenant' is empty" in r.json()['error']['message']
+    assert post(gw, 'ok-admin', 'admin words').headers['X-AegisFlow-Cache'] == 'hit'
     r = requests.delete(gw.url + '/admin/v1/cache', headers=ADMIN, timeout=10)
     assert r.status_code == 200 and r.json()['deleted'] >= 2
     assert post(gw, 'ok-admin', 'admin words').headers['X-AegisFlow-Cache'] == 'miss'

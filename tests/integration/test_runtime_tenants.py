@@ -125,6 +125,41 @@ def test_a_bad_tenant_is_400_in_the_config_files_words(gw):
     assert 'expected an integer from 1 to 1000000000, found 0' in error['message']
     r = admin(gw, 'POST', '/admin/v1/tenants', json={'id': 'bad', 'policies': ['nope']})
     assert r.status_code == 400 and r.json()['error']['param'] == 'policies[0]'
+    # a budget past what a u64 of nano-USD holds: refused, not kept to fail later
+    r = admin(
+        gw,
+        'POST',
+        '/admin/v1/tenants',
+        json={'id': 'bad', 'budget': {'daily_usd': 3.5e16}},
+    )
+    assert r.status_code == 400 and r.json()['error']['param'] == 'budget.daily_usd'
+    assert admin(gw, 'GET', '/admin/v1/tenants/bad').status_code == 404
+    # a PATCH's null removes a field; an unknown field is refused, null or not
+    admin(gw, 'POST', '/admin/v1/tenants', json={'id': 'patched'})
+    for body in ({'': None}, {'colour': None}, {'rate_limits': {}}):
+        r = admin(gw, 'PATCH', '/admin/v1/tenants/patched', json=body)
+        assert r.status_code == 400, (body, r.text)
+        assert r.json()['error']['param'] == (next(iter(body)) or None), body
+
+
+def test_the_largest_budget_is_kept_and_shown(gw):
+    r = admin(
+        gw,
+        'POST',
+        '/admin/v1/tenants',
+        json={'id': 'rich', 'budget': {'max_usd': 1e9, 'budget_duration': '9999d'}},
+    )
+    assert r.status_code == 201, r.text
+    shown = admin(gw, 'GET', '/admin/v1/tenants/rich')
+    assert shown.status_code == 200, shown.text
+    assert shown.json()['budget']['max_usd'] == 1e9
+    assert shown.json()['budget']['budget_duration'] == '9999d'
+    (spend,) = shown.json()['counters']
+    assert spend['limit_usd'] == 1e9 and spend['spent_usd'] == 0
+    secret = admin(
+        gw, 'POST', '/admin/v1/tenants/rich/keys', json={'name': 'k'}
+    ).json()['key']
+    assert chat(gw, secret).status_code == 200
 
 
 def test_a_deleted_tenant_s_keys_stop_and_its_usage_stays(gw):

@@ -104,6 +104,15 @@ def test_a_change_applies_from_the_next_request(gw):
     assert r.status_code == 200, r.text
     assert 'allowed_models' not in r.json()
     assert chat(gw, key, model='mock').status_code == 200
+    # null removes a field the scope has; an unknown one is refused, null or not
+    r = requests.patch(
+        f'{gw.url}/admin/v1/keys/{made["id"]}',
+        json={'budgets': None},
+        headers=ADMIN,
+        timeout=10,
+    )
+    assert r.status_code == 400 and r.json()['error']['param'] == 'budgets', r.text
+    assert "'budget' or another of the keys" in r.json()['error']['message']
 
 
 @pytest.mark.parametrize(
@@ -119,6 +128,11 @@ def test_a_change_applies_from_the_next_request(gw):
             {'budget': {'warn_at': 0.5}},
             'budget',
             'budget: expected daily_usd, monthly_usd or max_usd, found none of them',
+        ),
+        (
+            {'budget': {'max_usd': 6e307, 'budget_duration': '30d'}},
+            'budget.max_usd',
+            'budget.max_usd: expected a number from 0 to 1000000000, found 6e+307',
         ),
         ({'allowed_models': []}, 'allowed_models', 'allowed_models: expected a list'),
         ({'expires_at': 'soon'}, 'expires_at', 'expires_at: expected a time'),

@@ -178,7 +178,21 @@ def test_reset_label_is_openai_duration_format(ns, label):
         ),
         (
             'budget: {daily_usd: -1}',
-            'tenants[0].budget.daily_usd: expected a number >= 0',
+            'tenants[0].budget.daily_usd: expected a number from 0 to 1000000000',
+        ),
+        # a budget past a u64 of nano-USD would fail every request, not at start
+        (
+            'budget: {monthly_usd: 3.5e+16}',
+            'tenants[0].budget.monthly_usd: expected a number from 0 to 1000000000, '
+            'found 3.5e+16',
+        ),
+        (
+            'budget: {max_usd: .inf, budget_duration: 30d}',
+            'tenants[0].budget.max_usd: expected a number from 0 to 1000000000',
+        ),
+        (
+            'budget: {daily_usd: .nan}',
+            'tenants[0].budget.daily_usd: expected a number from 0 to 1000000000',
         ),
         (
             'model_limits: {"[x": {max_parallel: 1}}',
@@ -213,3 +227,23 @@ def test_redis_backend_needs_a_url():
         )
     assert 'expected a redis://, rediss:// or unix:// URL' in str(exc.value)
     assert 'http://x' not in str(exc.value)
+
+
+def test_a_price_past_a_u64_of_nano_usd_fails_at_start():
+    # 2^32 tokens of each kind at the highest price still fit the ring's u64
+    doc = """
+providers: [{name: m, type: mock, models: ["*"],
+             prices: {m: {input: 100000, output: 1.0e+6, cached_input: .inf}}}]
+routes: [{match: "*", targets: [m]}]
+tenants: [{id: acme, keys: [{key: k}]}]
+"""
+    with pytest.raises(ConfigError) as exc:
+        parse_config(doc, env={})
+    problems = [str(p) for p in exc.value.problems]
+    assert problems == [
+        'providers[0].prices.m.output: expected a number from 0 to 100000, '
+        'found 1000000.0 (number)',
+        'providers[0].prices.m.cached_input: expected a number from 0 to 100000, '
+        'found inf (number)',
+    ], problems
+    assert 4 * (2**32) * 100000 * 1000 < 2**64
