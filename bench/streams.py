@@ -1,12 +1,16 @@
 """Many slow streams in flight at once: how many the gateway holds, and at what memory.
 
-An asyncio upstream answers every streaming chat request with `--chunks` SSE chunks,
-one every `--interval` seconds (an LLM-like stream, seconds long), then usage and
-[DONE]. An asyncio client opens `--streams` streaming requests at once through the
-gateway and reads each to its end. Reported: how many completed correctly (every
-chunk, then [DONE]), the most streams in flight at the same moment (first byte
-received, end not yet), the time for all to finish, and the gateway's RSS (process
-group) at its peak.
+A fake upstream, in a process of its own, answers every streaming chat request
+with `--chunks` SSE chunks, one every `--interval` seconds (an LLM-like stream,
+seconds long), then usage and [DONE], chunked on a connection kept alive; a
+short request gets its answer at once. A client opens `--streams` streaming
+requests through the gateway (`--rate` a second, or all at once), reads each to
+its end, and sends `--short-rate` short requests a second beside them. Reported:
+how many completed correctly (every chunk, then [DONE]), the most streams in
+flight at the same moment (first byte received, end not yet), the time for all to
+finish, the first byte's p50 and p99 (timed from when the request was sent), the
+short requests' latency, the gateway's CPU per relayed chunk (all its work over
+the run, stream starts included, over the chunks), and its RSS (process group).
 
     python bench/streams.py --streams 1000 --append bench/RESULTS.md
 """
@@ -15,9 +19,11 @@ import argparse
 import asyncio
 import datetime
 import json
+import multiprocessing
 import sys
 import tempfile
 import time
+from asyncio import FIRST_COMPLETED
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,49 +46,126 @@ telemetry: {{log_level: warning}}
 """
 
 
-async def upstream_handler(reader, writer, chunks, interval):
-    try:
-        head = await reader.readuntil(b'\r\n\r\n')
-        length = 0
-        for line in head.split(b'\r\n'):
-            if line.lower().startswith(b'content-length:'):
-                length = int(line.split(b':', 1)[1])
-        await reader.readexactly(length)
-        writer.write(
-            b'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n'
-            b'Connection: close\r\n\r\n'
-        )
-        for i in range(chunks):
-            chunk = {
-                'id': 'chatcmpl-slow',
-                'object': 'chat.completion.chunk',
-                'created': 1700000000,
-                'model': 'slow',
-                'choices': [
-                    {'index': 0, 'delta': {'content': f'w{i} '}, 'finish_reason': None}
-                ],
-            }
-            writer.write(b'data: ' + json.dumps(chunk).encode() + b'\n\n')
-            await writer.drain()
-            await asyncio.sleep(interval)
-        done = {
+def _chunk(i, chunks):
+    """The SSE bytes of chunk `i` of `chunks` (``chunks``: the usage and [DONE])."""
+    if i < chunks:
+        body = {
             'id': 'chatcmpl-slow',
             'object': 'chat.completion.chunk',
             'created': 1700000000,
             'model': 'slow',
-            'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}],
-            'usage': {
-                'prompt_tokens': 5,
-                'completion_tokens': chunks,
-                'total_tokens': 5 + chunks,
-            },
+            'choices': [
+                {'index': 0, 'delta': {'content': f'w{i} '}, 'finish_reason': None}
+            ],
         }
-        writer.write(b'data: ' + json.dumps(done).encode() + b'\n\ndata: [DONE]\n\n')
-        await writer.drain()
-    except (ConnectionError, asyncio.IncompleteReadError):
-        pass
-    finally:
-        writer.close()
+        return b'data: ' + json.dumps(body).encode() + b'\n\n'
+    done = {
+        'id': 'chatcmpl-slow',
+        'object': 'chat.completion.chunk',
+        'created': 1700000000,
+        'model': 'slow',
+        'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}],
+        'usage': {
+            'prompt_tokens': 5,
+            'completion_tokens': chunks,
+            'total_tokens': 5 + chunks,
+        },
+    }
+    return b'data: ' + json.dumps(done).encode() + b'\n\ndata: [DONE]\n\n'
+
+
+SHORT_ANSWER = json.dumps(
+    {
+        'id': 'chatcmpl-short',
+        'object': 'chat.completion',
+        'created': 1700000000,
+        'model': 'slow',
+        'choices': [
+            {
+                'index': 0,
+                'message': {'role': 'assistant', 'content': 'ok'},
+                'finish_reason': 'stop',
+            }
+        ],
+        'usage': {'prompt_tokens': 5, 'completion_tokens': 1, 'total_tokens': 6},
+    }
+).encode()
+
+
+class Upstream(asyncio.Protocol):
+    """One connection to the fake upstream, kept alive as an LLM API keeps it: a
+    streaming request gets its chunks `interval` apart, chunked (each written as
+    it falls due: one send per chunk, as such an API does); a short one its answer
+    at once."""
+
+    def __init__(self, pieces, interval):
+        self.pieces = [b'%x\r\n%s\r\n' % (len(p), p) for p in pieces]
+        self.pieces[-1] += b'0\r\n\r\n'
+        self.interval = interval
+        self.buf = b''
+        self.next = 0
+        self.transport = None
+        self.timer = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.buf += data
+        head, sep, body = self.buf.partition(b'\r\n\r\n')
+        if not sep:
+            return
+        length = 0
+        for line in head.split(b'\r\n'):
+            if line[:15].lower() == b'content-length:':
+                length = int(line[15:])
+        if len(body) < length:
+            return
+        self.buf = body[length:]
+        if b'"stream":true' in body[:length].replace(b' ', b''):
+            self.transport.write(
+                b'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n'
+                b'Transfer-Encoding: chunked\r\n\r\n'
+            )
+            self.next = 0
+            self.send()
+        else:
+            self.transport.write(
+                b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n'
+                + f'Content-Length: {len(SHORT_ANSWER)}\r\n\r\n'.encode()
+                + SHORT_ANSWER
+            )
+
+    def send(self):
+        self.timer = None
+        if self.transport.is_closing():
+            return
+        self.transport.write(self.pieces[self.next])
+        self.next += 1
+        if self.next < len(self.pieces):
+            loop = asyncio.get_running_loop()
+            self.timer = loop.call_later(self.interval, self.send)
+
+    def connection_lost(self, exc):
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+def serve_upstream(port, chunks, interval, ready):
+    """The fake upstream, in a process of its own: the client's work and its own
+    must not share one event loop (at 100,000 chunks a second either alone fills a
+    core, and the gateway would be measured behind them)."""
+    pieces = [_chunk(i, chunks) for i in range(chunks + 1)]
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        await loop.create_server(
+            lambda: Upstream(pieces, interval), '127.0.0.1', port, backlog=4096
+        )
+        ready.set()
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
 
 
 class Stats:
@@ -93,59 +176,115 @@ class Stats:
         self.bad = 0
         self.reasons = {}
         self.ttfb = []
+        self.short = []  # latency of each short request sent beside the streams
+        self.cpu_s = 0.0  # the gateway's (master and workers) over the run
 
     def fail(self, reason):
         self.bad += 1
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
 
 
-async def client(port, stats, chunks, delay=0.0):
-    await asyncio.sleep(delay)
-    body = json.dumps(
-        {
-            'model': 'slow',
-            'stream': True,
-            'messages': [{'role': 'user', 'content': 'hi'}],
-        }
-    ).encode()
+def _request(body):
+    return (
+        b'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n'
+        b'Authorization: Bearer sk-bench\r\nContent-Type: application/json\r\n'
+        b'Connection: close\r\n'
+        + f'Content-Length: {len(body)}\r\n\r\n'.encode()
+        + body
+    )
+
+
+MESSAGES = [{'role': 'user', 'content': 'hi'}]
+STREAM_REQUEST = _request(
+    json.dumps({'model': 'slow', 'stream': True, 'messages': MESSAGES}).encode()
+)
+SHORT_REQUEST = _request(json.dumps({'model': 'slow', 'messages': MESSAGES}).encode())
+
+
+class Client(asyncio.Protocol):
+    """One request through the gateway, read to its end; `done` is set when the
+    connection closes."""
+
+    def __init__(self, request, t0):
+        self.request, self.t0 = request, t0
+        self.first = None
+        self.pieces = []
+        loop = asyncio.get_running_loop()
+        self.started = loop.create_future()
+        self.done = loop.create_future()
+
+    def connection_made(self, transport):
+        transport.write(self.request)
+
+    def data_received(self, data):
+        if self.first is None:
+            self.first = time.monotonic()
+            self.started.set_result(None)
+        self.pieces.append(data)
+
+    def connection_lost(self, exc):
+        if not self.done.done():
+            self.done.set_result(exc)
+
+
+async def stream(port, stats, chunks):
     t0 = time.monotonic()
+    loop = asyncio.get_running_loop()
     try:
-        reader, writer = await asyncio.open_connection('127.0.0.1', port)
-        writer.write(
-            b'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n'
-            b'Authorization: Bearer sk-bench\r\nContent-Type: application/json\r\n'
-            b'Connection: close\r\n'
-            + f'Content-Length: {len(body)}\r\n\r\n'.encode()
-            + body
+        transport, proto = await loop.create_connection(
+            lambda: Client(STREAM_REQUEST, t0), '127.0.0.1', port
         )
-        await writer.drain()
-        first = await reader.read(1)
-        if not first:
-            stats.fail('closed before any byte')
-            return
-        stats.ttfb.append(time.monotonic() - t0)
-        stats.in_flight += 1
-        stats.peak = max(stats.peak, stats.in_flight)
-        rest = first + await reader.read()
-        stats.in_flight -= 1
-        text = rest.decode('utf-8', 'replace')
-        words = text.count('"content": "w') + text.count('"content":"w')
-        if (
-            text.startswith('HTTP/1.1 200')
-            and words == chunks
-            and 'data: [DONE]' in text
-        ):
-            stats.ok += 1
-        else:
-            stats.fail(f'{text[:12]!r}... {words} of {chunks} chunks')
-        writer.close()
     except OSError as exc:
         stats.fail(type(exc).__name__)
+        return
+    # in flight: from its first byte to its end
+    await asyncio.wait((proto.started, proto.done), return_when=FIRST_COMPLETED)
+    if proto.first is None:
+        exc = proto.done.result()
+        why = f' ({type(exc).__name__})' if exc is not None else ''
+        stats.fail('closed before any byte' + why)
+        return
+    stats.ttfb.append(proto.first - t0)
+    stats.in_flight += 1
+    stats.peak = max(stats.peak, stats.in_flight)
+    exc = await proto.done
+    stats.in_flight -= 1
+    transport.close()
+    text = b''.join(proto.pieces).decode('utf-8', 'replace')
+    words = text.count('"content": "w') + text.count('"content":"w')
+    if text.startswith('HTTP/1.1 200') and words == chunks and 'data: [DONE]' in text:
+        stats.ok += 1
+    elif exc is not None:
+        stats.fail(type(exc).__name__)
+    else:
+        stats.fail(f'{text[:12]!r}... {words} of {chunks} chunks')
 
 
-async def run(args, gateway, port):
+async def short(port, stats):
+    t0 = time.monotonic()
+    loop = asyncio.get_running_loop()
+    try:
+        transport, proto = await loop.create_connection(
+            lambda: Client(SHORT_REQUEST, t0), '127.0.0.1', port
+        )
+        await proto.done
+    except OSError as exc:
+        stats.fail(f'short: {type(exc).__name__}')
+        return
+    transport.close()
+    answer = b''.join(proto.pieces)
+    if answer.startswith(b'HTTP/1.1 200'):
+        stats.short.append(time.monotonic() - t0)
+    elif not answer and proto.done.result() is not None:
+        stats.fail(f'short: {type(proto.done.result()).__name__}')
+    else:
+        stats.fail('short: ' + repr(answer[:12]))
+
+
+async def run(args, gateway):
     stats = Stats()
     peak_rss = 0
+    loop = asyncio.get_running_loop()
 
     async def sample():
         nonlocal peak_rss
@@ -153,27 +292,30 @@ async def run(args, gateway, port):
             peak_rss = max(peak_rss, gateway.rss_mb())
             await asyncio.sleep(0.25)
 
+    async def opened(i, start, rate, fn, *fn_args):
+        await asyncio.sleep(max(0.0, start + i / rate - loop.time()) if rate else 0)
+        await fn(*fn_args)
+
     sampler = asyncio.create_task(sample())
-    t0 = time.monotonic()
-    await asyncio.gather(
-        *(
-            client(gateway.port, stats, args.chunks, i / args.rate if args.rate else 0)
-            for i in range(args.streams)
-        )
-    )
-    elapsed = time.monotonic() - t0
+    t0 = loop.time()
+    streams = [
+        opened(i, t0, args.rate, stream, gateway.port, stats, args.chunks)
+        for i in range(args.streams)
+    ]
+    # short requests beside the streams, for as long as the streams are opened
+    # and one stream's length after
+    span = (args.streams / args.rate if args.rate else 0) + args.chunks * args.interval
+    shorts = [
+        opened(i, t0, args.short_rate, short, gateway.port, stats)
+        for i in range(int(span * args.short_rate))
+    ]
+    await asyncio.gather(*streams, *shorts)
+    elapsed = loop.time() - t0
     sampler.cancel()
     return stats, elapsed, peak_rss
 
 
-async def main_async(args):
-    port = free_port()
-    server = await asyncio.start_server(
-        lambda r, w: upstream_handler(r, w, args.chunks, args.interval),
-        '127.0.0.1',
-        port,
-        backlog=4096,
-    )
+async def main_async(args, port):
     workdir = tempfile.mkdtemp(prefix='aegisflow-streams-')
     config = Path(workdir) / 'gateway.yaml'
     config.write_text(CONFIG.format(port=port))
@@ -188,11 +330,19 @@ async def main_async(args):
     await asyncio.to_thread(gateway.start)
     try:
         idle_rss = gateway.rss_mb()
-        stats, elapsed, peak_rss = await run(args, gateway, port)
+        cpu0 = gateway.cpu_seconds()
+        stats, elapsed, peak_rss = await run(args, gateway)
+        stats.cpu_s = gateway.cpu_seconds() - cpu0
     finally:
         await asyncio.to_thread(gateway.stop)
-        server.close()
     return stats, elapsed, idle_rss, peak_rss
+
+
+def _quantile(values, q):
+    ordered = sorted(values)
+    if not ordered:
+        return float('nan')
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 def main():
@@ -213,8 +363,27 @@ def main():
     parser.add_argument('--chunks', type=int, default=20)
     parser.add_argument('--interval', type=float, default=0.1)
     parser.add_argument('--append')
+    parser.add_argument(
+        '--short-rate',
+        type=float,
+        default=20,
+        help='short (non-streaming) requests a second sent beside the streams',
+    )
     args = parser.parse_args()
-    stats, elapsed, idle_rss, peak_rss = asyncio.run(main_async(args))
+    port = free_port()
+    ready = multiprocessing.Event()
+    upstream = multiprocessing.Process(
+        target=serve_upstream,
+        args=(port, args.chunks, args.interval, ready),
+        daemon=True,
+    )
+    upstream.start()
+    if not ready.wait(30):
+        raise SystemExit('the fake upstream did not start')
+    try:
+        stats, elapsed, idle_rss, peak_rss = asyncio.run(main_async(args, port))
+    finally:
+        upstream.kill()
     threads = args.threads or ServerConfig().threads
     workers = (
         f'gthread workers of {threads} threads'
@@ -224,21 +393,26 @@ def main():
     one = args.chunks * args.interval
     stamp = datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')
     cmd = ' '.join(['python bench/streams.py'] + sys.argv[1:])
-    ttfb = sorted(stats.ttfb)
-    p50 = ttfb[len(ttfb) // 2] if ttfb else float('nan')
-    p99 = ttfb[min(len(ttfb) - 1, len(ttfb) * 99 // 100)] if ttfb else float('nan')
+    p50, p99 = _quantile(stats.ttfb, 0.5), _quantile(stats.ttfb, 0.99)
+    short50, short99 = _quantile(stats.short, 0.5), _quantile(stats.short, 0.99)
+    # every cost of the run (stream starts, short requests) over the chunks relayed
+    per_chunk = stats.cpu_s * 1e6 / max(1, args.streams * (args.chunks + 1))
     report = (
         f'### {args.streams} slow streams at once, {stamp}\n\nMachine: {machine()}. '
         f'Command: `{cmd}`. Each stream: {args.chunks} chunks {args.interval} s apart '
         f'({one:.1f} s), opened '
         + (f'{args.rate:g} per second' if args.rate else 'all at once')
-        + f'. Gateway: 2 {workers}.\n\n'
+        + f'; {args.short_rate:g} short requests a second beside them. The fake '
+        'upstream runs in a process of its own. '
+        f'Gateway: 2 {workers}.\n\n'
         '| streams | completed correctly | failed | most in flight at once | '
-        'all done in s | first byte p50 s | first byte p99 s | RSS idle MB | '
+        'all done in s | first byte p50 s | first byte p99 s | short requests | '
+        'short p50 ms | short p99 ms | gateway CPU us per chunk | RSS idle MB | '
         'RSS peak MB |\n'
-        '|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+        '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
         f'| {args.streams} | {stats.ok} | {stats.bad} | {stats.peak} | {elapsed:.1f} | '
-        f'{p50:.3f} | {p99:.3f} | {idle_rss:.0f} | {peak_rss:.0f} |\n'
+        f'{p50:.3f} | {p99:.3f} | {len(stats.short)} | {short50 * 1e3:.1f} | '
+        f'{short99 * 1e3:.1f} | {per_chunk:.0f} | {idle_rss:.0f} | {peak_rss:.0f} |\n'
     )
     if stats.reasons:
         report += (
