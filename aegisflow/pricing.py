@@ -18,6 +18,9 @@ from aegisflow.globs import GlobSet
 from aegisflow.globs import is_glob
 
 NANO = 1_000_000_000
+# the most one request costs, whatever usage an upstream reports (USD 4e9, four
+# times the largest budget): it still fits Redis' signed 64-bit INCRBY and the ring
+COST_MAX_NANO = 4 * 10**18
 
 
 class PriceTable:
@@ -65,4 +68,4 @@ class PriceTable:
             + completion * price.output
         )
         # per-million prices x tokens = micro-USD; x 1000 = nano-USD
-        return round(micro * 1000), True
+        return min(round(micro * 1000), COST_MAX_NANO), True

@@ -11,9 +11,9 @@ from aegisflow.config.reader import Node
 
 _PRICES = 'prices.yaml'  # the shipped price table
 _PRICE_KEYS = ('input', 'output', 'cached_input', 'cache_write_input')
-# USD per million tokens: a request's cost (up to 2^32 tokens of each kind) stays
-# within the u64 of nano-USD the ring and the spend counters keep
-PRICE_MAX = 10**5
+# USD per million tokens: ten dollars a token, far past any real price (a
+# request's cost is capped anyway: `aegisflow.pricing.COST_MAX_NANO`)
+PRICE_MAX = 10**7
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from aegisflow.limits.plan import SPEND
 from aegisflow.limits.plan import TOKENS
 
 PINNED = (1 << 64) - 1
+SPEND_MAX = (1 << 63) - 1  # nano-USD: spent for good, and still a u64
 _SETTLED = (TOKENS, SPEND, PARALLEL)
 _ADJECTIVE = {'day': 'daily', 'month': 'monthly'}
 EVICT_IDLE_NS = 10 * 60_000_000_000
@@ -168,7 +169,8 @@ def settle_words(charge, words, base, now_ns, tokens_used, cost_nano):
             check.rate, words[base], now_ns, tokens_used - charge.weight
         )
     elif check.kind == SPEND:
-        words[base] = max(0, words[base] + cost_nano - charge.weight)
+        # NOTE: capped below the u64 word: settles of huge reported usage add up
+        words[base] = min(max(0, words[base] + cost_nano - charge.weight), SPEND_MAX)
     elif check.kind == PARALLEL:
         count = words[base + 1]
         words[base + 1] = count - 1 if count > 0 else 0

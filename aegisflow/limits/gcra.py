@@ -17,10 +17,15 @@ any 60 seconds. A refused request is told exactly when it would fit:
 Durations are computed as ``units * period // rate`` rather than from a rounded ``T``,
 so a limit of 10^12 tokens per minute (T below a nanosecond) is still exact.
 Token reservations and refunds move ``tat`` by ``delta * T``; a refund never moves it
-before ``now`` (unused capacity is not banked beyond a full burst).
+before ``now`` (unused capacity is not banked beyond a full burst), and a charge
+never moves it past ``TAT_MAX``: the state lives in a u64 word, and an upstream that
+reports 2^32 tokens against a limit of one a minute would carry it past 2^64 (at the
+cap the limit is spent for centuries, which is what the charge means).
 """
 
 from dataclasses import dataclass
+
+TAT_MAX = (1 << 63) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +84,7 @@ def check(rate, tat, now, weight=1):
 
 def adjust(rate, tat, now, delta):
     """Move the state by `delta` units (positive: charge more; negative: refund)."""
-    moved = tat + rate.span(delta)
+    moved = min(tat + rate.span(delta), TAT_MAX)
     return moved if moved > now or delta >= 0 else now
 
 

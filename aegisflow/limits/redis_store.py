@@ -108,9 +108,16 @@ for i = 1, n do
   elseif kind == 'p' then
     redis.call('ZREM', KEYS[i], ARGV[o + 4])
   else
-    if redis.call('EXISTS', KEYS[i]) == 1 then
-      local v = redis.call('INCRBY', KEYS[i], ARGV[o + 3])
-      if v < 0 then redis.call('SET', KEYS[i], '0', 'KEEPTTL') end
+    local spent = redis.call('GET', KEYS[i])
+    if spent then
+      -- NOTE: capped below INCRBY's overflow: huge reported usage, settled again
+      -- and again, must not fail the script (and the slots it gives back)
+      if tonumber(spent) + d > 8e18 then
+        redis.call('SET', KEYS[i], '8000000000000000000', 'KEEPTTL')
+      else
+        local v = redis.call('INCRBY', KEYS[i], ARGV[o + 3])
+        if v < 0 then redis.call('SET', KEYS[i], '0', 'KEEPTTL') end
+      end
     end
   end
 end

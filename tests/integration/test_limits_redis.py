@@ -9,6 +9,11 @@ import time
 import pytest
 import requests
 
+from aegisflow.chat_request import parse_chat_request
+from aegisflow.config import parse_config
+from aegisflow.limits.limiter import Limiter
+from aegisflow.limits.plan import SPEND
+from aegisflow.limits.redis_store import RedisStore
 from tests.integration.test_limits_shm import RESERVED
 from tests.integration.test_limits_shm import WORDS
 from tests.support.gateway import GatewayProcess
@@ -199,3 +204,29 @@ def test_redis_restarted_under_load(pair, redis_server):
     answers = spread(pair, 'sk-after', 16)
     assert admitted(answers) == 5
     assert {r.status_code for r in answers} == {200, 429}
+
+
+def test_huge_reported_usage_settles_capped_and_gives_its_slot_back(redis_server):
+    """An upstream reporting absurd usage, again and again: the spend is capped
+    below INCRBY's overflow, so the settle script never fails halfway (the
+    parallel slot it gives back is in the same script)."""
+    doc = """
+providers: [{name: m, type: mock, models: [m], prices: {m: {input: 1000000, output: 1000000}}}]
+routes: [{match: "*", targets: [m]}]
+tenants:
+  - {id: huge, keys: [{key: sk-huge, name: k}], rate_limit: {max_parallel: 1},
+     budget: {daily_usd: 1000000000}}
+"""
+    store = RedisStore(redis_server.url, prefix='huge-usage', timeout_ms=2000)
+    limiter = Limiter(parse_config(doc, env={}), store)
+    request = parse_chat_request(
+        {'model': 'm', 'max_tokens': 5, 'messages': [{'role': 'user', 'content': 'x'}]}
+    )
+    decision, _ = limiter.admit('huge', 'k', 'm', 'm', request, None)
+    assert decision.admitted
+    spend = next(c.check for c in decision.charges if c.check.kind == SPEND)
+    for _ in range(3):  # 4e18 nano-USD each: a fourth INCRBY would pass 2^63
+        limiter.settle(decision, 'm', 'm', 2**32 - 1, 2**32 - 1)
+    assert int(store.client.get(store._key(spend))) == 8 * 10**18
+    again, _ = limiter.admit('huge', 'k', 'm', 'm', request, None)
+    assert not again.admitted and again.refused.kind == SPEND  # the slot was free

@@ -67,6 +67,16 @@ def test_gcra_weights_refunds_and_debt():
     assert gcra.check(tokens, tat, now).retry_after_ns == 60 * 1_000_000 * 1
 
 
+def test_gcra_a_huge_reported_usage_stays_within_a_u64():
+    # an upstream reporting 2^33 tokens against one token a minute: the state stops
+    # at TAT_MAX (spent for centuries), short of the word's 2^64
+    one = gcra.Rate(rate=1, period_ns=60 * S, burst=1)
+    tat = gcra.adjust(one, 5 * S, 5 * S, 2**33)
+    assert tat == gcra.TAT_MAX < 2**64
+    assert gcra.adjust(one, tat, 5 * S, 2**33) == gcra.TAT_MAX
+    assert not gcra.check(one, tat, 6 * S).admitted
+
+
 def test_gcra_request_heavier_than_burst_never_fits():
     tokens = gcra.Rate(rate=100, period_ns=60 * S, burst=100)
     assert not gcra.check(tokens, 0, 5 * S, weight=101).admitted

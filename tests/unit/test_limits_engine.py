@@ -5,11 +5,13 @@ import pytest
 from aegisflow.chat_request import parse_chat_request
 from aegisflow.config import ConfigError
 from aegisflow.config import parse_config
+from aegisflow.limits.engine import SPEND_MAX
 from aegisflow.limits.engine import reset_label
 from aegisflow.limits.limiter import Limiter
 from aegisflow.limits.local import LocalStore
 from aegisflow.limits.plan import Planner
 from aegisflow.limits.plan import periods
+from aegisflow.pricing import COST_MAX_NANO
 
 S = 1_000_000_000
 CONFIG = parse_config(
@@ -229,11 +231,10 @@ def test_redis_backend_needs_a_url():
     assert 'http://x' not in str(exc.value)
 
 
-def test_a_price_past_a_u64_of_nano_usd_fails_at_start():
-    # 2^32 tokens of each kind at the highest price still fit the ring's u64
+def test_a_price_past_ten_dollars_a_token_fails_at_start():
     doc = """
 providers: [{name: m, type: mock, models: ["*"],
-             prices: {m: {input: 100000, output: 1.0e+6, cached_input: .inf}}}]
+             prices: {m: {input: 10000000, output: 1.5e+7, cached_input: .inf}}}]
 routes: [{match: "*", targets: [m]}]
 tenants: [{id: acme, keys: [{key: k}]}]
 """
@@ -241,9 +242,30 @@ tenants: [{id: acme, keys: [{key: k}]}]
         parse_config(doc, env={})
     problems = [str(p) for p in exc.value.problems]
     assert problems == [
-        'providers[0].prices.m.output: expected a number from 0 to 100000, '
-        'found 1000000.0 (number)',
-        'providers[0].prices.m.cached_input: expected a number from 0 to 100000, '
+        'providers[0].prices.m.output: expected a number from 0 to 10000000, '
+        'found 15000000.0 (number)',
+        'providers[0].prices.m.cached_input: expected a number from 0 to 10000000, '
         'found inf (number)',
     ], problems
-    assert 4 * (2**32) * 100000 * 1000 < 2**64
+
+
+def test_a_huge_reported_usage_is_capped_in_cost_and_in_the_spend_word():
+    doc = """
+providers: [{name: m, type: mock, models: ["*"], prices: {m: {input: 1000000, output: 1000000}}}]
+routes: [{match: "*", targets: [m]}]
+tenants: [{id: acme, keys: [{key: k, name: ops}], budget: {daily_usd: 1000000000}}]
+"""
+    config = parse_config(doc, env={})
+    store = LocalStore()
+    limiter = Limiter(config, store)
+    # 2^32 tokens of each kind at a dollar a token: USD 1.7e10, capped at 4e9
+    cost, priced = limiter.prices.cost_nano('m', 'm', 2**33, 2**32, 2**32, 2**31)
+    assert priced and cost == COST_MAX_NANO
+    decision, _ = limiter.admit('acme', 'ops', 'm', 'm', chat(), None)
+    assert decision.admitted
+    for _ in range(4):
+        limiter.settle(decision, 'm', 'm', 2**32 - 1, 2**32 - 1)
+    (charge,) = decision.charges
+    assert store.words[charge.ref] == SPEND_MAX < 2**64
+    refused, _ = limiter.admit('acme', 'ops', 'm', 'm', chat(), None)
+    assert not refused.admitted and 'budget' in refused.message
