@@ -206,10 +206,10 @@ def test_redis_restarted_under_load(pair, redis_server):
     assert {r.status_code for r in answers} == {200, 429}
 
 
-def test_huge_reported_usage_settles_capped_and_gives_its_slot_back(redis_server):
+def test_huge_reported_usage_settles_capped(redis_server):
     """An upstream reporting absurd usage, again and again: the spend is capped
-    below INCRBY's overflow, so the settle script never fails halfway (the
-    parallel slot it gives back is in the same script)."""
+    below INCRBY's overflow, so the settle script never fails halfway (an error
+    there leaves every later step of the script undone: a key's budget, say)."""
     doc = """
 providers: [{name: m, type: mock, models: [m], prices: {m: {input: 1000000, output: 1000000}}}]
 routes: [{match: "*", targets: [m]}]
@@ -229,4 +229,4 @@ tenants:
         limiter.settle(decision, 'm', 'm', 2**32 - 1, 2**32 - 1)
     assert int(store.client.get(store._key(spend))) == 8 * 10**18
     again, _ = limiter.admit('huge', 'k', 'm', 'm', request, None)
-    assert not again.admitted and again.refused.kind == SPEND  # the slot was free
+    assert not again.admitted and again.refused.kind == SPEND  # the slot is free
