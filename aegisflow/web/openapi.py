@@ -12,10 +12,24 @@ import yaml
 SOURCE = pathlib.Path(__file__).with_name('openapi.yaml')
 
 
+# answered by the HTTP server before any route, so by every operation alike
+SERVER_REFUSALS = {
+    '414': {'$ref': '#/components/responses/RequestLineTooLong'},
+    '431': {'$ref': '#/components/responses/HeadersTooLarge'},
+}
+METHODS = ('get', 'post', 'put', 'patch', 'delete')
+
+
 def load_description():
-    """The description as a dict (the YAML file, anchors resolved)."""
+    """The description as a dict (the YAML file, anchors resolved, and the
+    server's own refusals added to every operation)."""
     with SOURCE.open(encoding='utf-8') as f:
-        return yaml.safe_load(f)
+        doc = yaml.safe_load(f)
+    for item in doc['paths'].values():
+        for method, op in item.items():
+            if method in METHODS:
+                op['responses'] = {**SERVER_REFUSALS, **op['responses']}
+    return doc
 
 
 class OpenApi:

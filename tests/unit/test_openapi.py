@@ -78,6 +78,8 @@ def test_every_operation_documents_its_errors_and_security():
         for method, op in item.items():
             codes = set(op['responses'])
             assert '405' in codes, (method, path)
+            # refused by the HTTP server before routing, on every path
+            assert {'414', '431'} <= codes, (method, path)
             secured = op.get('security', doc.get('security')) not in (None, [])
             if path.startswith('/admin/'):
                 assert {'401', '403', '404'} <= codes, (method, path)
