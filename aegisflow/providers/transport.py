@@ -36,6 +36,7 @@ import time
 import urllib.parse
 
 from aegisflow import __version__
+from aegisflow.netio import sender
 
 USER_AGENT = f'aegisflow/{__version__}'
 MAX_HEAD = 65536  # bytes of a status line and headers
@@ -79,10 +80,11 @@ class Headers(dict):
 class _Connection:
     """A socket and what was read from it but not yet consumed."""
 
-    __slots__ = ('sock', 'buf', 'tls', 'reused', 'idle_since')
+    __slots__ = ('sock', 'send', 'buf', 'tls', 'reused', 'idle_since')
 
     def __init__(self, sock, tls):
         self.sock = sock
+        self.send = sender(sock)  # NOTE: `sendall`, cheaper under gevent
         self.buf = b''
         self.tls = tls
         self.reused = False
@@ -381,11 +383,11 @@ class Pool:
     def _exchange(self, conn, method, head, body):
         try:
             if body is not None and len(body) <= RECV:
-                conn.sock.sendall(head + body)
+                conn.send(head + body)
             else:
-                conn.sock.sendall(head)
+                conn.send(head)
                 if body:
-                    conn.sock.sendall(body)
+                    conn.send(body)
         except TimeoutError:
             raise Timeout('the upstream did not take the request in time') from None
         except OSError as exc:

@@ -1,0 +1,31 @@
+"""Socket writes at the cost of the system call.
+
+gevent's ``sendall`` asks the kernel for the send buffer's size on every call
+(``getsockopt``), cuts the data into memoryview chunks and arms a timer when the
+socket has a timeout: about 3 µs a call on this machine against 1 µs for the send
+itself, and a response takes two or three sends. `sender` gives, for a gevent TCP
+socket, a ``sendall`` that first offers the data to the non-blocking socket gevent
+wraps, and hands only what the kernel did not take to gevent's ``sendall``
+(which waits cooperatively, with the socket's timeout). Any other socket (a
+thread's, or TLS) keeps its own ``sendall``.
+"""
+
+_GEVENT_SOCKET = 'gevent._socket3'
+
+
+def sender(sock):
+    """``sock.sendall``, or its equivalent without the per-call overhead."""
+    raw = getattr(sock, '_sock', None)
+    if raw is None or type(sock).__module__ != _GEVENT_SOCKET:
+        return sock.sendall
+    slow = sock.sendall
+
+    def sendall(data):
+        try:
+            sent = raw.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent < len(data):
+            slow(memoryview(data)[sent:])
+
+    return sendall
