@@ -10,6 +10,7 @@ from aegisflow import logs
 from workers import context
 from workers import http_errors
 from workers import orphan
+from workers import speedups
 from workers import state
 from workers.runtime import STOP_SIGNALS
 
@@ -86,6 +87,7 @@ def post_fork(server, worker):
     logs.configure(state.current.telemetry)
     orphan.watch(worker.ppid, state.current.server.graceful_timeout_s)
     http_errors.install()
+    speedups.install()
     context.bind(state.runtime, worker.aegis_slot, state.current)
 
 
