@@ -37,11 +37,13 @@ from gunicorn.http.body import EOFReader
 from gunicorn.http.body import LengthReader
 from gunicorn.workers.ggevent import GeventWorker as _GeventWorker
 
+from aegisflow.netio import sender
 from shm import locks
 from workers import state
 from workers.http_errors import response
 from workers.linger import LINGER_S
 from workers.linger import MAX_DRAIN
+from workers.speedups import SettledConfig
 
 _TIMEOUT = response(
     408,
@@ -63,11 +65,20 @@ class ClientSocket:
     first byte is bounded by `idle_s` (past it the connection ends quietly), and
     from that byte the head must be whole within `head_s`."""
 
-    __slots__ = ('sock', 'idle_s', 'head_s', 'deadline', 'waiting', 'pacer')
+    __slots__ = (
+        'sock',
+        'sendall',
+        'idle',
+        'head_s',
+        'deadline',
+        'waiting',
+        'pacer',
+    )
 
     def __init__(self, sock, idle_s, head_s):
         self.sock = sock
-        self.idle_s = idle_s
+        self.sendall = sender(sock)  # NOTE: Gunicorn writes responses through it
+        self.idle = gevent.Timeout(idle_s, False)  # NOTE: one timer, rearmed
         self.head_s = head_s
         self.deadline = None  # of the head being read
         self.waiting = True  # for the first byte of a request
@@ -75,9 +86,16 @@ class ClientSocket:
 
     def recv(self, size):
         if self.waiting:
-            data = b''
-            with gevent.Timeout(self.idle_s, False):
+            idle = self.idle
+            idle.start()  # NOTE: not `with`: leaving it closes the timer for good
+            try:
                 data = self.sock.recv(size)
+            except gevent.Timeout as exc:
+                if exc is not idle:
+                    raise
+                data = b''
+            finally:
+                idle.cancel()
             if data:
                 self.waiting = False
                 self.deadline = time.monotonic() + self.head_s
@@ -141,6 +159,7 @@ class GeventWorker(_GeventWorker):
             self.head_s = server.header_timeout_s
             self.idle_s = server.keepalive_s or server.header_timeout_s
             self.body_rate = server.body_min_bytes_per_s or None
+        self.cfg = SettledConfig(self.cfg)
         # ORDER: Gunicorn's init_process patches, then loads the app and runs
         super().init_process()
 
