@@ -81,6 +81,10 @@ class ShmStore(TransactionalStore):
         # alive and runs for microseconds, so waiting long for it is safe (a thread
         # starved of the GIL can wait a while); only the semaphores, which a dead or
         # stuck process may hold, get the short timeout.
+        # The first try does not wait: uncontended, it costs no timer (under
+        # gevent a timed acquire arms one).
+        if self._local.acquire(False):
+            return
         if not self._local.acquire(timeout=max(10.0, self.timeout)):
             raise StoreUnavailable('worker-local limiter lock timed out')
 
