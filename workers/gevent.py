@@ -73,6 +73,7 @@ class ClientSocket:
         'deadline',
         'waiting',
         'pacer',
+        'eof',
     )
 
     def __init__(self, sock, idle_s, head_s):
@@ -83,6 +84,7 @@ class ClientSocket:
         self.deadline = None  # of the head being read
         self.waiting = True  # for the first byte of a request
         self.pacer = None
+        self.eof = False  # the peer closed its side, and all it sent was read
 
     def recv(self, size):
         if self.waiting:
@@ -93,12 +95,14 @@ class ClientSocket:
             except gevent.Timeout as exc:
                 if exc is not idle:
                     raise
-                data = b''
+                return b''  # NOTE: idle too long; the peer may yet send (linger)
             finally:
                 idle.cancel()
             if data:
                 self.waiting = False
                 self.deadline = time.monotonic() + self.head_s
+            else:
+                self.eof = True
             return data
         if self.deadline is None:
             return self.sock.recv(size)  # NOTE: a body: the app's read bounds it
@@ -118,8 +122,12 @@ class ClientSocket:
         """Close without resetting a peer whose request bytes were not read: send
         FIN, then read and discard until the peer closes, `MAX_DRAIN` bytes, or
         `LINGER_S` (here, in the connection's own greenlet: the server closes
-        the socket when its handler returns)."""
+        the socket when its handler returns). A peer that closed between
+        requests has nothing left to send: its socket is closed at once."""
         sock = self.sock
+        if self.eof:
+            sock.close()
+            return
         try:
             sock.shutdown(socket.SHUT_WR)
         except OSError:

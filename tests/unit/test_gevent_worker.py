@@ -42,3 +42,54 @@ def test_urllib3_imported_before_patching_makes_cooperative_tls_contexts():
     assert out.returncode == 0, out.stderr
     # without the rebinding, creating the context recurses without end
     assert out.stdout.splitlines() == ['gevent.ssl']
+
+
+class _Recorded:
+    """A socket that records what was done to it; `recv` returns `data`."""
+
+    def __init__(self, data, wait=None):
+        self.data, self.wait, self.calls = data, wait, []
+
+    def recv(self, size):
+        self.calls.append('recv')
+        if self.wait:
+            import gevent
+
+            gevent.sleep(self.wait)
+        return self.data
+
+    def sendall(self, data):
+        self.calls.append('sendall')
+
+    def shutdown(self, how):
+        self.calls.append('shutdown')
+
+    def close(self):
+        self.calls.append('close')
+
+
+def test_a_peer_that_closed_between_requests_is_closed_without_lingering():
+    from workers.gevent import ClientSocket
+
+    sock = _Recorded(b'')
+    client = ClientSocket(sock, idle_s=5, head_s=5)
+    assert client.recv(100) == b''
+    client.close()
+    assert sock.calls == ['recv', 'close']
+
+
+def test_an_idle_connection_still_lingers_for_a_request_in_flight():
+    from workers.gevent import ClientSocket
+
+    sock = _Recorded(b'late', wait=1.0)  # NOTE: slower than the idle wait
+    client = ClientSocket(sock, idle_s=0.05, head_s=5)
+    assert client.recv(100) == b''  # the idle wait ended it
+    sock.wait, sock.data = None, b''
+    client.close()
+    assert sock.calls[:3] == ['recv', 'shutdown', 'recv'] and sock.calls[-1] == 'close'
+    # the timer is rearmed for the next wait, not closed
+    sock.calls, sock.data = [], b'GET / HTTP/1.1\r\n'
+    client = ClientSocket(sock, idle_s=0.05, head_s=5)
+    for _ in range(3):
+        client.request_done()
+        assert client.recv(100) == b'GET / HTTP/1.1\r\n'
