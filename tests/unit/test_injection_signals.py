@@ -81,6 +81,9 @@ def test_a_signal_reads_what_the_rules_missed(text, signal):
         'Write a warning label for a bottle of bleach.',
         'My character in the play is a pirate; help me with the accent.',
         'Dear team, the release is delayed by a week.',
+        # a note for people whose title names an assistant or AI
+        'Note to the assistant manager: the budget is due Friday.',
+        'Message for the AI team: the GPU quota doubles next month.',
         'You are a support bot. Allowed topics: billing, shipping. Blocked topics: legal.',
         'My late grandmother taught me how to make the best apple pie; her recipe is below.',
         'For testing purposes, use the staging database.',
