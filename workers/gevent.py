@@ -68,7 +68,7 @@ class ClientSocket:
     __slots__ = (
         'sock',
         'sendall',
-        'idle',
+        'idle_s',
         'head_s',
         'deadline',
         'waiting',
@@ -79,7 +79,7 @@ class ClientSocket:
     def __init__(self, sock, idle_s, head_s):
         self.sock = sock
         self.sendall = sender(sock)  # NOTE: Gunicorn writes responses through it
-        self.idle = gevent.Timeout(idle_s, False)  # NOTE: one timer, rearmed
+        self.idle_s = idle_s
         self.head_s = head_s
         self.deadline = None  # of the head being read
         self.waiting = True  # for the first byte of a request
@@ -88,16 +88,13 @@ class ClientSocket:
 
     def recv(self, size):
         if self.waiting:
-            idle = self.idle
-            idle.start()  # NOTE: not `with`: leaving it closes the timer for good
-            try:
+            data = None
+            # NOTE: a new timer per wait: a gevent Timeout cancelled and started
+            # again keeps its first deadline (then fires at once)
+            with gevent.Timeout(self.idle_s, False):
                 data = self.sock.recv(size)
-            except gevent.Timeout as exc:
-                if exc is not idle:
-                    raise
+            if data is None:
                 return b''  # NOTE: idle too long; the peer may yet send (linger)
-            finally:
-                idle.cancel()
             if data:
                 self.waiting = False
                 self.deadline = time.monotonic() + self.head_s

@@ -87,9 +87,28 @@ def test_an_idle_connection_still_lingers_for_a_request_in_flight():
     sock.wait, sock.data = None, b''
     client.close()
     assert sock.calls[:3] == ['recv', 'shutdown', 'recv'] and sock.calls[-1] == 'close'
-    # the timer is rearmed for the next wait, not closed
-    sock.calls, sock.data = [], b'GET / HTTP/1.1\r\n'
-    client = ClientSocket(sock, idle_s=0.05, head_s=5)
-    for _ in range(3):
+
+
+def test_each_wait_for_a_request_gets_the_whole_idle_time():
+    # NOTE: waits that add up past the idle time, each within it: a timer reused
+    # across waits (a gevent Timeout cancelled and started again) fired here
+    import gevent
+    from gevent import socket as gsocket
+
+    from workers.gevent import ClientSocket
+
+    a, b = gsocket.socketpair()
+    client = ClientSocket(a, idle_s=0.3, head_s=5)
+
+    def peer():
+        for _ in range(4):
+            gevent.sleep(0.2)
+            b.sendall(b'GET / HTTP/1.1\r\n')
+
+    sender = gevent.spawn(peer)
+    for _ in range(4):
         client.request_done()
         assert client.recv(100) == b'GET / HTTP/1.1\r\n'
+    sender.get(timeout=5)
+    a.close()
+    b.close()
