@@ -43,7 +43,6 @@ from workers import state
 from workers.http_errors import response
 from workers.linger import LINGER_S
 from workers.linger import MAX_DRAIN
-from workers.speedups import SettledConfig
 
 _TIMEOUT = response(
     408,
@@ -164,7 +163,6 @@ class GeventWorker(_GeventWorker):
             self.head_s = server.header_timeout_s
             self.idle_s = server.keepalive_s or server.header_timeout_s
             self.body_rate = server.body_min_bytes_per_s or None
-        self.cfg = SettledConfig(self.cfg)
         # ORDER: Gunicorn's init_process patches, then loads the app and runs
         super().init_process()
 

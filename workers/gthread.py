@@ -29,7 +29,6 @@ from workers import state
 from workers.http_errors import response
 from workers.linger import Lingerer
 from workers.pool import ExactThreadPool
-from workers.speedups import SettledConfig
 
 _TIMEOUT = response(
     408,
@@ -68,7 +67,6 @@ class ThreadWorker(_ThreadWorker):
         if config is not None:
             self.header_timeout = config.server.header_timeout_s
             self.body_rate = config.server.body_min_bytes_per_s or None
-        self.cfg = SettledConfig(self.cfg)
         super().init_process()
 
     def get_thread_pool(self):

@@ -87,7 +87,7 @@ def post_fork(server, worker):
     logs.configure(state.current.telemetry)
     orphan.watch(worker.ppid, state.current.server.graceful_timeout_s)
     http_errors.install()
-    speedups.install()
+    speedups.install(worker)
     context.bind(state.runtime, worker.aegis_slot, state.current)
 
 

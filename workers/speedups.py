@@ -6,7 +6,8 @@
 - Settings: every ``cfg.name`` Gunicorn reads while it parses a request and
   writes its response goes through ``Config.__getattr__`` and the setting's
   ``get()``. A worker's settings are fixed for its life (a reload starts new
-  workers), so `SettledConfig` reads each once, when the worker starts.
+  workers), so `SettledConfig` reads each once, when the worker is forked,
+  whatever its class.
 """
 
 import time
@@ -54,6 +55,7 @@ class SettledConfig:
         raise AttributeError('a worker does not change its settings')
 
 
-def install():
-    """In a worker, after fork."""
+def install(worker):
+    """In `worker`, after fork (before it builds anything from its settings)."""
     util.http_date = http_date
+    worker.cfg = SettledConfig(worker.cfg)

@@ -43,3 +43,19 @@ def test_settled_settings_are_the_configs_values():
         settled.no_such_setting  # noqa: B018
     with pytest.raises(AttributeError):
         settled.keepalive = 3
+
+
+def test_install_settles_the_workers_settings_and_the_date(monkeypatch):
+    from gunicorn import util
+
+    monkeypatch.setattr(util, 'http_date', util.http_date)  # NOTE: put back after
+
+    class Worker:
+        cfg = Config()
+
+    worker = Worker()
+    worker.cfg.set('keepalive', 9)
+    speedups.install(worker)
+    assert isinstance(worker.cfg, speedups.SettledConfig)
+    assert worker.cfg.keepalive == 9
+    assert util.http_date is speedups.http_date
