@@ -14,13 +14,15 @@ the process has: under the cooperative worker (gevent's patched ``socket`` and
 Connections: a pool keeps at most ``maxsize`` idle connections and never blocks
 for one (a request finding none opens one). A connection goes back to the pool
 only after its answer was read to the end and the upstream did not ask to close
-it. Before a pooled connection is used again it is checked for the upstream
-having closed it while idle (one non-blocking peek); and if a pooled connection
-still fails before a single byte of an answer arrives (the upstream closed it in
-the instant between), the request is sent once more on a new connection: the
-upstream never read it. (The peek is skipped for a connection idle under
-`IDLE_CHECK_S`: under load, the resend covers the rare close at no cost per
-request.)
+it (a stream its reader left at its last event, before the few bytes that close
+the body, is finished from what has arrived, or else just before the connection's
+next use: a stream's connection serves the next one). Before a pooled connection
+is used again it is checked for the upstream having closed it while idle (one
+non-blocking peek); and if a pooled connection still fails before a single byte
+of an answer arrives (the upstream closed it in the instant between), the request
+is sent once more on a new connection: the upstream never read it. (The peek is
+skipped for a connection idle under `IDLE_CHECK_S`: under load, the resend covers
+the rare close at no cost per request.)
 
 Errors: every failure is a `TransportError`; `Timeout` (also a ``TimeoutError``)
 for a connect or a read that outlasted its timeout, `ConnectError` for an upstream
@@ -43,6 +45,7 @@ MAX_HEAD = 65536  # bytes of a status line and headers
 MAX_HEADERS = 200
 RECV = 65536
 IDLE_CHECK_S = 1.0  # a pooled connection idle longer is checked before use
+TAIL_MAX = 4096  # bytes of an answer's end read for a caller done with it
 _NO_BODY = frozenset((204, 304))
 
 
@@ -80,7 +83,7 @@ class Headers(dict):
 class _Connection:
     """A socket and what was read from it but not yet consumed."""
 
-    __slots__ = ('sock', 'send', 'buf', 'tls', 'reused', 'idle_since')
+    __slots__ = ('sock', 'send', 'buf', 'tls', 'reused', 'idle_since', 'tail')
 
     def __init__(self, sock, tls):
         self.sock = sock
@@ -89,6 +92,24 @@ class _Connection:
         self.tls = tls
         self.reused = False
         self.idle_since = 0.0
+        self.tail = None  # the answer whose last bytes are still to be read
+
+    def arrived(self):
+        """Read what has arrived into the buffer without waiting; False when the
+        upstream closed the connection or reading failed."""
+        sock = self.sock
+        timeout = sock.gettimeout()
+        sock.settimeout(0.0)
+        try:
+            data = sock.recv(RECV)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return True  # nothing yet
+        except OSError:
+            return False
+        finally:
+            sock.settimeout(timeout)
+        self.buf += data
+        return bool(data)
 
     def fill(self):
         """Read what has arrived into the buffer; False at the end of the stream."""
@@ -306,18 +327,91 @@ class Response:
         self._done = True
 
     def release_conn(self):
+        """Give the connection back to the pool. An answer whose end has not been
+        read (a stream left at its last event: the bytes that close its body are
+        still on the way) is finished from what has arrived, or, if they have not
+        arrived yet, goes back with them to be read before the connection is used
+        again; anything more than `TAIL_MAX` bytes left, or malformed, closes it."""
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        if self._done and self._keep:
-            self._pool._put(conn)
-        else:
+        if not self._keep:
             conn.close()
+            return
+        ended = self._done or self.finish(conn)
+        if ended is False:
+            conn.close()
+            return
+        conn.tail = None if ended else self  # NOTE: no cycle: self no longer holds it
+        self._pool._put(conn)
+
+    def finish(self, conn):
+        """Read the rest of this answer's body from `conn` without waiting: True
+        when it ended cleanly, None when its end is still to come, False when the
+        connection cannot be used again."""
+        end = self._end(conn.buf)
+        if end is None and len(conn.buf) < TAIL_MAX:
+            if not conn.arrived():
+                return False
+            end = self._end(conn.buf)
+        if end is None:
+            return None if len(conn.buf) < TAIL_MAX else False
+        if end is False or len(conn.buf) != end:
+            return False  # NOTE: malformed, or bytes nobody asked for follow it
+        conn.buf = b''
+        return True
+
+    def _end(self, buf):
+        """Where this answer's body ends in `buf` (its unread rest): the index past
+        its end, None if it ends later, False if the rest is malformed or longer
+        than `TAIL_MAX`."""
+        if not self._chunked:
+            if self._left > TAIL_MAX:
+                return False
+            return self._left if len(buf) >= self._left else None
+        pos = 0
+        if self._left:  # NOTE: inside a chunk, its CRLF still to come
+            pos = self._left + 2
+            if len(buf) < pos:
+                return None
+            if buf[pos - 2 : pos] != b'\r\n':
+                return False
+        return _chunks_end(buf, pos)
 
     def close(self):
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+def _chunks_end(buf, pos):
+    """Where chunked data whose next chunk starts at `pos` ends in `buf` (its last
+    chunk and trailers included), as `Response._end` tells it."""
+    while True:
+        eol = buf.find(b'\n', pos)
+        if eol < 0:
+            return None
+        try:
+            size = int(buf[pos:eol].split(b';', 1)[0].strip(), 16)
+        except ValueError:
+            return False
+        if size < 0 or size > TAIL_MAX:
+            return False
+        pos = eol + 1
+        if not size:
+            break
+        pos += size + 2
+        if len(buf) < pos:
+            return None
+        if buf[pos - 2 : pos] != b'\r\n':
+            return False
+    while True:  # NOTE: trailers, up to an empty line
+        eol = buf.find(b'\n', pos)
+        if eol < 0:
+            return None
+        line, pos = buf[pos:eol], eol + 1
+        if line in (b'', b'\r'):
+            return pos
 
 
 class Pool:
@@ -452,6 +546,10 @@ class Pool:
             # PERF: a connection idle for under a second is not checked (a system
             # call per request under load); if the upstream did close it, the
             # request fails before any answer and is sent once more anyway
+            tail, conn.tail = conn.tail, None
+            if tail is not None and not tail.finish(conn):
+                conn.close()  # NOTE: its last answer's end never came, or was broken
+                continue
             if time.monotonic() - conn.idle_since > IDLE_CHECK_S and conn.idle_closed():
                 conn.close()
                 continue

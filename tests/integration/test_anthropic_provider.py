@@ -186,6 +186,25 @@ def test_streamed_text_and_stop_reasons(client):
     assert out.choices[0].finish_reason == 'length'
 
 
+def test_streams_that_end_properly_leave_their_connection_to_the_next(client, fake):
+    for _ in range(2):  # NOTE: each of the 2 workers may open its first here
+        client.chat.completions.create(
+            model='claude-x', messages=[{'role': 'user', 'content': 'x'}]
+        )
+    before = fake.connections
+    for i in range(6):
+        chunks = list(
+            client.chat.completions.create(
+                model='claude-x',
+                stream=True,
+                messages=[{'role': 'user', 'content': f'a b {i}'}],
+            )
+        )
+        text = ''.join(c.choices[0].delta.content or '' for c in chunks if c.choices)
+        assert text == f'echo: a b {i}'
+    assert fake.connections - before <= 2  # at most one more per worker
+
+
 def test_image_parts_are_translated(client, fake):
     client.chat.completions.create(
         model='claude-text',

@@ -73,6 +73,21 @@ def test_openai_stream_with_and_without_usage(client, upstream):
     assert upstream.requests[-1][1]['stream_options'] == {'include_usage': True}
 
 
+def test_streams_that_end_properly_leave_their_connection_to_the_next(client, upstream):
+    # NOTE: an upstream stream ends with `data: [DONE]` and then the bytes that
+    # close its chunked body; a connection left at the event would be closed and
+    # every stream would pay a new connection (and, over TLS, a handshake)
+    _ask(client, 'warm-1')
+    _ask(client, 'warm-2')  # NOTE: each of the 2 workers may open its first here
+    before = upstream.connections
+    for i in range(6):
+        chunks = list(_ask(client, f'reuse-{i}', stream=True))
+        assert chunks[-1].choices[0].finish_reason == 'stop'
+        out = _ask(client, f'after-{i}')  # a plain request between the streams
+        assert out.choices[0].message.content == 'echo: ping pong'
+    assert upstream.connections - before <= 2  # at most one more per worker
+
+
 @pytest.mark.parametrize(
     'model, error, status, code',
     [

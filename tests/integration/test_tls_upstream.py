@@ -99,6 +99,18 @@ def test_a_trusted_https_upstream_answers_and_streams(client, upstreams):
     assert headers['Authorization'] == 'Bearer sk-upstream-tls'
 
 
+def test_tls_streams_reuse_one_connection_and_handshake(client, upstreams):
+    # NOTE: one worker, one request at a time: without reuse each stream would
+    # pay a TCP connect and a TLS handshake before its first byte
+    trusted = upstreams[0]
+    _ask(client, 'ok-warm')
+    before = trusted.connections
+    for i in range(5):
+        chunks = list(_ask(client, f'ok-s{i}', stream=True))
+        assert chunks[-1].choices[0].finish_reason == 'stop'
+    assert trusted.connections == before
+
+
 def test_a_certificate_the_system_does_not_trust_is_refused(gw, upstreams):
     r = requests.post(
         gw.base_url + '/chat/completions',

@@ -116,9 +116,9 @@ class _Handler(FakeHandler):
         self.server.fake.sent.append(data)
         super().send_bytes(status, data, ctype, headers)
 
-    def send_sse(self, events):
+    def send_sse(self, events, keep_alive=False):
         self.server.fake.sent.append(b''.join(events))
-        super().send_sse(events)
+        super().send_sse(events, keep_alive)
 
     def do_POST(self):
         raw = self.rfile.read(int(self.headers.get('Content-Length', 0)))
@@ -283,7 +283,7 @@ class _Handler(FakeHandler):
             )
         )
         out.append(ev('message_stop', {}))
-        self.send_sse(out)
+        self.send_sse(out, keep_alive=True)
 
     def _count(self, body):
         code = body['model'].split('-', 1)[1]

@@ -202,7 +202,7 @@ class _Handler(FakeHandler):
         if usage_on:
             events.append(ev([], _usage(body, text)))
         events.append(b'data: [DONE]\n\n')
-        self.send_sse([b': keep-alive\n\n'] + events)
+        self.send_sse([b': keep-alive\n\n'] + events, keep_alive=True)
 
 
 def _last_user(body):

@@ -114,9 +114,9 @@ class _Handler(FakeHandler):
         self.server.fake.sent.append(data)
         super().send_bytes(status, data, ctype, headers)
 
-    def send_sse(self, events):
+    def send_sse(self, events, keep_alive=False):
         self.server.fake.sent.append(b''.join(events))
-        super().send_sse(events)
+        super().send_sse(events, keep_alive)
 
     def _error(self, status, message, param=None, code=None):
         self.send_json(
@@ -168,7 +168,7 @@ class _Handler(FakeHandler):
         if body.get('store', True):
             fake.stored[final['id']] = final
         if body.get('stream'):
-            return self.send_sse(_events(body, n, output, final))
+            return self.send_sse(_events(body, n, output, final), keep_alive=True)
         self.send_json(200, final)
 
 

@@ -6,9 +6,23 @@ from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 
 
+class _Counting(ThreadingHTTPServer):
+    """Counts the connections it accepted (`accepted`)."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.accepted = 0
+        self._lock = threading.Lock()
+
+    def process_request(self, request, client_address):
+        with self._lock:
+            self.accepted += 1
+        super().process_request(request, client_address)
+
+
 class LoopbackServer:
     def __init__(self, handler, **attributes):
-        self.server = ThreadingHTTPServer(('127.0.0.1', 0), handler)
+        self.server = _Counting(('127.0.0.1', 0), handler)
         self.server.daemon_threads = True
         for name, value in attributes.items():
             setattr(self.server, name, value)
@@ -45,17 +59,24 @@ class FakeHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def send_sse(self, events):
-        """A 200 event stream of `events` (bytes each, flushed one by one), then
-        the connection closes."""
+    def send_sse(self, events, keep_alive=False):
+        """A 200 event stream of `events` (bytes each, flushed one by one). Then
+        the connection closes; or, `keep_alive`, the stream is sent chunked and
+        the connection kept for the next request, as a provider's API does."""
         self.send_response(200)
         self.send_header('Content-Type', 'text/event-stream')
-        self.send_header('Connection', 'close')
+        if keep_alive:
+            self.send_header('Transfer-Encoding', 'chunked')
+        else:
+            self.send_header('Connection', 'close')
         self.end_headers()
         for e in events:
-            self.wfile.write(e)
+            self.wfile.write(b'%x\r\n%s\r\n' % (len(e), e) if keep_alive else e)
             self.wfile.flush()
-        self.close_connection = True
+        if keep_alive:
+            self.wfile.write(b'0\r\n\r\n')
+        else:
+            self.close_connection = True
 
     def send_json(self, status, obj, headers=()):
         self.send_bytes(status, json.dumps(obj).encode(), 'application/json', headers)
@@ -78,6 +99,11 @@ class FakeServer:
     def start(self):
         self.http.start()
         return self
+
+    @property
+    def connections(self):
+        """How many connections the fake has accepted."""
+        return self.http.server.accepted
 
     def stop(self):
         self.http.stop()

@@ -437,3 +437,128 @@ def test_a_call_ended_by_a_kill_closes_its_connection_at_once(
         resp.close()  # NOTE: what a reader's finally does (HttpProvider.lines)
     assert up.hung_up.wait(5)  # the upstream saw the connection close
     assert pool._idle == []
+
+
+# -- a stream left at its last event: the connection serves the next request -------
+
+SSE_HEAD = b'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n'
+SSE_HEAD += b'Transfer-Encoding: chunked\r\n\r\n'
+LAST = b'data: [DONE]\n\n'
+LAST_CHUNK = b'%x\r\n%s\r\n' % (len(LAST), LAST)
+
+
+def _read_to_last_event(resp):
+    """What a stream's reader does: read until the last event, then release."""
+    seen = b''
+    while LAST not in seen:
+        piece = resp.read1()
+        assert piece, 'the stream ended before its last event'
+        seen += piece
+    resp.release_conn()
+
+
+def test_a_stream_left_at_its_last_event_is_finished_and_its_connection_reused(
+    upstream,
+):
+    def stream(conn, n):
+        conn.sendall(SSE_HEAD + LAST_CHUNK + b'0\r\nX-T: 1\r\n\r\n')
+
+    up = upstream(stream)
+    pool = up.pool()
+    for _ in range(3):
+        _read_to_last_event(pool.request('POST', '/v1/s', body=b'{}', preload=False))
+        assert len(pool._idle) == 1 and pool._idle[0].tail is None
+    assert up.connections == 1
+
+
+def test_a_stream_whose_end_comes_after_the_release_is_finished_at_the_next_use(
+    upstream,
+):
+    released, sent = threading.Event(), threading.Event()
+
+    def stream(conn, n):
+        if n == 1:
+            conn.sendall(SSE_HEAD + LAST_CHUNK)
+            released.wait(10)
+            conn.sendall(b'0\r\n\r\n')  # NOTE: on loopback, in the peer's buffer now
+            sent.set()
+        else:
+            conn.sendall(OK)
+
+    up = upstream(stream)
+    pool = up.pool()
+    _read_to_last_event(pool.request('POST', '/v1/s', body=b'{}', preload=False))
+    parked = pool._idle[0]
+    assert parked.tail is not None  # NOTE: its end had not come: kept, to be read
+    released.set()
+    assert sent.wait(10)
+    assert pool.request('POST', '/v1/x', body=b'').data == b'{}'
+    assert up.connections == 1 and parked.tail is None
+    assert up.requests[1][0].startswith('POST /v1/x ')
+
+
+def test_a_stream_whose_end_never_comes_is_closed_at_the_next_use(upstream):
+    def stream(conn, n):
+        if n == 1:
+            conn.sendall(SSE_HEAD + LAST_CHUNK)  # NOTE: and nothing more
+        else:
+            conn.sendall(OK)
+
+    up = upstream(stream)
+    pool = up.pool()
+    _read_to_last_event(pool.request('POST', '/v1/s', body=b'{}', preload=False))
+    assert pool._idle[0].tail is not None
+    assert pool.request('POST', '/v1/x', body=b'').data == b'{}'
+    assert up.connections == 2  # NOTE: the request went on a new connection
+    assert up.hung_up.wait(10)  # and the one left waiting was closed
+    assert [head.split(' ')[1] for head, _ in up.requests] == ['/v1/s', '/v1/x']
+
+
+@pytest.mark.parametrize(
+    'rest',
+    [
+        b'0\r\n\r\nHTTP/1.1 200 OK\r\n',  # bytes nobody asked for after the end
+        b'zz\r\n\r\n',  # a chunk size that is not hex
+        b'5\r\nabcdeXX0\r\n\r\n',  # a chunk not followed by CRLF
+        b'%x\r\n%s\r\n0\r\n\r\n'
+        % (transport.TAIL_MAX + 1, b'x' * (transport.TAIL_MAX + 1)),
+    ],
+    ids=['trailing-bytes', 'bad-size', 'no-crlf', 'too-long'],
+)
+def test_a_stream_whose_rest_is_not_a_clean_end_is_not_pooled(upstream, rest):
+    def stream(conn, n):
+        conn.sendall(SSE_HEAD + LAST_CHUNK + rest)
+
+    up = upstream(stream)
+    pool = up.pool()
+    resp = pool.request('POST', '/v1/s', body=b'{}', preload=False)
+    assert resp.read1() == LAST
+    resp.release_conn()
+    assert pool._idle == []
+
+
+def test_a_stream_left_inside_a_chunk_is_finished_from_where_it_was(upstream):
+    def stream(conn, n):
+        conn.sendall(SSE_HEAD + LAST_CHUNK + b'0\r\n\r\n')
+
+    up = upstream(stream)
+    pool = up.pool()
+    resp = pool.request('POST', '/v1/s', body=b'{}', preload=False)
+    assert resp.read1(4) == LAST[:4]  # NOTE: left with the chunk's rest unread
+    resp.release_conn()
+    assert len(pool._idle) == 1 and pool._idle[0].tail is None
+
+
+def test_an_answer_that_asked_to_close_is_closed_even_at_its_last_event(upstream):
+    def stream(conn, n):
+        conn.sendall(
+            SSE_HEAD.replace(b'\r\n\r\n', b'\r\nConnection: close\r\n\r\n')
+            + LAST_CHUNK
+            + b'0\r\n\r\n'
+        )
+        return 'close'
+
+    up = upstream(stream)
+    pool = up.pool()
+    _read_to_last_event(pool.request('POST', '/v1/s', body=b'{}', preload=False))
+    assert pool._idle == []
