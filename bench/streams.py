@@ -13,6 +13,10 @@ short requests' latency, the gateway's CPU per relayed chunk (all its work over
 the run, stream starts included, over the chunks), and its RSS (process group).
 
     python bench/streams.py --streams 1000 --append bench/RESULTS.md
+
+`--tls` puts the fake upstream behind TLS (a certificate made for the run, which
+the gateway trusts through ``SSL_CERT_FILE``), as every hosted provider is;
+`--tree` runs the gateway from another checkout, to compare two versions.
 """
 
 import argparse
@@ -20,6 +24,8 @@ import asyncio
 import datetime
 import json
 import multiprocessing
+import ssl
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from load import ROOT  # noqa: E402
 from load import Target  # noqa: E402
 from load import free_port  # noqa: E402
 from load import machine  # noqa: E402
@@ -38,7 +45,7 @@ from aegisflow.config.model import ServerConfig  # noqa: E402
 CONFIG = """
 server: {{workers: 2, timeout_s: 120}}
 providers:
-  - {{name: slow, type: openai_compatible, base_url: "http://127.0.0.1:{port}/v1",
+  - {{name: slow, type: openai_compatible, base_url: "{scheme}://127.0.0.1:{port}/v1",
      models: [slow]}}
 routes: [{{match: "*", targets: [slow]}}]
 tenants: [{{id: bench, keys: [{{key: sk-bench, name: load}}]}}]
@@ -151,16 +158,37 @@ class Upstream(asyncio.Protocol):
             self.timer.cancel()
 
 
-def serve_upstream(port, chunks, interval, ready):
+def certificate(where):
+    """A self-signed certificate for 127.0.0.1: (key path, certificate path)."""
+    key, cert = Path(where) / 'upstream.key', Path(where) / 'upstream.pem'
+    subprocess.run(
+        ['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+         '-subj', '/CN=upstream', '-addext', 'subjectAltName=IP:127.0.0.1',
+         '-keyout', str(key), '-out', str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return key, cert
+
+
+def serve_upstream(port, chunks, interval, ready, tls=None):
     """The fake upstream, in a process of its own: the client's work and its own
     must not share one event loop (at 100,000 chunks a second either alone fills a
     core, and the gateway would be measured behind them)."""
     pieces = [_chunk(i, chunks) for i in range(chunks + 1)]
 
+    context = None
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls[1], tls[0])
+
     async def main():
         loop = asyncio.get_running_loop()
         await loop.create_server(
-            lambda: Upstream(pieces, interval), '127.0.0.1', port, backlog=4096
+            lambda: Upstream(pieces, interval),
+            '127.0.0.1',
+            port,
+            backlog=4096,
+            ssl=context,
         )
         ready.set()
         await asyncio.Event().wait()
@@ -315,10 +343,9 @@ async def run(args, gateway):
     return stats, elapsed, peak_rss
 
 
-async def main_async(args, port):
-    workdir = tempfile.mkdtemp(prefix='aegisflow-streams-')
+async def main_async(args, port, workdir, tls):
     config = Path(workdir) / 'gateway.yaml'
-    config.write_text(CONFIG.format(port=port))
+    config.write_text(CONFIG.format(port=port, scheme='https' if tls else 'http'))
     gateway = Target(
         'aegisflow-streams',
         'aegisflow',
@@ -326,6 +353,8 @@ async def main_async(args, port):
         workdir,
         config=config,
         threads=args.threads,
+        tree=args.tree or ROOT,
+        env={'SSL_CERT_FILE': str(tls[1])} if tls else None,
     )
     await asyncio.to_thread(gateway.start)
     try:
@@ -369,19 +398,27 @@ def main():
         default=20,
         help='short (non-streaming) requests a second sent beside the streams',
     )
+    parser.add_argument(
+        '--tls', action='store_true', help='the fake upstream behind TLS'
+    )
+    parser.add_argument('--tree', help='run the gateway from this checkout')
     args = parser.parse_args()
     port = free_port()
+    workdir = tempfile.mkdtemp(prefix='aegisflow-streams-')
+    tls = certificate(workdir) if args.tls else None
     ready = multiprocessing.Event()
     upstream = multiprocessing.Process(
         target=serve_upstream,
-        args=(port, args.chunks, args.interval, ready),
+        args=(port, args.chunks, args.interval, ready, tls),
         daemon=True,
     )
     upstream.start()
     if not ready.wait(30):
         raise SystemExit('the fake upstream did not start')
     try:
-        stats, elapsed, idle_rss, peak_rss = asyncio.run(main_async(args, port))
+        stats, elapsed, idle_rss, peak_rss = asyncio.run(
+            main_async(args, port, workdir, tls)
+        )
     finally:
         upstream.kill()
     threads = args.threads or ServerConfig().threads
@@ -403,8 +440,9 @@ def main():
         f'({one:.1f} s), opened '
         + (f'{args.rate:g} per second' if args.rate else 'all at once')
         + f'; {args.short_rate:g} short requests a second beside them. The fake '
-        'upstream runs in a process of its own. '
-        f'Gateway: 2 {workers}.\n\n'
+        'upstream runs in a process of its own'
+        + (', behind TLS. ' if args.tls else '. ')
+        + f'Gateway: 2 {workers}.\n\n'
         '| streams | completed correctly | failed | most in flight at once | '
         'all done in s | first byte p50 s | first byte p99 s | short requests | '
         'short p50 ms | short p99 ms | gateway CPU us per chunk | RSS idle MB | '
