@@ -24,6 +24,7 @@ import asyncio
 import datetime
 import json
 import multiprocessing
+import os
 import ssl
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from load import ROOT  # noqa: E402
+from load import TICK  # noqa: E402
 from load import Target  # noqa: E402
 from load import free_port  # noqa: E402
 from load import machine  # noqa: E402
@@ -204,8 +206,11 @@ class Stats:
         self.bad = 0
         self.reasons = {}
         self.ttfb = []
+        self.opened = []  # when each stream in `ttfb` was sent (monotonic)
         self.short = []  # latency of each short request sent beside the streams
         self.cpu_s = 0.0  # the gateway's (master and workers) over the run
+        self.client_cpu_s = 0.0  # this process's (the load's client)
+        self.upstream_cpu_s = 0.0  # the fake upstream's
 
     def fail(self, reason):
         self.bad += 1
@@ -273,6 +278,7 @@ async def stream(port, stats, chunks):
         stats.fail('closed before any byte' + why)
         return
     stats.ttfb.append(proto.first - t0)
+    stats.opened.append(t0)
     stats.in_flight += 1
     stats.peak = max(stats.peak, stats.in_flight)
     exc = await proto.done
@@ -343,7 +349,12 @@ async def run(args, gateway):
     return stats, elapsed, peak_rss
 
 
-async def main_async(args, port, workdir, tls):
+def _cpu_seconds(pid):
+    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+async def main_async(args, port, workdir, tls, upstream_pid):
     config = Path(workdir) / 'gateway.yaml'
     config.write_text(CONFIG.format(port=port, scheme='https' if tls else 'http'))
     gateway = Target(
@@ -360,8 +371,11 @@ async def main_async(args, port, workdir, tls):
     try:
         idle_rss = gateway.rss_mb()
         cpu0 = gateway.cpu_seconds()
+        client0, upstream0 = time.process_time(), _cpu_seconds(upstream_pid)
         stats, elapsed, peak_rss = await run(args, gateway)
         stats.cpu_s = gateway.cpu_seconds() - cpu0
+        stats.client_cpu_s = time.process_time() - client0
+        stats.upstream_cpu_s = _cpu_seconds(upstream_pid) - upstream0
     finally:
         await asyncio.to_thread(gateway.stop)
     return stats, elapsed, idle_rss, peak_rss
@@ -417,7 +431,7 @@ def main():
         raise SystemExit('the fake upstream did not start')
     try:
         stats, elapsed, idle_rss, peak_rss = asyncio.run(
-            main_async(args, port, workdir, tls)
+            main_async(args, port, workdir, tls, upstream.pid)
         )
     finally:
         upstream.kill()
@@ -451,6 +465,23 @@ def main():
         f'| {args.streams} | {stats.ok} | {stats.bad} | {stats.peak} | {elapsed:.1f} | '
         f'{p50:.3f} | {p99:.3f} | {len(stats.short)} | {short50 * 1e3:.1f} | '
         f'{short99 * 1e3:.1f} | {per_chunk:.0f} | {idle_rss:.0f} | {peak_rss:.0f} |\n'
+    )
+    if stats.opened:
+        first = min(stats.opened)
+        by_second = {}
+        for opened, ttfb in zip(stats.opened, stats.ttfb, strict=True):
+            by_second.setdefault(int(opened - first), []).append(ttfb)
+        report += '\nFirst byte p50 in s, by the second the stream was opened: ' + (
+            ', '.join(
+                f'{_quantile(v, 0.5):.3f}' for _, v in sorted(by_second.items())[:30]
+            )
+            + '.\n'
+        )
+    report += (
+        f'\nCPU over the run ({elapsed:.1f} s), in cores used on average: the '
+        f"gateway {stats.cpu_s / elapsed:.2f}, the load's client "
+        f'{stats.client_cpu_s / elapsed:.2f}, the fake upstream '
+        f'{stats.upstream_cpu_s / elapsed:.2f} (the machine has {os.cpu_count()}).\n'
     )
     if stats.reasons:
         report += (
