@@ -11,18 +11,19 @@ answer: a request with a ``Content-Length`` body (or none), and an answer framed
 the process has: under the cooperative worker (gevent's patched ``socket`` and
 ``ssl``) every wait yields.
 
-Connections: a pool keeps at most ``maxsize`` idle connections and never blocks
-for one (a request finding none opens one). A connection goes back to the pool
-only after its answer was read to the end and the upstream did not ask to close
-it (a stream its reader left at its last event, before the few bytes that close
-the body, is finished from what has arrived, or else just before the connection's
-next use: a stream's connection serves the next one). Before a pooled connection
-is used again it is checked for the upstream having closed it while idle (one
-non-blocking peek); and if a pooled connection still fails before a single byte
-of an answer arrives (the upstream closed it in the instant between), the request
-is sent once more on a new connection: the upstream never read it. (The peek is
-skipped for a connection idle under `IDLE_CHECK_S`: under load, the resend covers
-the rare close at no cost per request.)
+Connections: a pool keeps at most ``maxsize`` idle connections, never blocks for
+one (a request finding none opens one), and closes those unused for `IDLE_MAX_S`
+(what a burst left) when a connection next comes back. A connection goes back to
+the pool only after its answer was read to the end and the upstream did not ask to
+close it (a stream its reader left at its last event, before the few bytes that
+close the body, is finished from what has arrived, or else just before the
+connection's next use: a stream's connection serves the next one). Before a pooled
+connection is used again it is checked for the upstream having closed it while
+idle (one non-blocking peek); and if a pooled connection still fails before a
+single byte of an answer arrives (the upstream closed it in the instant between),
+the request is sent once more on a new connection: the upstream never read it.
+(The peek is skipped for a connection idle under `IDLE_CHECK_S`: under load, the
+resend covers the rare close at no cost per request.)
 
 Errors: every failure is a `TransportError`; `Timeout` (also a ``TimeoutError``)
 for a connect or a read that outlasted its timeout, `ConnectError` for an upstream
@@ -30,6 +31,7 @@ that could not be reached, `ProtocolError` for an answer that is not HTTP/1.x or
 ends early. No error text holds a header value (the keys travel in headers).
 """
 
+import collections
 import ipaddress
 import select
 import socket
@@ -45,6 +47,7 @@ MAX_HEAD = 65536  # bytes of a status line and headers
 MAX_HEADERS = 200
 RECV = 65536
 IDLE_CHECK_S = 1.0  # a pooled connection idle longer is checked before use
+IDLE_MAX_S = 120.0  # a pooled connection idle longer is closed
 TAIL_MAX = 4096  # bytes of an answer's end read for a caller done with it
 _NO_BODY = frozenset((204, 304))
 
@@ -449,7 +452,7 @@ class Pool:
         self.maxsize = max(1, maxsize)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self._idle = []
+        self._idle = collections.deque()  # the oldest first
         self._context = None
         self._closed = False
 
@@ -602,8 +605,17 @@ class Pool:
             conn.close()
         else:
             conn.reused = False
-            conn.idle_since = time.monotonic()
-            self._idle.append(conn)
+            conn.idle_since = now = time.monotonic()
+            idle = self._idle
+            idle.append(conn)
+            # NOTE: after a burst, what it left idle at the bottom of the pool
+            # (taken from the top) is closed once unused for `IDLE_MAX_S`: not
+            # held open for the next burst, nor left half-closed by the upstream
+            try:
+                while now - idle[0].idle_since > IDLE_MAX_S:
+                    idle.popleft().close()
+            except IndexError:
+                pass  # NOTE: another thread took the last one
 
     def close(self):
         self._closed = True

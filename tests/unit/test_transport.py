@@ -340,7 +340,7 @@ def test_idle_connections_are_bounded_by_maxsize(upstream):
         resp.release_conn()
     assert len(pool._idle) == 2 and up.connections == 4
     pool.close()
-    assert pool._idle == []
+    assert not pool._idle
 
 
 def test_an_unfinished_answer_is_not_pooled(upstream):
@@ -352,7 +352,7 @@ def test_an_unfinished_answer_is_not_pooled(upstream):
     resp = pool.request('POST', '/v1/x', body=b'', preload=False)
     assert resp.read1()
     resp.release_conn()
-    assert pool._idle == []
+    assert not pool._idle
 
 
 @pytest.fixture(scope='module')
@@ -436,7 +436,7 @@ def test_a_call_ended_by_a_kill_closes_its_connection_at_once(
             resp.read(), resp.data  # noqa: B018
         resp.close()  # NOTE: what a reader's finally does (HttpProvider.lines)
     assert up.hung_up.wait(5)  # the upstream saw the connection close
-    assert pool._idle == []
+    assert not pool._idle
 
 
 # -- a stream left at its last event: the connection serves the next request -------
@@ -534,7 +534,7 @@ def test_a_stream_whose_rest_is_not_a_clean_end_is_not_pooled(upstream, rest):
     resp = pool.request('POST', '/v1/s', body=b'{}', preload=False)
     assert resp.read1() == LAST
     resp.release_conn()
-    assert pool._idle == []
+    assert not pool._idle
 
 
 def test_a_stream_left_inside_a_chunk_is_finished_from_where_it_was(upstream):
@@ -561,4 +561,21 @@ def test_an_answer_that_asked_to_close_is_closed_even_at_its_last_event(upstream
     up = upstream(stream)
     pool = up.pool()
     _read_to_last_event(pool.request('POST', '/v1/s', body=b'{}', preload=False))
-    assert pool._idle == []
+    assert not pool._idle
+
+
+def test_connections_left_idle_after_a_burst_are_closed_in_time(upstream):
+    up = upstream(_ok)
+    pool = up.pool(maxsize=8)
+    burst = [pool.request('POST', '/v1/x', body=b'', preload=False) for _ in range(3)]
+    for resp in burst:
+        assert resp.read() == b'{}'
+        resp.release_conn()
+    assert len(pool._idle) == 3 and up.connections == 3
+    oldest, newest = pool._idle[0], pool._idle[-1]
+    for conn in list(pool._idle)[:2]:
+        conn.idle_since -= transport.IDLE_MAX_S + 1  # NOTE: as if long unused
+    assert pool.request('POST', '/v1/x', body=b'').data == b'{}'  # takes the newest
+    assert list(pool._idle) == [newest]  # the two left unused were closed
+    assert up.hung_up.wait(10)
+    assert oldest.sock.fileno() == -1
