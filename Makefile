@@ -81,13 +81,15 @@ wrk:
 # JSON and SSE, 1 and 64 connections) under each worker class in the same rounds,
 # then 1,000 slow streams at once on the default class, then cache hits against
 # the in-process mock and the hit ratio of 4 workers, then 10,000 run-time keys
-# against 10.
+# against 10, then short requests beside 1,000 held by an upstream that never
+# answers.
 bench: install wrk redis-server chromium
 	$(PY) bench/run.py --rounds 3 --duration 10 --worker-classes gevent,gthread,meinheld --append bench/RESULTS.md
 	$(PY) bench/streams.py --streams 1000 --worker-class gevent --append bench/RESULTS.md
 	$(PY) bench/cache.py --rounds 3 --duration 10 --append bench/RESULTS.md
 	$(PY) bench/keys.py --rounds 3 --duration 10 --append bench/RESULTS.md
 	$(PY) bench/console.py --rounds 7 --append bench/RESULTS.md
+	$(PY) bench/hung.py --rounds 4 --duration 8 --held 1000 --append bench/RESULTS.md
 	$(PY) -m pytest -q -p no:cacheprovider bench --benchmark-only
 
 # Steady load for at least 20 minutes and 1,000,000 requests: RSS and open file
