@@ -1,5 +1,5 @@
 """AegisFlow beside the peer gateways (LiteLLM, Portkey), on the same work in the
-same run: the workplace's anchor benchmark (`run.sh` in `--anchors`, default
+same run: a peer comparison harness (`run.sh` in `--anchors`, default
 `../shared/anchors`) installs them in front of a static nginx upstream and measures
 every target with `wrk` in interleaved rounds; this starts AegisFlow on
 `bench/upstream/peers.yaml` (its default worker class, the full pipeline, the peers'
