@@ -114,9 +114,7 @@ def main():
         'earlier "Peers" table sent it to the in-process mock provider, which '
         'skips the upstream call the peers make).\n\n'
         f'    python bench/peers.py --rounds {args.rounds} '
-        f'--duration {args.duration}\n\n'
-        + table.strip()
-        + '\n'
+        f'--duration {args.duration}\n\n' + table.strip() + '\n'
     )
     publish(report, args.append)
 

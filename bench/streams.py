@@ -26,7 +26,6 @@ import json
 import multiprocessing
 import os
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from asyncio import FIRST_COMPLETED
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support
 
 from load import ROOT  # noqa: E402
 from load import TICK  # noqa: E402
@@ -43,6 +43,7 @@ from load import machine  # noqa: E402
 from load import publish  # noqa: E402
 
 from aegisflow.config.model import ServerConfig  # noqa: E402
+from tests.support.tls import self_signed  # noqa: E402
 
 CONFIG = """
 server: {{workers: 2, timeout_s: 120}}
@@ -158,18 +159,6 @@ class Upstream(asyncio.Protocol):
     def connection_lost(self, exc):
         if self.timer is not None:
             self.timer.cancel()
-
-
-def certificate(where):
-    """A self-signed certificate for 127.0.0.1: (key path, certificate path)."""
-    key, cert = Path(where) / 'upstream.key', Path(where) / 'upstream.pem'
-    subprocess.run(
-        ['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
-         '-subj', '/CN=upstream', '-addext', 'subjectAltName=IP:127.0.0.1',
-         '-keyout', str(key), '-out', str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return key, cert
 
 
 def serve_upstream(port, chunks, interval, ready, tls=None):
@@ -419,7 +408,7 @@ def main():
     args = parser.parse_args()
     port = free_port()
     workdir = tempfile.mkdtemp(prefix='aegisflow-streams-')
-    tls = certificate(workdir) if args.tls else None
+    tls = self_signed(workdir, 'upstream') if args.tls else None
     ready = multiprocessing.Event()
     upstream = multiprocessing.Process(
         target=serve_upstream,

@@ -5,7 +5,6 @@ other requests."""
 
 import shutil
 import ssl
-import subprocess
 import threading
 import time
 
@@ -14,17 +13,7 @@ import pytest
 import requests
 
 from tests.support.fake_openai import FakeOpenAI
-
-
-def _certificate(where, name):
-    key, cert = where / f'{name}.key', where / f'{name}.pem'
-    subprocess.run(
-        ['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
-         '-subj', f'/CN={name}', '-addext', 'subjectAltName=IP:127.0.0.1',
-         '-keyout', str(key), '-out', str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return key, cert
+from tests.support.tls import self_signed
 
 
 class TlsOpenAI(FakeOpenAI):
@@ -45,8 +34,8 @@ def upstreams(tmp_path_factory):
     if not shutil.which('openssl'):
         pytest.fail('openssl is needed (make test installs it)')
     where = tmp_path_factory.mktemp('tls')
-    trusted = TlsOpenAI(*_certificate(where, 'trusted')).start()
-    stranger = TlsOpenAI(*_certificate(where, 'stranger')).start()
+    trusted = TlsOpenAI(*self_signed(where, 'trusted')).start()
+    stranger = TlsOpenAI(*self_signed(where, 'stranger')).start()
     yield trusted, stranger, where / 'trusted.pem'
     trusted.stop()
     stranger.stop()

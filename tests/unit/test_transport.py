@@ -6,7 +6,6 @@ checked."""
 import shutil
 import socket
 import ssl
-import subprocess
 import threading
 
 import pytest
@@ -16,6 +15,7 @@ from aegisflow.providers.transport import ConnectError
 from aegisflow.providers.transport import Pool
 from aegisflow.providers.transport import ProtocolError
 from aegisflow.providers.transport import Timeout
+from tests.support.tls import self_signed
 
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}'
 
@@ -331,13 +331,18 @@ def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(upstream)
     assert up.connections == 0
 
 
-def test_idle_connections_are_bounded_by_maxsize(upstream):
-    up = upstream(_ok)
-    pool = up.pool(maxsize=2)
-    answers = [pool.request('POST', '/v1/x', body=b'', preload=False) for _ in range(4)]
+def _burst(pool, n):
+    """`n` requests at once, then each answer read and its connection released."""
+    answers = [pool.request('POST', '/v1/x', body=b'', preload=False) for _ in range(n)]
     for resp in answers:
         assert resp.read() == b'{}'
         resp.release_conn()
+
+
+def test_idle_connections_are_bounded_by_maxsize(upstream):
+    up = upstream(_ok)
+    pool = up.pool(maxsize=2)
+    _burst(pool, 4)
     assert len(pool._idle) == 2 and up.connections == 4
     pool.close()
     assert not pool._idle
@@ -359,14 +364,7 @@ def test_an_unfinished_answer_is_not_pooled(upstream):
 def certificate(tmp_path_factory):
     if not shutil.which('openssl'):
         pytest.fail('openssl is needed (make test installs it)')
-    where = tmp_path_factory.mktemp('tls')
-    key, cert = where / 'key.pem', where / 'cert.pem'
-    subprocess.run(
-        ['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
-         '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1',
-         '-keyout', str(key), '-out', str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    key, cert = self_signed(tmp_path_factory.mktemp('tls'))
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(cert, key)
     return server, cert
@@ -567,10 +565,7 @@ def test_an_answer_that_asked_to_close_is_closed_even_at_its_last_event(upstream
 def test_connections_left_idle_after_a_burst_are_closed_in_time(upstream):
     up = upstream(_ok)
     pool = up.pool(maxsize=8)
-    burst = [pool.request('POST', '/v1/x', body=b'', preload=False) for _ in range(3)]
-    for resp in burst:
-        assert resp.read() == b'{}'
-        resp.release_conn()
+    _burst(pool, 3)
     assert len(pool._idle) == 3 and up.connections == 3
     oldest, newest = pool._idle[0], pool._idle[-1]
     for conn in list(pool._idle)[:2]:
