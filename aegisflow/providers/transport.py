@@ -33,6 +33,7 @@ ends early. No error text holds a header value (the keys travel in headers).
 
 import collections
 import ipaddress
+import re
 import select
 import socket
 import ssl
@@ -50,6 +51,9 @@ IDLE_CHECK_S = 1.0  # a pooled connection idle longer is checked before use
 IDLE_MAX_S = 120.0  # a pooled connection idle longer is closed
 TAIL_MAX = 4096  # bytes of an answer's end read for a caller done with it
 _NO_BODY = frozenset((204, 304))
+# a chunk's size (RFC 9112 §7.1: hex digits only; no sign, ``0x`` or ``_``, which
+# int() would take), then optional whitespace and extensions
+_CHUNK_SIZE = re.compile(rb'([0-9A-Fa-f]{1,15})[ \t]*(?:;.*)?\r?\Z', re.S)
 
 
 class TransportError(Exception):
@@ -314,14 +318,10 @@ class Response:
         return data
 
     def _chunk_size(self):
-        line = self._conn.line(1024)
-        try:
-            size = int(line.split(b';', 1)[0].strip(), 16)
-        except ValueError:
-            raise ProtocolError('the answer has an invalid chunk size') from None
-        if size < 0:
+        m = _CHUNK_SIZE.match(self._conn.line(1024))
+        if m is None:
             raise ProtocolError('the answer has an invalid chunk size')
-        return size
+        return int(m.group(1), 16)
 
     def _end_chunks(self):
         while self._conn.line(MAX_HEAD):
@@ -394,11 +394,11 @@ def _chunks_end(buf, pos):
         eol = buf.find(b'\n', pos)
         if eol < 0:
             return None
-        try:
-            size = int(buf[pos:eol].split(b';', 1)[0].strip(), 16)
-        except ValueError:
+        m = _CHUNK_SIZE.match(buf, pos, eol)
+        if m is None:
             return False
-        if size < 0 or size > TAIL_MAX:
+        size = int(m.group(1), 16)
+        if size > TAIL_MAX:
             return False
         pos = eol + 1
         if not size:

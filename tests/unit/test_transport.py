@@ -299,6 +299,10 @@ def test_a_read_timeout_is_never_resent_even_on_a_pooled_connection(upstream):
         (b'HTTP/1.1 abc OK\r\n\r\n', 'invalid status'),
         (b'HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n', 'Content-Length'),
         (b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 'chunk size'),
+        # NOTE: sizes int(x, 16) would take, which RFC 9112 does not allow
+        (b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\n', 'chunk size'),
+        (b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+2\r\n', 'chunk size'),
+        (b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1_0\r\n', 'chunk size'),
         (b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab', 'mid-chunk'),
         (b'HTTP/1.1 200 OK\r\nX: ' + b'a' * 70000, 'too long'),
     ],
@@ -518,10 +522,11 @@ def test_a_stream_whose_end_never_comes_is_closed_at_the_next_use(upstream):
         b'0\r\n\r\nHTTP/1.1 200 OK\r\n',  # bytes nobody asked for after the end
         b'zz\r\n\r\n',  # a chunk size that is not hex
         b'5\r\nabcdeXX0\r\n\r\n',  # a chunk not followed by CRLF
+        b'0x0\r\n\r\n',  # a size int(x, 16) would take
         b'%x\r\n%s\r\n0\r\n\r\n'
         % (transport.TAIL_MAX + 1, b'x' * (transport.TAIL_MAX + 1)),
     ],
-    ids=['trailing-bytes', 'bad-size', 'no-crlf', 'too-long'],
+    ids=['trailing-bytes', 'bad-size', 'no-crlf', 'hex-prefix', 'too-long'],
 )
 def test_a_stream_whose_rest_is_not_a_clean_end_is_not_pooled(upstream, rest):
     def stream(conn, n):
