@@ -221,14 +221,13 @@ class Response:
         if not self._chunked:
             length = headers.get('content-length')
             if length is not None:
-                try:
-                    self._left = int(length.split(',')[0])
-                except ValueError:
-                    raise ProtocolError(
-                        'the answer has an invalid Content-Length'
-                    ) from None
-                if self._left < 0:
+                # NOTE: digits only (int() takes a sign and underscores); a list
+                # (repeated headers) only of one value (RFC 9110 §8.6)
+                values = {v.strip() for v in length.split(',')}
+                value = values.pop()
+                if values or not (value.isascii() and value.isdigit()):
                     raise ProtocolError('the answer has an invalid Content-Length')
+                self._left = int(value)
                 self._done = self._left == 0
             else:
                 self._keep = False  # NOTE: the body ends with the connection

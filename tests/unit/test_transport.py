@@ -298,6 +298,13 @@ def test_a_read_timeout_is_never_resent_even_on_a_pooled_connection(upstream):
         (b'SSH-2.0-OpenSSH_9.6\r\n\r\n', 'HTTP/1.x'),
         (b'HTTP/1.1 abc OK\r\n\r\n', 'invalid status'),
         (b'HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n', 'Content-Length'),
+        (b'HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n{}', 'Content-Length'),
+        (b'HTTP/1.1 200 OK\r\nContent-Length: 1_0\r\n\r\n', 'Content-Length'),
+        (b'HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\n{}', 'Content-Length'),
+        (
+            b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}',
+            'Content-Length',
+        ),
         (b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 'chunk size'),
         # NOTE: sizes int(x, 16) would take, which RFC 9112 does not allow
         (b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\n', 'chunk size'),
@@ -314,6 +321,19 @@ def test_a_broken_answer_is_a_protocol_error(upstream, answer, match):
 
     with pytest.raises(ProtocolError, match=match):
         upstream(broken).pool().request('POST', '/v1/x', body=b'{}')
+
+
+def test_a_content_length_repeated_with_one_value_is_taken(upstream):
+    def twice(conn, n):
+        conn.sendall(
+            b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}'
+        )
+
+    up = upstream(twice)
+    pool = up.pool()
+    assert pool.request('POST', '/v1/x', body=b'').data == b'{}'
+    assert pool.request('POST', '/v1/x', body=b'').data == b'{}'
+    assert up.connections == 1
 
 
 def test_an_unreachable_upstream_is_a_connect_error():
