@@ -212,13 +212,21 @@ class Response:
             self._keep = 'close' not in tokens
         else:
             self._keep = 'keep-alive' in tokens
-        self._chunked = 'chunked' in headers.get('transfer-encoding', '').lower()
+        coding = headers.get('transfer-encoding')
+        self._chunked = False
         self._left = None  # bytes left of a Content-Length body, None: no length
         if method == 'HEAD' or self.status in _NO_BODY or self.status < 200:
             self._done = True
             return
         self._done = False
-        if not self._chunked:
+        if coding is not None:
+            # NOTE: RFC 9112 §6.3: chunked only as the last coding, else the body
+            # ends with the connection; with a Content-Length beside it the
+            # answer is read as chunked and the connection not used again
+            self._chunked = coding.rsplit(',', 1)[-1].strip().lower() == 'chunked'
+            if not self._chunked or 'content-length' in headers:
+                self._keep = False
+        else:
             length = headers.get('content-length')
             if length is not None:
                 # NOTE: digits only (int() takes a sign and underscores); a list

@@ -336,6 +336,34 @@ def test_a_content_length_repeated_with_one_value_is_taken(upstream):
     assert up.connections == 1
 
 
+def test_chunked_beside_a_content_length_is_read_chunked_and_not_reused(upstream):
+    def both(conn, n):
+        conn.sendall(
+            b'HTTP/1.1 200 OK\r\nContent-Length: 99\r\n'
+            b'Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n'
+        )
+
+    up = upstream(both)
+    pool = up.pool()
+    for _ in range(2):
+        assert pool.request('POST', '/v1/x', body=b'').data == b'{}'
+    assert up.connections == 2  # NOTE: RFC 9112 §6.1: such a connection closes
+
+
+def test_a_last_coding_other_than_chunked_ends_with_the_connection(upstream):
+    def until_close(conn, n):
+        conn.sendall(
+            b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, x-raw\r\n\r\n'
+            b'2\r\n{}\r\n0\r\n\r\n'
+        )
+        return 'close'
+
+    up = upstream(until_close)
+    pool = up.pool()
+    assert pool.request('POST', '/v1/x', body=b'').data == b'2\r\n{}\r\n0\r\n\r\n'
+    assert not pool._idle
+
+
 def test_an_unreachable_upstream_is_a_connect_error():
     with socket.create_server(('127.0.0.1', 0)) as s:
         port = s.getsockname()[1]
