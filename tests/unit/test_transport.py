@@ -148,16 +148,31 @@ def test_chunks_are_handed_on_as_they_arrive(upstream):
     assert up.connections == 1  # read to its end: the connection was reused
 
 
-def test_a_body_that_ends_with_the_connection_is_read_whole_and_not_reused(upstream):
-    def http10(conn, n):
-        conn.sendall(b'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it')
-        return 'close'
+@pytest.mark.parametrize(
+    ('answer', 'data', 'connections'),
+    [
+        # a body that ends with the connection: read whole, never reused
+        (b'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it', b'all of it', 2),
+        # one length, repeated: taken, and the connection kept
+        (b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}', b'{}', 1),
+        # chunked beside a length: read chunked, the connection not kept (RFC 9112 §6.1)
+        (b'HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n'
+         b'2\r\n{}\r\n0\r\n\r\n', b'{}', 2),
+    ],
+    ids=['until-close', 'one-length-twice', 'chunked-and-length'],
+)  # fmt: skip
+def test_how_an_answer_is_framed_decides_whether_its_connection_is_kept(
+    upstream, answer, data, connections
+):
+    def script(conn, n):
+        conn.sendall(answer)
+        return 'close' if b'Content-Length' not in answer else None
 
-    up = upstream(http10)
+    up = upstream(script)
     pool = up.pool()
-    assert pool.request('POST', '/v1/x', body=b'').data == b'all of it'
-    assert pool.request('POST', '/v1/x', body=b'').data == b'all of it'
-    assert up.connections == 2
+    assert pool.request('POST', '/v1/x', body=b'').data == data
+    assert pool.request('POST', '/v1/x', body=b'').data == data
+    assert up.connections == connections
 
 
 def test_connection_close_is_honoured(upstream):
@@ -321,33 +336,6 @@ def test_a_broken_answer_is_a_protocol_error(upstream, answer, match):
 
     with pytest.raises(ProtocolError, match=match):
         upstream(broken).pool().request('POST', '/v1/x', body=b'{}')
-
-
-def test_a_content_length_repeated_with_one_value_is_taken(upstream):
-    def twice(conn, n):
-        conn.sendall(
-            b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}'
-        )
-
-    up = upstream(twice)
-    pool = up.pool()
-    assert pool.request('POST', '/v1/x', body=b'').data == b'{}'
-    assert pool.request('POST', '/v1/x', body=b'').data == b'{}'
-    assert up.connections == 1
-
-
-def test_chunked_beside_a_content_length_is_read_chunked_and_not_reused(upstream):
-    def both(conn, n):
-        conn.sendall(
-            b'HTTP/1.1 200 OK\r\nContent-Length: 99\r\n'
-            b'Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n'
-        )
-
-    up = upstream(both)
-    pool = up.pool()
-    for _ in range(2):
-        assert pool.request('POST', '/v1/x', body=b'').data == b'{}'
-    assert up.connections == 2  # NOTE: RFC 9112 §6.1: such a connection closes
 
 
 def test_a_last_coding_other_than_chunked_ends_with_the_connection(upstream):
