@@ -62,7 +62,7 @@ def call(gw, key, *, source='127.0.0.1', headers=None, path='/v1/chat/completion
 
 def access_lines(gw):
     out = []
-    for line in gw.log().splitlines():
+    for line in gw.log_lines():
         if '"logger":"aegisflow.access"' in line:
             out.append(json.loads(line))
     return out

@@ -63,12 +63,14 @@ def test_env_alone_exports_spans_with_the_service_name(gw, collector):
 def test_log_lines_of_the_request_carry_its_trace_and_span(gw, collector):
     rid = ask(gw)
     span = wait_until(lambda: server_span(collector, rid), timeout=15, what='a span')
-    lines = [
-        json.loads(x) for x in gw.log().splitlines() if f'"request_id":"{rid}"' in x
-    ]
     # the worker's policy line while serving, and the master's access line
-    kinds = {line['logger'] for line in lines}
-    assert {'aegisflow.chat', 'aegisflow.access'} <= kinds, kinds
+    wanted = {'aegisflow.chat', 'aegisflow.access'}
+
+    def both():
+        found = [json.loads(x) for x in gw.log_lines() if f'"request_id":"{rid}"' in x]
+        return found if wanted <= {line['logger'] for line in found} else None
+
+    lines = wait_until(both, timeout=15, what='the policy and access lines')
     for line in lines:
         assert line['trace_id'] == span['trace_id']
         assert line['span_id'] == span['span_id']

@@ -334,10 +334,12 @@ def test_text_anywhere_in_the_forwarded_body_meets_the_policies(
     assert len(upstream.requests) == calls  # nothing reached the provider
     rid = r.headers['X-Request-ID']
     wait_until(
-        lambda: f'"request_id":"{rid}"' in gw.log(), timeout=10, what='the audit line'
+        lambda: any(f'"request_id":"{rid}"' in x for x in gw.log_lines()),
+        timeout=10,
+        what='the audit line',
     )
     fields = {
-        json.loads(x)['field'] for x in gw.log().splitlines()
+        json.loads(x)['field'] for x in gw.log_lines()
         if rid in x and '"policy decision"' in x and f'"{policy}"' in x
     }  # fmt: skip
     assert fields == {path}

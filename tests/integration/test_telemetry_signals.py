@@ -160,7 +160,7 @@ def test_access_log_lines_name_the_request_and_hold_no_secret(gw, client):
     rid = out.headers['x-request-id']
 
     def line():
-        for raw in gw.log().splitlines():
+        for raw in gw.log_lines():
             if rid in raw and '"aegisflow.access"' in raw:
                 return json.loads(raw)
         return None
@@ -253,7 +253,7 @@ telemetry: {flush_interval_ms: 50, traces: {exporter: console}}
     rid = r.headers['X-Request-ID']
 
     def span():
-        for raw in gw.log().splitlines():
+        for raw in gw.log_lines():
             if raw.startswith('{"name": "chat mock"') and rid in raw:
                 return json.loads(raw)
         return None

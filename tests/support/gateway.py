@@ -141,6 +141,12 @@ class GatewayProcess:
             self.log_path.read_text(errors='replace') if self.log_path.exists() else ''
         )
 
+    def log_lines(self):
+        """The log's complete lines: a line still being written (read before its
+        newline) is left for the next read."""
+        text = self.log()
+        return text[: text.rfind('\n') + 1].splitlines()
+
     def signal(self, signum):
         self.proc.send_signal(signum)
 
