@@ -53,16 +53,21 @@ WORKER_ARGS = {
 }
 
 
+def stat_fields(pid):
+    """The fields of ``/proc/<pid>/stat`` after the command's name (the process
+    group is [2], user and system CPU ticks [11] and [12], RSS pages [21])."""
+    return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+
+
 def process_group(pgid):
     """[(pid, CPU ticks, RSS pages)] of every process in process group `pgid`."""
     pids = []
     for entry in os.listdir('/proc'):
         if entry.isdigit():
             try:
-                stat = Path(f'/proc/{entry}/stat').read_text()
+                fields = stat_fields(entry)
             except OSError:
                 continue
-            fields = stat.rsplit(')', 1)[1].split()
             if int(fields[2]) == pgid:
                 pids.append(
                     (int(entry), int(fields[11]) + int(fields[12]), int(fields[21]))

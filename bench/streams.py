@@ -41,6 +41,7 @@ from load import Target  # noqa: E402
 from load import free_port  # noqa: E402
 from load import machine  # noqa: E402
 from load import publish  # noqa: E402
+from load import stat_fields  # noqa: E402
 
 from aegisflow.config.model import ServerConfig  # noqa: E402
 from tests.support.tls import self_signed  # noqa: E402
@@ -339,7 +340,7 @@ async def run(args, gateway):
 
 
 def _cpu_seconds(pid):
-    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    fields = stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / TICK
 
 

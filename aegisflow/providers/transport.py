@@ -104,17 +104,12 @@ class _Connection:
     def arrived(self):
         """Read what has arrived into the buffer without waiting; False when the
         upstream closed the connection or reading failed."""
-        sock = self.sock
-        timeout = sock.gettimeout()
-        sock.settimeout(0.0)
         try:
-            data = sock.recv(RECV)
-        except (BlockingIOError, ssl.SSLWantReadError):
-            return True  # nothing yet
+            data = _at_once(self.sock, RECV)
         except OSError:
             return False
-        finally:
-            sock.settimeout(timeout)
+        if data is None:
+            return True  # nothing yet
         self.buf += data
         return bool(data)
 
@@ -162,23 +157,30 @@ class _Connection:
                 return bool(select.select([sock], [], [], 0)[0])
             except (OSError, ValueError):
                 return True
-        timeout = sock.gettimeout()
-        sock.settimeout(0.0)
         try:
-            sock.recv(1, socket.MSG_PEEK)
-        except BlockingIOError:
-            return False  # nothing to read: still open
+            peeked = _at_once(sock, 1, socket.MSG_PEEK)
         except OSError:
             return True
-        finally:
-            sock.settimeout(timeout)
-        return True  # EOF, or bytes nobody asked for
+        return peeked is not None  # EOF, or bytes nobody asked for; None: open
 
     def close(self):
         try:
             self.sock.close()
         except OSError:
             pass
+
+
+def _at_once(sock, size, flags=0):
+    """``sock.recv`` without waiting: the bytes (b'' at EOF), or None when nothing
+    has arrived; other failures raise ``OSError``."""
+    timeout = sock.gettimeout()
+    sock.settimeout(0.0)
+    try:
+        return sock.recv(size, flags)
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return None
+    finally:
+        sock.settimeout(timeout)
 
 
 class Response:
