@@ -8,12 +8,24 @@
   ``get()``. A worker's settings are fixed for its life (a reload starts new
   workers), so `SettledConfig` reads each once, when the worker is forked,
   whatever its class.
+- The response's head and body in one send: Gunicorn sends the head, then the
+  body, two system calls (and two packets) for a response whose body the app
+  gives whole, as every JSON answer of the gateway is. `OneSendResponse` sends
+  them together when the first write is the whole body (a streamed response
+  still gets its head at once, with its first piece).
+- The base of each request's environ: Gunicorn builds it anew per request,
+  ``wsgi.errors`` included (a logger looked up under the logging module's
+  lock); it is the same for every request of a worker, so it is built once and
+  copied (`base_environ`).
 """
 
 import time
 from email.utils import formatdate
 
 from gunicorn import util
+from gunicorn.http import wsgi
+
+ONE_SEND_MAX = 64 * 1024  # NOTE: past this, copying the body costs more than a send
 
 _cached = (0, '')  # NOTE: (second, text), replaced whole: threads read it too
 
@@ -55,7 +67,51 @@ class SettledConfig:
         raise AttributeError('a worker does not change its settings')
 
 
+class OneSendResponse(wsgi.Response):
+    """Gunicorn's response, with its head sent with the body when the body comes
+    whole in the first write."""
+
+    def write(self, arg):
+        if (
+            self.headers_sent
+            or self.chunked
+            or self._omits_body
+            or type(arg) is not bytes
+            or len(arg) != self.response_length
+            or len(arg) > ONE_SEND_MAX
+        ):
+            super().write(arg)
+            return
+        self.headers_sent = True  # ORDER: what `send_headers` would have sent
+        self.sent = len(arg)
+        self.sock.sendall(self._head() + arg)
+
+    def send_headers(self):
+        if not self.headers_sent:
+            util.write(self.sock, self._head())
+            self.headers_sent = True
+
+    def _head(self):
+        lines = self.default_headers()
+        lines.extend([f'{k}: {v}\r\n' for k, v in self.headers])
+        lines.append('\r\n')
+        return ''.join(lines).encode('latin-1')
+
+
+def environ_base(cfg):
+    """`gunicorn.http.wsgi.base_environ` for `cfg`, built once: each call returns
+    a copy (the request's environ is built on it)."""
+    template = wsgi.base_environ(cfg)
+
+    def base_environ(_cfg):
+        return template.copy()
+
+    return base_environ
+
+
 def install(worker):
     """In `worker`, after fork (before it builds anything from its settings)."""
     util.http_date = http_date
     worker.cfg = SettledConfig(worker.cfg)
+    wsgi.base_environ = environ_base(worker.cfg)
+    wsgi.Response = OneSendResponse

@@ -1,11 +1,13 @@
 """A worker's cheaper Gunicorn layer: the Date header formatted once a second,
-and the settings read once, with Gunicorn's values and properties."""
+the settings read once, with Gunicorn's values and properties, a whole response in
+one send and the environ's base built once."""
 
 import email.utils
 import time
 
 import pytest
 from gunicorn.config import Config
+from gunicorn.http import wsgi
 
 from workers import speedups
 
@@ -49,6 +51,8 @@ def test_install_settles_the_workers_settings_and_the_date(monkeypatch):
     from gunicorn import util
 
     monkeypatch.setattr(util, 'http_date', util.http_date)  # NOTE: put back after
+    monkeypatch.setattr(wsgi, 'Response', wsgi.Response)
+    monkeypatch.setattr(wsgi, 'base_environ', wsgi.base_environ)
 
     class Worker:
         cfg = Config()
@@ -59,3 +63,81 @@ def test_install_settles_the_workers_settings_and_the_date(monkeypatch):
     assert isinstance(worker.cfg, speedups.SettledConfig)
     assert worker.cfg.keepalive == 9
     assert util.http_date is speedups.http_date
+    assert wsgi.Response is speedups.OneSendResponse
+    first, second = wsgi.base_environ(worker.cfg), wsgi.base_environ(worker.cfg)
+    assert first == second and first is not second
+    assert first['wsgi.errors'] is second['wsgi.errors']  # built once
+
+
+class Req:
+    def __init__(self, method='POST', version=(1, 1), close=False):
+        self.method, self.version, self.close = method, version, close
+
+    def should_close(self):
+        return self.close
+
+
+class Sock:
+    def __init__(self):
+        self.sends = []
+
+    def sendall(self, data):
+        self.sends.append(bytes(data))
+
+
+def _respond(cls, req, headers, writes):
+    sock = Sock()
+    resp = cls(req, sock, Config())
+    resp.start_response('200 OK', headers)
+    for data in writes:
+        resp.write(data)
+    resp.close()
+    return sock.sends
+
+
+JSON = [('Content-Type', 'application/json'), ('Content-Length', '11')]
+
+
+def _cases():
+    sized = [('Content-Type', 'text/plain'), ('Content-Length', '6')]
+    return [
+        ('whole body, one write', Req(), JSON, [b'{"a": "bc"}']),
+        ('body in two writes', Req(), sized, [b'abc', b'def']),
+        ('no length: chunked', Req(), [('Content-Type', 'text/plain')], [b'ab', b'c']),
+        ('HEAD', Req('HEAD'), JSON, [b'{"a": "bc"}']),
+        ('empty body', Req(), [('Content-Length', '0')], [b'']),
+        ('no write at all', Req(), [('Content-Length', '0')], []),
+        ('HTTP/1.0, closing', Req(version=(1, 0), close=True), JSON, [b'{"a": "bc"}']),
+        ('longer than said', Req(), sized, [b'abcdefgh']),
+    ]
+
+
+@pytest.mark.parametrize(
+    ('req', 'headers', 'writes'),
+    [case[1:] for case in _cases()],
+    ids=[case[0] for case in _cases()],
+)
+def test_one_send_response_writes_what_gunicorns_writes(
+    monkeypatch, req, headers, writes
+):
+    monkeypatch.setattr(wsgi.util, 'http_date', lambda: 'Tue, 14 Nov 2023 22:13:20 GMT')
+    theirs = _respond(wsgi.Response, req, headers, writes)
+    ours = _respond(speedups.OneSendResponse, req, headers, writes)
+    assert b''.join(ours) == b''.join(theirs)
+
+
+def test_a_whole_body_goes_with_its_head_in_one_send():
+    sends = _respond(speedups.OneSendResponse, Req(), JSON, [b'{"a": "bc"}'])
+    assert len(sends) == 1
+    assert sends[0].startswith(b'HTTP/1.1 200 OK\r\n')
+    assert sends[0].endswith(b'\r\n\r\n{"a": "bc"}')
+    # a body in pieces (a stream) gets its head at once, before the first piece
+    sized = [('Content-Length', '6')]
+    sends = _respond(speedups.OneSendResponse, Req(), sized, [b'abc', b'def'])
+    assert [s.endswith(b'\r\n\r\n') for s in sends] == [True, False, False]
+    # past ONE_SEND_MAX the body is not copied behind the head
+    big = b'x' * (speedups.ONE_SEND_MAX + 1)
+    sends = _respond(
+        speedups.OneSendResponse, Req(), [('Content-Length', str(len(big)))], [big]
+    )
+    assert len(sends) == 2 and sends[1] == big
