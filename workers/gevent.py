@@ -37,6 +37,7 @@ from gunicorn.http.body import EOFReader
 from gunicorn.http.body import LengthReader
 from gunicorn.workers.ggevent import GeventWorker as _GeventWorker
 
+from aegisflow.netio import receiver
 from aegisflow.netio import sender
 from shm import locks
 from workers import state
@@ -67,6 +68,7 @@ class ClientSocket:
     __slots__ = (
         'sock',
         'sendall',
+        'ready',
         'idle_s',
         'head_s',
         'deadline',
@@ -78,6 +80,7 @@ class ClientSocket:
     def __init__(self, sock, idle_s, head_s):
         self.sock = sock
         self.sendall = sender(sock)  # NOTE: Gunicorn writes responses through it
+        self.ready = receiver(sock) or _nothing_ready
         self.idle_s = idle_s
         self.head_s = head_s
         self.deadline = None  # of the head being read
@@ -87,13 +90,14 @@ class ClientSocket:
 
     def recv(self, size):
         if self.waiting:
-            data = None
-            # NOTE: a new timer per wait: a gevent Timeout cancelled and started
-            # again keeps its first deadline (then fires at once)
-            with gevent.Timeout(self.idle_s, False):
-                data = self.sock.recv(size)
+            data = self.ready(size)  # PERF: a request already there needs no timer
             if data is None:
-                return b''  # NOTE: idle too long; the peer may yet send (linger)
+                # NOTE: a new timer per wait: a gevent Timeout cancelled and started
+                # again keeps its first deadline (then fires at once)
+                with gevent.Timeout(self.idle_s, False):
+                    data = self.sock.recv(size)
+                if data is None:
+                    return b''  # NOTE: idle too long; the peer may yet send (linger)
             if data:
                 self.waiting = False
                 self.deadline = time.monotonic() + self.head_s
@@ -133,6 +137,10 @@ class ClientSocket:
 
     def __getattr__(self, name):
         return getattr(self.sock, name)
+
+
+def _nothing_ready(_size):
+    return None
 
 
 def _linger(sock):

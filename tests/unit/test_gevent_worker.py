@@ -112,3 +112,31 @@ def test_each_wait_for_a_request_gets_the_whole_idle_time():
     sender.get(timeout=5)
     a.close()
     b.close()
+
+
+def test_a_request_already_there_is_read_without_a_timer(monkeypatch):
+    import gevent
+    from gevent import socket as gsocket
+
+    from workers import gevent as worker
+    from workers.gevent import ClientSocket
+
+    armed = []
+
+    class Timer(gevent.Timeout):
+        def __init__(self, *args, **kwargs):
+            armed.append(args)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(worker.gevent, 'Timeout', Timer)
+    a, b = gsocket.socketpair()
+    client = ClientSocket(a, idle_s=5, head_s=5)
+    b.sendall(b'GET / HTTP/1.1\r\n')
+    assert client.recv(100) == b'GET / HTTP/1.1\r\n'
+    assert armed == []
+    client.request_done()
+    gevent.spawn_later(0.05, b.sendall, b'POST / HTTP/1.1\r\n')
+    assert client.recv(100) == b'POST / HTTP/1.1\r\n'  # waited, with the idle timer
+    assert [args[0] for args in armed] == [5]
+    a.close()
+    b.close()

@@ -1,6 +1,6 @@
 """The cheaper ``sendall``: on a gevent socket it sends what the kernel takes at
 once and hands the rest to gevent, whole and in order; any other socket keeps its
-own ``sendall``."""
+own ``sendall``. The read without waiting: what has arrived, or None."""
 
 import socket
 
@@ -8,6 +8,7 @@ import gevent
 from gevent import socket as gsocket
 from gevent import ssl as gssl
 
+from aegisflow.netio import receiver
 from aegisflow.netio import sender
 
 
@@ -78,6 +79,35 @@ def test_other_sockets_keep_their_own_sendall():
         )
         assert type(wrapped).__module__.startswith('gevent')
         assert sender(wrapped) == wrapped.sendall
+    finally:
+        plain.close()
+    a.close()
+    b.close()
+
+
+def test_the_read_without_waiting_returns_what_arrived_none_or_eof():
+    a, b = gsocket.socketpair()
+    recv = receiver(a)
+    assert recv(4096) is None  # nothing sent yet
+    b.sendall(b'GET / HTTP/1.1\r\n')
+    gevent.sleep(0)
+    assert recv(4096) == b'GET / HTTP/1.1\r\n'
+    assert recv(4096) is None
+    b.close()
+    assert recv(4096) == b''  # the peer closed
+    a.close()
+
+
+def test_other_sockets_have_no_read_without_waiting():
+    a, b = socket.socketpair()
+    assert receiver(a) is None
+    context = gssl.SSLContext(gssl.PROTOCOL_TLS_CLIENT)
+    plain = gsocket.socket()
+    try:
+        wrapped = context.wrap_socket(
+            plain, server_hostname='example.com', do_handshake_on_connect=False
+        )
+        assert receiver(wrapped) is None
     finally:
         plain.close()
     a.close()
