@@ -13,6 +13,10 @@
   gives whole, as every JSON answer of the gateway is. `OneSendResponse` sends
   them together when the first write is the whole body (a streamed response
   still gets its head at once, with its first piece).
+- Whether the peer is a trusted proxy: Gunicorn parses the peer's address
+  (``ipaddress``) and matches it against ``forwarded_allow_ips`` for every
+  request; the answer for an address is fixed for a worker's life, so it is
+  kept (`allow_list_match`, at most `PEERS_KEPT` addresses).
 - The base of each request's environ: Gunicorn builds it anew per request,
   ``wsgi.errors`` included (a logger looked up under the logging module's
   lock); it is the same for every request of a worker, so it is built once and
@@ -23,8 +27,10 @@ import time
 from email.utils import formatdate
 
 from gunicorn import util
+from gunicorn.http import message
 from gunicorn.http import wsgi
 
+PEERS_KEPT = 4096
 ONE_SEND_MAX = 64 * 1024  # NOTE: past this, copying the body costs more than a send
 
 _cached = (0, '')  # NOTE: (second, text), replaced whole: threads read it too
@@ -109,9 +115,27 @@ def environ_base(cfg):
     return base_environ
 
 
+def allow_list_match(match):
+    """`match` (Gunicorn's ``_ip_in_allow_list(ip, allow_list, networks)``) with
+    its answers kept per address and list (the networks are the list's, parsed)."""
+    kept = {}
+
+    def matches(ip_str, allow_list, networks):
+        key = (ip_str, *allow_list)
+        found = kept.get(key)
+        if found is None:
+            if len(kept) >= PEERS_KEPT:
+                kept.clear()
+            found = kept[key] = match(ip_str, allow_list, networks)
+        return found
+
+    return matches
+
+
 def install(worker):
     """In `worker`, after fork (before it builds anything from its settings)."""
     util.http_date = http_date
     worker.cfg = SettledConfig(worker.cfg)
     wsgi.base_environ = environ_base(worker.cfg)
     wsgi.Response = OneSendResponse
+    message._ip_in_allow_list = allow_list_match(message._ip_in_allow_list)

@@ -1,12 +1,13 @@
 """A worker's cheaper Gunicorn layer: the Date header formatted once a second,
 the settings read once, with Gunicorn's values and properties, a whole response in
-one send and the environ's base built once."""
+one send, the environ's base built once and the trusted-proxy answer kept."""
 
 import email.utils
 import time
 
 import pytest
 from gunicorn.config import Config
+from gunicorn.http import message
 from gunicorn.http import wsgi
 
 from workers import speedups
@@ -53,6 +54,7 @@ def test_install_settles_the_workers_settings_and_the_date(monkeypatch):
     monkeypatch.setattr(util, 'http_date', util.http_date)  # NOTE: put back after
     monkeypatch.setattr(wsgi, 'Response', wsgi.Response)
     monkeypatch.setattr(wsgi, 'base_environ', wsgi.base_environ)
+    monkeypatch.setattr(message, '_ip_in_allow_list', message._ip_in_allow_list)
 
     class Worker:
         cfg = Config()
@@ -141,3 +143,29 @@ def test_a_whole_body_goes_with_its_head_in_one_send():
         speedups.OneSendResponse, Req(), [('Content-Length', str(len(big)))], [big]
     )
     assert len(sends) == 2 and sends[1] == big
+
+
+def test_the_trusted_proxy_answer_is_gunicorns_and_kept_per_address(monkeypatch):
+    calls = []
+
+    def match(ip_str, allow_list, networks):
+        calls.append(ip_str)
+        return message._ip_in_allow_list(ip_str, allow_list, networks)
+
+    matches = speedups.allow_list_match(match)
+    cfg = Config()
+    cfg.set('forwarded_allow_ips', '10.0.0.0/8,127.0.0.1')
+    allowed, networks = cfg.forwarded_allow_ips, cfg.forwarded_allow_networks()
+    for ip, trusted in [('10.1.2.3', True), ('127.0.0.1', True), ('192.0.2.7', False)]:
+        assert matches(ip, allowed, networks) is trusted
+        assert matches(ip, allowed, networks) is trusted  # kept: not parsed again
+    assert calls == ['10.1.2.3', '127.0.0.1', '192.0.2.7']
+    # another list is another answer, never the first list's
+    assert matches('192.0.2.7', ['*'], []) is True
+    assert matches('not an address', allowed, networks) is False
+    # bounded: past PEERS_KEPT addresses it starts again
+    monkeypatch.setattr(speedups, 'PEERS_KEPT', 2)
+    few = speedups.allow_list_match(match)
+    for ip in ('10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.1'):
+        assert few(ip, allowed, networks) is True
+    assert calls[-4:] == ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.1']
