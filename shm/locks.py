@@ -36,6 +36,15 @@ _PID, _SLOT, _AT = 0, 1, 2
 LIVE_HOLDER_S = 5.0
 _FIRST_NAP_S, _LONGEST_NAP_S = 0.0002, 0.005
 _sleep = None  # set by `cooperative()`: a sleep that yields to other requests
+_pid = os.getpid()  # PERF: a system call per stamp otherwise; kept true across forks
+
+
+def _forked():
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def cooperative(sleep=time.sleep):
@@ -83,7 +92,7 @@ class StripedLocks:
         at = self.base + stripe * _WORDS
         self.words[at + _SLOT] = self.slot
         self.words[at + _AT] = time.monotonic_ns()
-        self.words[at + _PID] = os.getpid()  # ORDER: stamp after acquiring
+        self.words[at + _PID] = _pid  # ORDER: stamp after acquiring
 
     def _wait(self, sem, stripe, timeout):
         start = time.monotonic()
