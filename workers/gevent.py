@@ -135,6 +135,14 @@ class ClientSocket:
             return
         _linger(sock)
 
+    # PERF: what Gunicorn calls for every request, without `__getattr__`'s failed
+    # lookup first
+    def gettimeout(self):
+        return self.sock.gettimeout()
+
+    def settimeout(self, timeout):
+        self.sock.settimeout(timeout)
+
     def __getattr__(self, name):
         return getattr(self.sock, name)
 
