@@ -19,10 +19,17 @@ timer only to wait.
 _GEVENT_SOCKET = 'gevent._socket3'
 
 
+def _raw(sock):
+    """The non-blocking socket a gevent TCP socket wraps, or None for any other."""
+    if type(sock).__module__ != _GEVENT_SOCKET:
+        return None
+    return getattr(sock, '_sock', None)
+
+
 def sender(sock):
     """``sock.sendall``, or its equivalent without the per-call overhead."""
-    raw = getattr(sock, '_sock', None)
-    if raw is None or type(sock).__module__ != _GEVENT_SOCKET:
+    raw = _raw(sock)
+    if raw is None:
         return sock.sendall
     slow = sock.sendall
 
@@ -41,8 +48,8 @@ def receiver(sock):
     """For a gevent TCP socket, ``recv(size)`` without waiting: the bytes (b''
     when the peer closed), or None when nothing has arrived; None for any other
     socket (a thread's, or TLS), which has no such read."""
-    raw = getattr(sock, '_sock', None)
-    if raw is None or type(sock).__module__ != _GEVENT_SOCKET:
+    raw = _raw(sock)
+    if raw is None:
         return None
 
     def recv(size):

@@ -88,7 +88,9 @@ class OneSendResponse(wsgi.Response):
         ):
             super().write(arg)
             return
-        self.headers_sent = True  # ORDER: what `send_headers` would have sent
+        # NOTE: marked sent before the send: a send that fails part-way must not
+        # be followed by another response on the same connection
+        self.headers_sent = True
         self.sent = len(arg)
         self.sock.sendall(self._head() + arg)
 
